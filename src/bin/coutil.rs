@@ -1,0 +1,66 @@
+//! The `coutil` command: Lua 5.4 with the library built in. All of its
+//! behaviour (options, REPL, error reports) is the Lua console chunk
+//! `src/lua/console.lua`; this file only makes the state, preloads the
+//! library and hands the command line to that chunk.
+
+use std::ffi::{CString, c_int};
+use std::os::unix::ffi::OsStrExt;
+
+use coutil::lua::ffi;
+
+const CONSOLE: &str = include_str!("../lua/console.lua");
+
+unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by lua_pcall as the message handler.
+    unsafe {
+        let msg = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
+        ffi::luaL_traceback(l, l, msg, 1);
+    }
+    1
+}
+
+fn main() {
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_else(|_| c"?".to_owned()))
+        .collect();
+    // SAFETY: a fresh state used only by this thread; every string passed
+    // is NUL-terminated and outlives the call.
+    let status = unsafe {
+        let l = ffi::luaL_newstate();
+        if l.is_null() {
+            eprintln!("coutil: cannot create state: not enough memory");
+            std::process::exit(1);
+        }
+        ffi::luaL_openlibs(l);
+        coutil::preload(l);
+        ffi::lua_pushcfunction(l, traceback);
+        let loaded = ffi::luaL_loadbufferx(l, CONSOLE.as_ptr().cast(), CONSOLE.len(), c"=coutil".as_ptr(), c"t".as_ptr());
+        let ok = loaded == ffi::LUA_OK && {
+            ffi::luaL_checkstack(l, args.len() as c_int + 1, c"too many arguments".as_ptr());
+            for a in &args {
+                ffi::lua_pushstring(l, a.as_ptr());
+            }
+            ffi::lua_pcall(l, args.len() as c_int, 1, 1) == ffi::LUA_OK
+        };
+        let status = if ok {
+            // The console returns the exit status (true/false or a number).
+            match ffi::lua_type(l, -1) {
+                ffi::LUA_TNUMBER => ffi::lua_tointeger(l, -1) as i32,
+                ffi::LUA_TBOOLEAN if ffi::lua_toboolean(l, -1) == 0 => 1,
+                _ => 0,
+            }
+        } else {
+            let msg = ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+            let text = if msg.is_null() {
+                "(error object is not a string)".into()
+            } else {
+                std::ffi::CStr::from_ptr(msg).to_string_lossy()
+            };
+            eprintln!("coutil: {text}");
+            1
+        };
+        ffi::lua_close(l);
+        status
+    };
+    std::process::exit(status);
+}

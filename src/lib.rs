@@ -1,0 +1,106 @@
+//! Coutil: multithreading and non-blocking OS access for Lua 5.4.
+//!
+//! This crate builds two things from one source (design §1, §7):
+//! `coutil.so`, a native module for a host `lua5.4` (feature `module`),
+//! and the `coutil` command with Lua built in (feature `vendored`). Each
+//! Lua module has a `luaopen_coutil_*` entry point here; [`preload`]
+//! registers them all in `package.preload` for embedding.
+//!
+//! Layers: `lua` (binding layer: argument checks, userdata classes, the
+//! await protocol), `runtime` (the event loop, Lua-agnostic), and the
+//! Lua-facing modules (`system`, `memory`, the pure-Lua modules embedded
+//! from `src/lua/coutil/*.lua`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod lua;
+pub mod memory;
+pub mod runtime;
+pub mod system;
+
+use std::ffi::{CStr, c_int};
+
+use lua::{Lua, ffi};
+
+/// Loads an embedded Lua module chunk and runs it; returns its result.
+///
+/// # Safety
+/// `l` must be the state of the running C function call.
+unsafe fn open_embedded(l: *mut ffi::lua_State, name: &CStr, source: &str) -> c_int {
+    // SAFETY: loads and calls a chunk of ours; errors propagate as Lua
+    // errors from this C function, with no Rust value alive.
+    unsafe {
+        if ffi::luaL_loadbufferx(l, source.as_ptr().cast(), source.len(), name.as_ptr(), c"t".as_ptr()) != ffi::LUA_OK {
+            ffi::lua_error(l);
+        }
+        ffi::lua_callk(l, 0, 1, 0, None);
+    }
+    1
+}
+
+macro_rules! embedded {
+    ($fn:ident, $chunk:literal, $file:literal) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $fn(l: *mut ffi::lua_State) -> c_int {
+            // SAFETY: called by `require` as a C function.
+            unsafe { open_embedded(l, $chunk, include_str!(concat!("lua/coutil/", $file))) }
+        }
+    };
+}
+
+embedded!(luaopen_coutil_event, c"=coutil.event", "event.lua");
+embedded!(luaopen_coutil_queued, c"=coutil.queued", "queued.lua");
+embedded!(luaopen_coutil_mutex, c"=coutil.mutex", "mutex.lua");
+embedded!(luaopen_coutil_promise, c"=coutil.promise", "promise.lua");
+embedded!(luaopen_coutil_spawn, c"=coutil.spawn", "spawn.lua");
+
+/// `require "coutil.system"`
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_system(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    system::open(unsafe { Lua::from_raw(l) })
+}
+
+/// `require "coutil.memory"`
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_memory(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    memory::open(unsafe { Lua::from_raw(l) })
+}
+
+/// `require "memory"`: the same table as `coutil.memory`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_memory(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: luaL_requiref reuses package.loaded["coutil.memory"] if set.
+    unsafe { ffi::luaL_requiref(l, c"coutil.memory".as_ptr(), luaopen_coutil_memory, 0) };
+    1
+}
+
+/// Every module of the library: `require` name and entry point.
+pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
+    (c"coutil.system", luaopen_coutil_system),
+    (c"coutil.event", luaopen_coutil_event),
+    (c"coutil.queued", luaopen_coutil_queued),
+    (c"coutil.mutex", luaopen_coutil_mutex),
+    (c"coutil.promise", luaopen_coutil_promise),
+    (c"coutil.spawn", luaopen_coutil_spawn),
+    (c"coutil.memory", luaopen_coutil_memory),
+    (c"memory", luaopen_memory),
+];
+
+/// Registers every module in `package.preload` of state `l`.
+///
+/// # Safety
+/// `l` must be a valid state with the `package` library open, and enough
+/// stack space for 3 values.
+pub unsafe fn preload(l: *mut ffi::lua_State) {
+    // SAFETY: plain table operations on package.preload.
+    unsafe {
+        ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
+        for (name, open) in MODULES {
+            ffi::lua_pushcfunction(l, *open);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        ffi::lua_pop(l, 1);
+    }
+}

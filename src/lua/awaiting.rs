@@ -1,0 +1,274 @@
+//! The await protocol (design §4): how a coroutine waits for a loop
+//! operation and how the loop resumes it.
+//!
+//! An await function arms an operation for the running coroutine and
+//! yields with `lua_yieldk`, the operation id as continuation context. The
+//! loop resumes the coroutine with a private token (a light userdata only
+//! this module knows) followed by the results; the continuation sees the
+//! token, drops it and returns the results. Anything else means the script
+//! resumed the coroutine itself: the continuation cancels the operation
+//! and returns exactly the values given to `coroutine.resume`.
+//!
+//! The registry reference that keeps a waiting coroutine alive is taken
+//! when the operation is armed and dropped when it is delivered or
+//! cancelled, so once an await returns the library holds no reference.
+//!
+//! Two reuse rules keep the ordering contracts of spec/loop-time.md:
+//! * a coroutine that awaits again while the loop is delivering its
+//!   operation reuses that operation (same slot, same reference, and an
+//!   idle wait keeps its place in the idle list);
+//! * a coroutine that awaits again while its cancelled operation is still
+//!   closing gets that operation back, armed only in the closing phase.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::{Error, Lua, ffi, raise};
+use crate::runtime::{Loop, OpId, Outcome, Wait};
+
+/// Pushes the results of a completed operation on the coroutine's stack
+/// (after the token) and returns how many.
+pub type Deliver = fn(co: Lua, outcome: Option<Outcome>) -> c_int;
+
+/// What the loop keeps of a waiting coroutine.
+pub struct Waiter {
+    thread: *mut ffi::lua_State,
+    /// Registry reference to the thread, or `LUA_NOREF` after cancelling.
+    key: c_int,
+    deliver: Deliver,
+}
+
+/// The loop of a Lua state, as stored in its userdata.
+pub struct SysLoop {
+    pub ops: RefCell<Loop<Waiter>>,
+    /// The operation being delivered, for the reuse rule.
+    delivering: Cell<Option<OpId>>,
+}
+
+/// What an await function's body decided.
+pub enum Await {
+    /// Finished without waiting (e.g. blocking mode): this many results.
+    Done(c_int),
+    /// Yield until the operation completes.
+    Yield(OpId),
+}
+
+static TOKEN: u8 = 0;
+static LOOP_KEY: u8 = 0;
+
+fn token() -> *mut c_void {
+    &TOKEN as *const u8 as *mut c_void
+}
+
+/// The loop of `lua`'s state, created on first use and kept in the
+/// registry (its userdata is never moved, so the reference stays valid as
+/// long as the state lives). Pushes nothing.
+pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
+    let l = lua.raw();
+    // SAFETY: registry access with a private light userdata key; the block
+    // stored there is always a SysLoop made below and lives until the state
+    // closes (the registry keeps it), after every Lua function call.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &LOOP_KEY as *const u8 as *const c_void);
+        let p = ffi::lua_touserdata(l, -1) as *mut SysLoop;
+        ffi::lua_pop(l, 1);
+        if !p.is_null() {
+            return &*p;
+        }
+        let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<SysLoop>(), 0) as *mut SysLoop;
+        p.write(SysLoop { ops: RefCell::new(Loop::new()), delivering: Cell::new(None) });
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushcfunction(l, loop_gc);
+        ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        ffi::lua_setmetatable(l, -2);
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, &LOOP_KEY as *const u8 as *const c_void);
+        &*p
+    }
+}
+
+unsafe extern "C-unwind" fn loop_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: only set as `__gc` of the SysLoop userdata, which is not
+    // reachable from Lua, so this runs once, when the state closes.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut SysLoop;
+        if !p.is_null() {
+            let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(p)));
+        }
+    }
+    0
+}
+
+/// Raises `unable to yield` unless the running coroutine can yield.
+pub fn require_coroutine(lua: Lua) -> Result<(), Error> {
+    if lua.is_yieldable() { Ok(()) } else { Err(Error::msg("unable to yield")) }
+}
+
+/// Arms `wait` for the running coroutine, which must be yieldable; the
+/// caller then returns `Await::Yield` with the id.
+pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId, Error> {
+    let thread = lua.raw();
+    if let Some(id) = sl.delivering.get() {
+        let mut ops = sl.ops.borrow_mut();
+        if ops.is_delivering(id) && ops.waiter(id).is_some_and(|w| w.thread == thread) {
+            if let Some(w) = ops.waiter_mut(id) {
+                w.deliver = deliver;
+            }
+            ops.arm(id, wait).map_err(|e| Error::msg(e.to_string()))?;
+            return Ok(id);
+        }
+    }
+    let closing = sl.ops.borrow().find_closing(|w| w.thread == thread);
+    let key = reference_thread(lua);
+    let mut ops = sl.ops.borrow_mut();
+    match closing {
+        Some(id) => {
+            if let Some(w) = ops.waiter_mut(id) {
+                w.key = key;
+                w.deliver = deliver;
+            }
+            ops.defer(id, wait);
+            Ok(id)
+        }
+        None => {
+            let id = ops.alloc(Waiter { thread, key, deliver });
+            if let Err(e) = ops.arm(id, wait) {
+                ops.cancel(id);
+                drop(ops);
+                cancel(lua, sl, id);
+                return Err(Error::msg(e.to_string()));
+            }
+            Ok(id)
+        }
+    }
+}
+
+fn reference_thread(lua: Lua) -> c_int {
+    // SAFETY: pushes the running thread and stores it in the registry.
+    unsafe {
+        ffi::lua_pushthread(lua.raw());
+        ffi::luaL_ref(lua.raw(), ffi::LUA_REGISTRYINDEX)
+    }
+}
+
+fn unreference(lua: Lua, key: c_int) {
+    // SAFETY: `key` is a registry reference taken by `reference_thread`
+    // (or LUA_NOREF, which luaL_unref ignores).
+    unsafe { ffi::luaL_unref(lua.raw(), ffi::LUA_REGISTRYINDEX, key) }
+}
+
+/// Cancels `id` after an explicit resume and drops its reference.
+fn cancel(lua: Lua, sl: &SysLoop, id: OpId) {
+    let key = {
+        let mut ops = sl.ops.borrow_mut();
+        if !ops.cancel(id) {
+            return;
+        }
+        ops.waiter_mut(id).map_or(ffi::LUA_NOREF, |w| std::mem::replace(&mut w.key, ffi::LUA_NOREF))
+    };
+    unreference(lua, key);
+}
+
+/// Runs an await function's body and yields or raises as it decided.
+///
+/// # Safety
+/// `l` must be the state of the running C function call.
+pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Result<Await, Error>) -> c_int {
+    // SAFETY: `l` is the running state.
+    let lua = unsafe { Lua::from_raw(l) };
+    let decided = match catch_unwind(AssertUnwindSafe(|| body(lua))) {
+        Ok(decided) => decided,
+        Err(payload) => {
+            drop(payload);
+            Err(Error::msg("internal error in coutil (panic)"))
+        }
+    };
+    match decided {
+        Ok(Await::Done(n)) => n,
+        // SAFETY: only plain data is alive; lua_yieldk longjmps out of this
+        // frame and the continuation takes over.
+        Ok(Await::Yield(id)) => unsafe {
+            ffi::lua_settop(l, 0);
+            ffi::lua_yieldk(l, 0, id.to_bits() as ffi::lua_KContext, Some(continuation))
+        },
+        // SAFETY: the body's values are dropped (see `raise`).
+        Err(e) => unsafe { raise(l, e) },
+    }
+}
+
+unsafe extern "C-unwind" fn continuation(l: *mut ffi::lua_State, _status: c_int, ctx: ffi::lua_KContext) -> c_int {
+    // SAFETY: Lua calls the continuation with the resumed state, whose
+    // stack holds exactly the values given to the resume.
+    unsafe {
+        if ffi::lua_gettop(l) >= 1 && ffi::lua_touserdata(l, 1) == token() {
+            ffi::lua_remove(l, 1);
+            return ffi::lua_gettop(l);
+        }
+        let lua = Lua::from_raw(l);
+        let id = OpId::from_bits(ctx as u64);
+        let _ = catch_unwind(AssertUnwindSafe(|| cancel(lua, state_loop(lua), id)));
+        ffi::lua_gettop(l)
+    }
+}
+
+/// Makes a `lua_CFunction` from an await body `fn(Lua) -> Result<Await, Error>`.
+#[macro_export]
+macro_rules! afn {
+    ($f:path) => {{
+        unsafe extern "C-unwind" fn wrapper(l: *mut $crate::lua::ffi::lua_State) -> ::std::ffi::c_int {
+            // SAFETY: Lua calls this as a C function with its running state.
+            unsafe { $crate::lua::awaiting::entry(l, $f) }
+        }
+        wrapper as $crate::lua::ffi::lua_CFunction
+    }};
+}
+
+/// Resumes the coroutine of operation `id`, taken for delivery, from the
+/// thread `main` that runs the loop. Errors of the coroutine become
+/// warnings. The operation is released unless the coroutine armed it again.
+pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
+    let (thread, deliver) = match sl.ops.borrow().waiter(id) {
+        Some(w) => (w.thread, w.deliver),
+        None => return,
+    };
+    // SAFETY: the registry reference keeps `thread` alive while the
+    // operation is armed; it is only resumed if it is suspended (a
+    // coroutine closed by `coroutine.close` is dead and skipped).
+    unsafe {
+        if ffi::lua_status(thread) == ffi::LUA_YIELD && ffi::lua_checkstack(thread, 8) != 0 {
+            let co = Lua::from_raw(thread);
+            let outcome = sl.ops.borrow_mut().take_outcome(id);
+            co.push_light(token());
+            let n = deliver(co, outcome);
+            sl.delivering.set(Some(id));
+            let mut nres = 0;
+            let status = ffi::lua_resume(thread, main.raw(), 1 + n, &mut nres);
+            sl.delivering.set(None);
+            if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+                ffi::lua_pop(thread, nres);
+            } else {
+                let mut text = b"[coutil] system.run: ".to_vec();
+                match co.to_bytes(-1) {
+                    Some(msg) if ffi::lua_type(thread, -1) == ffi::LUA_TSTRING || ffi::lua_type(thread, -1) == ffi::LUA_TNUMBER => {
+                        text.extend_from_slice(msg)
+                    }
+                    _ => text.extend_from_slice(b"(error object is not a string)"),
+                }
+                ffi::lua_pop(thread, 1);
+                main.warn(&text);
+            }
+        }
+    }
+    let released = sl.ops.borrow_mut().finish(id);
+    if let Some(w) = released {
+        unreference(main, w.key);
+    }
+}
+
+/// The closing phase: drops the references of released operations.
+pub fn close_pending(main: Lua, sl: &SysLoop) {
+    let released = sl.ops.borrow_mut().close_pending();
+    for w in released {
+        unreference(main, w.key);
+    }
+}

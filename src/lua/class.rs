@@ -1,0 +1,91 @@
+//! Userdata classes: a Rust value inside a full userdata, with a metatable
+//! registered under the class `__name` (`coutil:file`, …).
+//!
+//! The userdata holds an `Option<T>`: `None` once the value was dropped by
+//! `__gc` (or taken by a `close` method), so a resurrected or closed object
+//! is never used after its destructor ran. The metatable has `__name`,
+//! `__index` (the methods), `__gc` (drops the value) and any extra
+//! metamethods the class lists (`__close`, `__tostring`, `__len`, …).
+
+use std::ffi::{CStr, c_int};
+
+use super::{Error, Lua, Reg, ffi};
+
+pub struct Class {
+    /// `__name`, also the type name in argument errors.
+    pub name: &'static CStr,
+    /// Functions of `__index`.
+    pub methods: &'static [Reg],
+    /// Other metamethods, e.g. `(c"__close", close)`.
+    pub meta: &'static [Reg],
+}
+
+/// A Rust type stored in userdata of one class.
+pub trait Object: Sized + 'static {
+    const CLASS: &'static Class;
+}
+
+/// Pushes the metatable of `T`'s class, creating it on first use.
+pub fn push_metatable<T: Object>(lua: Lua) {
+    let class = T::CLASS;
+    let l = lua.raw();
+    // SAFETY: plain stack operations on a valid state; luaL_newmetatable
+    // sets `__name` itself.
+    unsafe {
+        if ffi::luaL_newmetatable(l, class.name.as_ptr()) != 0 {
+            lua.push_functions(class.methods, false);
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            ffi::lua_pushcfunction(l, gc::<T>);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            for (name, f) in class.meta {
+                ffi::lua_pushcfunction(l, *f);
+                ffi::lua_setfield(l, -2, name.as_ptr());
+            }
+        }
+    }
+}
+
+/// Pushes a new object holding `value`; returns a reference to its slot,
+/// valid while the object is alive.
+pub fn push<'a, T: Object>(lua: Lua, value: T) -> &'a mut Option<T> {
+    let l = lua.raw();
+    // SAFETY: the new userdata block is sized and aligned for Option<T>
+    // (Lua aligns userdata for any standard type; Object types need at most
+    // 16-byte alignment, checked below) and is initialised before use.
+    unsafe {
+        const { assert!(std::mem::align_of::<Option<T>>() <= 16) };
+        let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<Option<T>>(), 1) as *mut Option<T>;
+        p.write(Some(value));
+        push_metatable::<T>(lua);
+        ffi::lua_setmetatable(l, -2);
+        &mut *p
+    }
+}
+
+/// The slot of the object at `i` if it belongs to `T`'s class.
+pub fn test<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
+    // SAFETY: luaL_testudata checks the metatable, so the block was made by
+    // `push::<T>` and holds an initialised Option<T>.
+    unsafe {
+        let p = ffi::luaL_testudata(lua.raw(), i, T::CLASS.name.as_ptr()) as *mut Option<T>;
+        p.as_mut()
+    }
+}
+
+/// Like [`test`], or the argument error `<class> expected, got <type>`.
+pub fn check<'a, T: Object>(lua: Lua, i: c_int) -> Result<&'a mut Option<T>, Error> {
+    test::<T>(lua, i).ok_or(Error::Type(i, T::CLASS.name))
+}
+
+unsafe extern "C-unwind" fn gc<T: Object>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this with a valid state.
+    let lua = unsafe { Lua::from_raw(l) };
+    // `__gc` can be called by hand with any value: only drop our own.
+    if let Some(slot) = test::<T>(lua, 1) {
+        let value = slot.take();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value))).is_err() {
+            lua.warn(b"[coutil] gc: internal error (panic)");
+        }
+    }
+    0
+}

@@ -1,0 +1,151 @@
+//! The `false, message, code` failure triple of OS-level failures.
+//!
+//! Messages are libuv's `uv_strerror` texts, which Coutil scripts compare
+//! against; `code` is the negated libuv error number: `errno` itself on
+//! POSIX, and libuv's own numbers for errors that have no `errno`
+//! (spec/README.md §4).
+
+use std::ffi::c_int;
+use std::io;
+
+use super::Lua;
+
+/// libuv's end-of-file pseudo error.
+pub const EOF: i32 = 4095;
+/// libuv's catch-all error.
+pub const UNKNOWN: i32 = 4094;
+/// First of libuv's getaddrinfo errors (`EAI_ADDRFAMILY`).
+pub const EAI_BASE: i32 = 3000;
+
+/// The error number of an `io::Error` as Coutil reports it.
+pub fn code_of(e: &io::Error) -> i32 {
+    if let Some(n) = e.raw_os_error() {
+        return n;
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => EOF,
+        io::ErrorKind::WouldBlock => libc::EAGAIN,
+        io::ErrorKind::Interrupted => libc::EINTR,
+        io::ErrorKind::InvalidInput => libc::EINVAL,
+        io::ErrorKind::Unsupported => libc::ENOTSUP,
+        io::ErrorKind::OutOfMemory => libc::ENOMEM,
+        _ => UNKNOWN,
+    }
+}
+
+/// Pushes `false, text, code` for error number `code`; returns 3.
+pub fn push(lua: Lua, code: i32) -> c_int {
+    lua.push_bool(false);
+    lua.push_bytes(text(code).as_bytes());
+    lua.push_integer(code as i64);
+    3
+}
+
+/// Pushes the failure triple of an `io::Error`; returns 3.
+pub fn push_io(lua: Lua, e: &io::Error) -> c_int {
+    push(lua, code_of(e))
+}
+
+/// libuv's message for error number `code`.
+pub fn text(code: i32) -> &'static str {
+    use libc::*;
+    match code {
+        EOF => "end of file",
+        UNKNOWN => "unknown error",
+        3000 => "address family not supported",
+        3001 => "temporary failure",
+        3002 => "bad ai_flags value",
+        3003 => "request canceled",
+        3004 => "permanent failure",
+        3005 => "ai_family not supported",
+        3006 => "out of memory",
+        3007 => "no address",
+        3008 => "unknown node or service",
+        3009 => "argument buffer overflow",
+        3010 => "service not available for socket type",
+        3011 => "socket type not supported",
+        3013 => "invalid value for hints",
+        3014 => "resolved protocol is unknown",
+        E2BIG => "argument list too long",
+        EACCES => "permission denied",
+        EADDRINUSE => "address already in use",
+        EADDRNOTAVAIL => "address not available",
+        EAFNOSUPPORT => "address family not supported",
+        EAGAIN => "resource temporarily unavailable",
+        EALREADY => "connection already in progress",
+        EBADF => "bad file descriptor",
+        EBUSY => "resource busy or locked",
+        ECANCELED => "operation canceled",
+        ECONNABORTED => "software caused connection abort",
+        ECONNREFUSED => "connection refused",
+        ECONNRESET => "connection reset by peer",
+        EDESTADDRREQ => "destination address required",
+        EEXIST => "file already exists",
+        EFAULT => "bad address in system call argument",
+        EFBIG => "file too large",
+        EHOSTDOWN => "host is down",
+        EHOSTUNREACH => "host is unreachable",
+        EILSEQ => "illegal byte sequence",
+        EINTR => "interrupted system call",
+        EINVAL => "invalid argument",
+        EIO => "i/o error",
+        EISCONN => "socket is already connected",
+        EISDIR => "illegal operation on a directory",
+        ELOOP => "too many symbolic links encountered",
+        EMFILE => "too many open files",
+        EMLINK => "too many links",
+        EMSGSIZE => "message too long",
+        ENAMETOOLONG => "name too long",
+        ENETDOWN => "network is down",
+        ENETUNREACH => "network is unreachable",
+        ENFILE => "file table overflow",
+        ENOBUFS => "no buffer space available",
+        ENODATA => "no data available",
+        ENODEV => "no such device",
+        ENOENT => "no such file or directory",
+        ENOMEM => "not enough memory",
+        ENONET => "machine is not on the network",
+        ENOPROTOOPT => "protocol not available",
+        ENOSPC => "no space left on device",
+        ENOSYS => "function not implemented",
+        ENOTCONN => "socket is not connected",
+        ENOTDIR => "not a directory",
+        ENOTEMPTY => "directory not empty",
+        ENOTSOCK => "socket operation on non-socket",
+        ENOTSUP => "operation not supported on socket",
+        ENOTTY => "inappropriate ioctl for device",
+        ENXIO => "no such device or address",
+        EOVERFLOW => "value too large for defined data type",
+        EPERM => "operation not permitted",
+        EPIPE => "broken pipe",
+        EPROTO => "protocol error",
+        EPROTONOSUPPORT => "protocol not supported",
+        EPROTOTYPE => "protocol wrong type for socket",
+        ERANGE => "result too large",
+        EREMOTEIO => "remote I/O error",
+        EROFS => "read-only file system",
+        ESHUTDOWN => "cannot send after transport endpoint shutdown",
+        ESOCKTNOSUPPORT => "socket type not supported",
+        ESPIPE => "invalid seek",
+        ESRCH => "no such process",
+        ETIMEDOUT => "connection timed out",
+        ETXTBSY => "text file is busy",
+        EXDEV => "cross-device link not permitted",
+        EUNATCH => "protocol driver not attached",
+        _ => "unknown error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_relied_upon_by_scripts() {
+        assert_eq!(text(libc::ENOENT), "no such file or directory");
+        assert_eq!(text(libc::ECANCELED), "operation canceled");
+        assert_eq!(text(EOF), "end of file");
+        assert_eq!(text(3008), "unknown node or service");
+        assert_eq!(code_of(&io::Error::from_raw_os_error(libc::EPIPE)), 32);
+    }
+}

@@ -1,0 +1,147 @@
+//! The binding layer: raw Lua C API functions written in Rust.
+//!
+//! Every function the library exports is a `lua_CFunction` made with
+//! [`cfn!`] from a plain Rust function `fn(Lua) -> Ret`. The body checks its
+//! arguments with the [`Lua`] helpers, which return `Result`s; the error is
+//! raised by [`entry`] only after the body has returned, so no Rust value
+//! with a destructor is alive when Lua longjmps (the *longjmp rule*). Panics
+//! are caught there too and become Lua errors.
+//!
+//! The messages are made by the real `luaL_argerror`/`luaL_typeerror`, so
+//! they are exactly those of the Lua 5.4 auxiliary library, including the
+//! function name taken from the call info and the `calling 'm' on bad self`
+//! form for methods.
+
+pub mod awaiting;
+pub mod class;
+pub mod fail;
+mod state;
+
+use std::borrow::Cow;
+use std::ffi::{CStr, c_char, c_int};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use mlua_sys as ffi;
+pub use state::Lua;
+
+unsafe extern "C-unwind" {
+    // Part of the Lua 5.4 auxiliary library, not declared by mlua-sys.
+    fn luaL_typeerror(l: *mut ffi::lua_State, arg: c_int, tname: *const c_char) -> c_int;
+}
+
+/// A raised Lua error, described with plain data until it is raised.
+#[derive(Debug)]
+pub enum Error {
+    /// `bad argument #n to 'f' (<text>)`.
+    Arg(c_int, Cow<'static, [u8]>),
+    /// `bad argument #n to 'f' (<what> expected, got <type>)`.
+    Type(c_int, &'static CStr),
+    /// A plain message, without position information.
+    Msg(Cow<'static, [u8]>),
+    /// The error value is already on top of the stack.
+    Value,
+}
+
+impl Error {
+    pub fn arg(n: c_int, text: impl Into<Cow<'static, str>>) -> Error {
+        Error::Arg(n, cow_bytes(text.into()))
+    }
+    pub fn msg(text: impl Into<Cow<'static, str>>) -> Error {
+        Error::Msg(cow_bytes(text.into()))
+    }
+    /// `unknown mode char (got '<c>')` for argument `n`; the raw byte is kept.
+    pub fn mode_char(n: c_int, c: u8) -> Error {
+        let mut text = b"unknown mode char (got '".to_vec();
+        text.push(c);
+        text.extend_from_slice(b"')");
+        Error::Arg(n, Cow::Owned(text))
+    }
+}
+
+fn cow_bytes(s: Cow<'static, str>) -> Cow<'static, [u8]> {
+    match s {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    }
+}
+
+/// The result of a Lua-facing function: the number of results it pushed.
+pub type Ret = Result<c_int, Error>;
+
+/// Runs `body` for a C function call and raises its error, if any, once the
+/// body's frame is gone. Never returns across a panic.
+///
+/// # Safety
+/// `l` must be the state of the running C function call.
+pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Ret) -> c_int {
+    // SAFETY: `l` is the running state, as the caller promises.
+    let lua = unsafe { Lua::from_raw(l) };
+    let result = match catch_unwind(AssertUnwindSafe(|| body(lua))) {
+        Ok(result) => result,
+        Err(payload) => {
+            drop(payload);
+            Err(Error::msg("internal error in coutil (panic)"))
+        }
+    };
+    match result {
+        Ok(n) => n,
+        // SAFETY: every Rust value of the body has been dropped; `raise`
+        // only holds the error, which it drops before longjmp.
+        Err(e) => unsafe { raise(l, e) },
+    }
+}
+
+/// Raises `e` as a Lua error. The error is pushed and dropped first, so the
+/// longjmp skips no destructor.
+///
+/// # Safety
+/// `l` must be the state of the running C function call.
+pub unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
+    enum Plain {
+        Arg(c_int),
+        Type(c_int, &'static CStr),
+        Msg,
+    }
+    // SAFETY: pushing strings onto the running state; these may only fail
+    // with a memory error, which longjmps while `e` still owns its text:
+    // a leak in an out-of-memory case, never unsoundness.
+    let plain = unsafe {
+        match &e {
+            Error::Arg(n, text) => {
+                ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+                Plain::Arg(*n)
+            }
+            Error::Type(n, what) => Plain::Type(*n, what),
+            Error::Msg(text) => {
+                ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+                Plain::Msg
+            }
+            Error::Value => Plain::Msg,
+        }
+    };
+    drop(e);
+    // SAFETY: only plain data is alive in this frame; the functions below
+    // longjmp out of it.
+    unsafe {
+        match plain {
+            Plain::Arg(n) => ffi::luaL_argerror(l, n, ffi::lua_tostring(l, -1)),
+            Plain::Type(n, what) => luaL_typeerror(l, n, what.as_ptr()),
+            Plain::Msg => ffi::lua_error(l),
+        }
+    }
+}
+
+/// Makes a `lua_CFunction` from a `fn(Lua) -> Ret`.
+#[macro_export]
+macro_rules! cfn {
+    ($f:path) => {{
+        unsafe extern "C-unwind" fn wrapper(l: *mut $crate::lua::ffi::lua_State) -> ::std::ffi::c_int {
+            // SAFETY: Lua calls this as a C function with its running state.
+            unsafe { $crate::lua::entry(l, $f) }
+        }
+        wrapper as $crate::lua::ffi::lua_CFunction
+    }};
+}
+
+/// One Lua-visible function of a module or class: name and C function.
+pub type Reg = (&'static CStr, ffi::lua_CFunction);

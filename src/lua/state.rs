@@ -1,0 +1,205 @@
+//! `Lua`: the running state of a C function call, with safe helpers for
+//! the stack operations the API files need.
+//!
+//! A `Lua` is only made by [`super::entry`] (or by the loop for a coroutine
+//! it resumes), so its pointer is valid for as long as the value lives. The
+//! helpers never raise errors themselves except on memory exhaustion, which
+//! Lua reports by longjmp; callers keep only plain data alive across them.
+
+use std::ffi::{CStr, c_int, c_void};
+
+use super::{Error, Reg, ffi};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Lua {
+    l: *mut ffi::lua_State,
+}
+
+impl Lua {
+    /// # Safety
+    /// `l` must be a valid state that stays valid while the value is used.
+    pub unsafe fn from_raw(l: *mut ffi::lua_State) -> Lua {
+        Lua { l }
+    }
+
+    pub fn raw(self) -> *mut ffi::lua_State {
+        self.l
+    }
+
+    // SAFETY (for every method below): `self.l` is valid (see `from_raw`);
+    // each call only reads or pushes stack values, within the
+    // LUA_MINSTACK slots guaranteed to a C function unless stated.
+
+    pub fn top(self) -> c_int {
+        // SAFETY: see above.
+        unsafe { ffi::lua_gettop(self.l) }
+    }
+
+    pub fn set_top(self, n: c_int) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_settop(self.l, n) }
+    }
+
+    pub fn type_of(self, i: c_int) -> c_int {
+        // SAFETY: see above.
+        unsafe { ffi::lua_type(self.l, i) }
+    }
+
+    pub fn is_none_or_nil(self, i: c_int) -> bool {
+        self.type_of(i) <= ffi::LUA_TNIL
+    }
+
+    pub fn is_yieldable(self) -> bool {
+        // SAFETY: see above.
+        unsafe { ffi::lua_isyieldable(self.l) != 0 }
+    }
+
+    /// The number at `i`, converting strings as `luaL_checknumber` does.
+    pub fn arg_number(self, i: c_int) -> Result<f64, Error> {
+        let mut ok = 0;
+        // SAFETY: see above.
+        let n = unsafe { ffi::lua_tonumberx(self.l, i, &mut ok) };
+        if ok != 0 { Ok(n) } else { Err(Error::Type(i, c"number")) }
+    }
+
+    pub fn opt_number(self, i: c_int) -> Result<Option<f64>, Error> {
+        if self.is_none_or_nil(i) { Ok(None) } else { self.arg_number(i).map(Some) }
+    }
+
+    /// The integer at `i`, as `luaL_checkinteger` does.
+    pub fn arg_integer(self, i: c_int) -> Result<i64, Error> {
+        let mut ok = 0;
+        // SAFETY: see above.
+        let n = unsafe { ffi::lua_tointegerx(self.l, i, &mut ok) };
+        if ok != 0 {
+            Ok(n)
+        } else if self.arg_number(i).is_ok() {
+            Err(Error::arg(i, "number has no integer representation"))
+        } else {
+            Err(Error::Type(i, c"number"))
+        }
+    }
+
+    pub fn opt_integer(self, i: c_int, default: i64) -> Result<i64, Error> {
+        if self.is_none_or_nil(i) { Ok(default) } else { self.arg_integer(i) }
+    }
+
+    /// The bytes of the string (or number, converted in place) at `i`. The
+    /// slice lives as long as the value stays on the stack.
+    pub fn arg_bytes<'a>(self, i: c_int) -> Result<&'a [u8], Error> {
+        self.to_bytes(i).ok_or(Error::Type(i, c"string"))
+    }
+
+    pub fn opt_bytes<'a>(self, i: c_int) -> Result<Option<&'a [u8]>, Error> {
+        if self.is_none_or_nil(i) { Ok(None) } else { self.arg_bytes(i).map(Some) }
+    }
+
+    /// The bytes of a string or number at `i`, or `None` for other types.
+    pub fn to_bytes<'a>(self, i: c_int) -> Option<&'a [u8]> {
+        let mut len = 0;
+        // SAFETY: see above; Lua keeps the string alive while it is on the
+        // stack, which the caller guarantees for the slice's lifetime.
+        unsafe {
+            let p = ffi::lua_tolstring(self.l, i, &mut len);
+            if p.is_null() { None } else { Some(std::slice::from_raw_parts(p.cast(), len)) }
+        }
+    }
+
+    /// An option name at `i` (as `luaL_checkoption`), its index in `names`.
+    pub fn arg_option(self, i: c_int, names: &[&str], default: Option<usize>) -> Result<usize, Error> {
+        let name = match default {
+            Some(d) if self.is_none_or_nil(i) => return Ok(d),
+            _ => self.arg_bytes(i)?,
+        };
+        match names.iter().position(|n| n.as_bytes() == name) {
+            Some(k) => Ok(k),
+            None => {
+                let mut text = b"invalid option '".to_vec();
+                text.extend_from_slice(name);
+                text.push(b'\'');
+                Err(Error::Arg(i, text.into()))
+            }
+        }
+    }
+
+    pub fn push_nil(self) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_pushnil(self.l) }
+    }
+
+    pub fn push_bool(self, b: bool) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_pushboolean(self.l, b as c_int) }
+    }
+
+    pub fn push_integer(self, n: i64) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_pushinteger(self.l, n) }
+    }
+
+    pub fn push_number(self, n: f64) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_pushnumber(self.l, n) }
+    }
+
+    pub fn push_bytes(self, s: &[u8]) {
+        // SAFETY: see above; Lua copies the bytes.
+        unsafe { ffi::lua_pushlstring(self.l, s.as_ptr().cast(), s.len()) };
+    }
+
+    pub fn push_light(self, p: *mut c_void) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_pushlightuserdata(self.l, p) }
+    }
+
+    pub fn push_value(self, i: c_int) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_pushvalue(self.l, i) }
+    }
+
+    /// Makes sure `n` more values fit on the stack.
+    pub fn check_stack(self, n: c_int) -> Result<(), Error> {
+        // SAFETY: see above.
+        if unsafe { ffi::lua_checkstack(self.l, n) } != 0 {
+            Ok(())
+        } else {
+            Err(Error::msg("stack overflow"))
+        }
+    }
+
+    /// Pushes a new table with the functions of `regs`, each with the value
+    /// on top of the stack as its upvalue when `upvalue` is set (popped).
+    pub fn push_functions(self, regs: &[Reg], upvalue: bool) {
+        // SAFETY: see above; `regs` names are NUL-terminated C strings.
+        unsafe {
+            ffi::lua_createtable(self.l, 0, regs.len() as c_int);
+            for (name, f) in regs {
+                if upvalue {
+                    ffi::lua_pushvalue(self.l, -2);
+                    ffi::lua_pushcclosure(self.l, *f, 1);
+                } else {
+                    ffi::lua_pushcfunction(self.l, *f);
+                }
+                ffi::lua_setfield(self.l, -2, name.as_ptr());
+            }
+            if upvalue {
+                ffi::lua_remove(self.l, -2);
+            }
+        }
+    }
+
+    /// Sets field `name` of the table at `t` to the value on top (popped).
+    pub fn set_field(self, t: c_int, name: &CStr) {
+        // SAFETY: see above.
+        unsafe { ffi::lua_setfield(self.l, t, name.as_ptr()) }
+    }
+
+    /// Emits a warning through `lua_warning` (a single message piece).
+    pub fn warn(self, text: &[u8]) {
+        let mut msg = text.to_vec();
+        msg.retain(|&b| b != 0);
+        msg.push(0);
+        // SAFETY: see above; `msg` is NUL-terminated.
+        unsafe { ffi::lua_warning(self.l, msg.as_ptr().cast(), 0) }
+    }
+}

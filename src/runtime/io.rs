@@ -1,0 +1,160 @@
+//! Readiness and completions: the mio `Poll` of a loop, created on first
+//! use (a loop that only uses timers never opens an epoll descriptor).
+//!
+//! Sources are registered edge-triggered for both directions; an operation
+//! waits for one direction of one source. The protocol of the callers is:
+//! try the system call, and only on `WouldBlock` wait for readiness, then
+//! try again — so an edge that arrives while nobody waits is never needed.
+//!
+//! Worker jobs post their outcome to the loop's [`Inbox`] and wake the poll
+//! with a `mio::Waker`; that is the only cross-thread path into a loop.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::{Events, Poll, Waker};
+
+use super::{OpId, Outcome};
+
+const WAKER: mio::Token = mio::Token(usize::MAX);
+
+/// A registered source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token(usize);
+
+/// The direction an operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Readable,
+    Writable,
+}
+
+#[derive(Default)]
+struct Waiters {
+    reader: Option<OpId>,
+    writer: Option<OpId>,
+}
+
+/// Completed jobs of one loop, filled by worker threads.
+pub struct Inbox {
+    done: Mutex<Vec<(u64, u32, Outcome)>>,
+    waker: Waker,
+}
+
+impl Inbox {
+    pub fn post(&self, op: u64, stamp: u32, outcome: Outcome) {
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).push((op, stamp, outcome));
+        // A failed wake leaves the job for the next poll that wakes anyway.
+        let _ = self.waker.wake();
+    }
+}
+
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    inbox: Arc<Inbox>,
+    sources: Vec<Option<Waiters>>,
+    free: Vec<usize>,
+    count: usize,
+}
+
+impl Reactor {
+    pub fn new() -> std::io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(256),
+            inbox: Arc::new(Inbox { done: Mutex::new(Vec::new()), waker }),
+            sources: Vec::new(),
+            free: Vec::new(),
+            count: 0,
+        })
+    }
+
+    pub fn inbox(&self) -> Arc<Inbox> {
+        self.inbox.clone()
+    }
+
+    /// Number of registered sources.
+    pub fn sources(&self) -> usize {
+        self.count
+    }
+
+    pub fn register(&mut self, source: &mut impl mio::event::Source, _: Interest) -> std::io::Result<Token> {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.sources.push(None);
+            self.sources.len() - 1
+        });
+        let both = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(source, mio::Token(index), both) {
+            self.free.push(index);
+            return Err(e);
+        }
+        self.sources[index] = Some(Waiters::default());
+        self.count += 1;
+        Ok(Token(index))
+    }
+
+    pub fn deregister(&mut self, source: &mut impl mio::event::Source, token: Token) -> std::io::Result<()> {
+        if self.sources.get_mut(token.0).and_then(Option::take).is_some() {
+            self.count -= 1;
+            self.free.push(token.0);
+        }
+        self.poll.registry().deregister(source)
+    }
+
+    pub fn wait(&mut self, token: Token, interest: Interest, op: OpId) {
+        if let Some(Some(w)) = self.sources.get_mut(token.0) {
+            match interest {
+                Interest::Readable => w.reader = Some(op),
+                Interest::Writable => w.writer = Some(op),
+            }
+        }
+    }
+
+    /// Removes `op` from the waiters of its source.
+    pub fn forget(&mut self, op: OpId) {
+        for w in self.sources.iter_mut().flatten() {
+            if w.reader == Some(op) {
+                w.reader = None;
+            }
+            if w.writer == Some(op) {
+                w.writer = None;
+            }
+        }
+    }
+
+    /// Polls once; ready waiters go to `ready`, job outcomes to `done`.
+    pub fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        ready: &mut VecDeque<OpId>,
+        done: &mut Vec<(u64, u32, Outcome)>,
+    ) -> std::io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        for event in self.events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            let Some(Some(w)) = self.sources.get_mut(event.token().0) else { continue };
+            // Errors and hang-ups wake both directions: the retried call
+            // reports them.
+            let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
+            if event.is_readable() || failed {
+                ready.extend(w.reader.take());
+            }
+            if event.is_writable() || failed {
+                ready.extend(w.writer.take());
+            }
+        }
+        // Always drained: wake-ups may coalesce.
+        done.append(&mut self.inbox.done.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(())
+    }
+}

@@ -1,0 +1,446 @@
+//! The event loop. It knows operations, not Lua: an *operation* is a
+//! waiter (whatever the caller stores, for `coutil.system` a suspended
+//! coroutine) and what it waits for: a timer, the next iteration (*idle*),
+//! I/O readiness of a registered source, or the completion of a job on the
+//! worker pool. The driver (`system.run`) takes ready operations one at a
+//! time with `pop_*` and delivers them; no borrow of the loop is held while
+//! it does, because delivering re-enters the loop to arm or cancel.
+//!
+//! One iteration, in libuv's order (the ordering contracts of
+//! spec/loop-time.md depend on it):
+//! 1. update the cached time;
+//! 2. due timers, by due time, ties in arming order;
+//! 3. the idle queue: a pass over the entries present when it starts,
+//!    newest first (LIFO); an operation re-armed as idle while it is being
+//!    delivered keeps its place, new ones wait for the next pass;
+//! 4. poll (mio) for readiness and worker completions, blocking only when
+//!    nothing above is ready; skipped when no source or job exists;
+//! 5. the closing phase: cancelled operations are released, and those
+//!    re-armed while closing are armed now.
+//!
+//! Timers and idle entries are deleted lazily: each arming gets a new
+//! `stamp`, and entries whose stamp is stale are skipped when met.
+
+mod clock;
+mod io;
+pub mod pool;
+mod timer;
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use clock::{epoch_secs, monotonic_ns};
+pub use io::Interest;
+use io::{Inbox, Reactor};
+use timer::Timers;
+
+/// The result a worker job sends back to its loop.
+pub type Outcome = Box<dyn Any + Send>;
+
+/// Identifies an operation: slot index and generation, packed so that it
+/// fits the continuation context of `lua_yieldk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpId {
+    index: u32,
+    generation: u32,
+}
+
+impl OpId {
+    pub fn to_bits(self) -> u64 {
+        (self.generation as u64) << 32 | self.index as u64
+    }
+    pub fn from_bits(bits: u64) -> OpId {
+        OpId { index: bits as u32, generation: (bits >> 32) as u32 }
+    }
+}
+
+/// What an operation waits for.
+pub enum Wait {
+    /// A timer of this many milliseconds from the cached time.
+    Timer(u64),
+    /// The next iteration.
+    Idle,
+    /// Readiness of a registered source.
+    Io(io::Token, Interest),
+    /// Completion of a job on the worker pool.
+    Work(Box<dyn FnOnce() -> Outcome + Send>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Free,
+    /// Allocated, not armed yet.
+    New,
+    /// Waiting for its condition.
+    Armed,
+    /// Taken by the driver; it is being delivered.
+    Delivering,
+    /// Cancelled; released in the closing phase.
+    Closing,
+}
+
+struct Op<W> {
+    generation: u32,
+    state: State,
+    stamp: u32,
+    /// The op has an idle entry with the current stamp in the idle list.
+    in_idle: bool,
+    /// While closing: what to arm in the closing phase.
+    rearm: Option<Wait>,
+    outcome: Option<Outcome>,
+    waiter: Option<W>,
+}
+
+/// The loop of one Lua state; `W` is the waiter type of the driver.
+pub struct Loop<W> {
+    now_ns: u64,
+    ops: Vec<Op<W>>,
+    free: Vec<u32>,
+    /// Operations not `Free`: the loop is alive while this is not 0.
+    active: usize,
+    timers: Timers,
+    idle: VecDeque<(u32, u32)>,
+    idle_pass: VecDeque<(u32, u32)>,
+    idle_armed: usize,
+    ready: VecDeque<OpId>,
+    closing: Vec<OpId>,
+    reactor: Option<Reactor>,
+    jobs_in_flight: usize,
+    pub halted: bool,
+    pub running: bool,
+}
+
+impl<W> Default for Loop<W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<W> Loop<W> {
+    pub fn new() -> Self {
+        Loop {
+            now_ns: monotonic_ns(),
+            ops: Vec::new(),
+            free: Vec::new(),
+            active: 0,
+            timers: Timers::default(),
+            idle: VecDeque::new(),
+            idle_pass: VecDeque::new(),
+            idle_armed: 0,
+            ready: VecDeque::new(),
+            closing: Vec::new(),
+            reactor: None,
+            jobs_in_flight: 0,
+            halted: false,
+            running: false,
+        }
+    }
+
+    /// The cached monotonic time in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    pub fn update_time(&mut self) {
+        self.now_ns = monotonic_ns();
+    }
+
+    /// Number of operations not yet released.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    fn op(&self, id: OpId) -> Option<&Op<W>> {
+        self.ops.get(id.index as usize).filter(|op| op.generation == id.generation && op.state != State::Free)
+    }
+
+    fn op_mut(&mut self, id: OpId) -> Option<&mut Op<W>> {
+        self.ops.get_mut(id.index as usize).filter(|op| op.generation == id.generation && op.state != State::Free)
+    }
+
+    /// A new operation for `waiter`, not armed yet.
+    pub fn alloc(&mut self, waiter: W) -> OpId {
+        self.active += 1;
+        if let Some(index) = self.free.pop() {
+            let op = &mut self.ops[index as usize];
+            op.state = State::New;
+            op.waiter = Some(waiter);
+            return OpId { index, generation: op.generation };
+        }
+        let index = self.ops.len() as u32;
+        self.ops.push(Op {
+            generation: 0,
+            state: State::New,
+            stamp: 0,
+            in_idle: false,
+            rearm: None,
+            outcome: None,
+            waiter: Some(waiter),
+        });
+        OpId { index, generation: 0 }
+    }
+
+    pub fn waiter(&self, id: OpId) -> Option<&W> {
+        self.op(id).and_then(|op| op.waiter.as_ref())
+    }
+
+    pub fn waiter_mut(&mut self, id: OpId) -> Option<&mut W> {
+        self.op_mut(id).and_then(|op| op.waiter.as_mut())
+    }
+
+    /// Is `id` being delivered right now?
+    pub fn is_delivering(&self, id: OpId) -> bool {
+        self.op(id).is_some_and(|op| op.state == State::Delivering)
+    }
+
+    /// Is `id` cancelled and waiting for the closing phase?
+    pub fn is_closing(&self, id: OpId) -> bool {
+        self.op(id).is_some_and(|op| op.state == State::Closing)
+    }
+
+    /// The closing operation whose waiter satisfies `pred`, if any.
+    pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
+        self.closing.iter().copied().find(|&id| self.waiter(id).is_some_and(&pred))
+    }
+
+    /// Arms a new or delivering operation. An idle operation re-armed as
+    /// idle during its own delivery keeps its place in the idle list.
+    pub fn arm(&mut self, id: OpId, wait: Wait) -> std::io::Result<()> {
+        let now = self.now_ns;
+        let Some(op) = self.op_mut(id) else { return Ok(()) };
+        debug_assert!(matches!(op.state, State::New | State::Delivering | State::Closing));
+        let keep_place = matches!(wait, Wait::Idle) && op.in_idle && op.state == State::Delivering;
+        op.state = State::Armed;
+        if !keep_place {
+            op.stamp = op.stamp.wrapping_add(1);
+            op.in_idle = false;
+        }
+        let stamp = op.stamp;
+        match wait {
+            Wait::Idle => {
+                self.idle_armed += 1;
+                if !keep_place {
+                    self.idle.push_front((id.index, stamp));
+                    self.ops[id.index as usize].in_idle = true;
+                }
+            }
+            Wait::Timer(ms) => {
+                let due = now.saturating_add(ms.saturating_mul(1_000_000));
+                self.timers.push(due, id.index, stamp);
+            }
+            Wait::Io(token, interest) => {
+                let reactor = self.reactor.as_mut().expect("I/O wait without a registered source");
+                reactor.wait(token, interest, id);
+            }
+            Wait::Work(job) => return self.submit(id, stamp, job),
+        }
+        Ok(())
+    }
+
+    /// Records what to arm once the closing operation `id` is released.
+    pub fn defer(&mut self, id: OpId, wait: Wait) {
+        if let Some(op) = self.op_mut(id) {
+            op.rearm = Some(wait);
+        }
+    }
+
+    /// Cancels an armed operation (or the deferred arming of a closing
+    /// one); it is released in the closing phase. Returns false if `id` was
+    /// neither.
+    pub fn cancel(&mut self, id: OpId) -> bool {
+        let Some(op) = self.op_mut(id) else { return false };
+        match op.state {
+            State::Armed => {
+                op.state = State::Closing;
+                op.stamp = op.stamp.wrapping_add(1); // stale timer/idle entries
+                if op.in_idle {
+                    op.in_idle = false;
+                    self.idle_armed -= 1;
+                }
+                self.closing.push(id);
+                if let Some(r) = self.reactor.as_mut() {
+                    r.forget(id);
+                }
+                true
+            }
+            State::Closing => op.rearm.take().is_some(),
+            _ => false,
+        }
+    }
+
+    fn take_for_delivery(&mut self, index: u32, stamp: u32) -> Option<OpId> {
+        let op = self.ops.get_mut(index as usize)?;
+        if op.state != State::Armed || op.stamp != stamp {
+            return None;
+        }
+        op.state = State::Delivering;
+        Some(OpId { index, generation: op.generation })
+    }
+
+    /// The next timer due at the cached time, taken for delivery.
+    pub fn pop_timer(&mut self) -> Option<OpId> {
+        while let Some((index, stamp)) = self.timers.pop_due(self.now_ns) {
+            if let Some(id) = self.take_for_delivery(index, stamp) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Starts a pass over the idle list.
+    pub fn begin_idle(&mut self) {
+        debug_assert!(self.idle_pass.is_empty());
+        std::mem::swap(&mut self.idle, &mut self.idle_pass);
+    }
+
+    /// The next operation of the idle pass, taken for delivery; it stays in
+    /// the idle list (at its end) so that re-arming keeps its place.
+    pub fn pop_idle(&mut self) -> Option<OpId> {
+        while let Some((index, stamp)) = self.idle_pass.pop_front() {
+            if let Some(id) = self.take_for_delivery(index, stamp) {
+                self.idle_armed -= 1;
+                self.idle.push_back((index, stamp));
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Waits for readiness and completions, at most `timeout` (`None`:
+    /// without limit), and queues the ready operations. With no source and
+    /// no job in flight there is nothing to poll: it only sleeps.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        match self.reactor.as_mut() {
+            Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
+                let mut done = Vec::new();
+                r.poll(timeout, &mut self.ready, &mut done)?;
+                for (bits, stamp, outcome) in done {
+                    self.jobs_in_flight -= 1;
+                    let id = OpId::from_bits(bits);
+                    if let Some(op) = self.op_mut(id).filter(|op| op.stamp == stamp && op.state == State::Armed) {
+                        op.outcome = Some(outcome);
+                        self.ready.push_back(id);
+                    }
+                }
+            }
+            _ => {
+                if let Some(t) = timeout.filter(|t| !t.is_zero()) {
+                    std::thread::sleep(t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next operation made ready by the poll, taken for delivery.
+    pub fn pop_ready(&mut self) -> Option<OpId> {
+        while let Some(id) = self.ready.pop_front() {
+            if let Some(op) = self.op_mut(id).filter(|op| op.state == State::Armed) {
+                op.state = State::Delivering;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// The result of a completed worker job, once.
+    pub fn take_outcome(&mut self, id: OpId) -> Option<Outcome> {
+        self.op_mut(id).and_then(|op| op.outcome.take())
+    }
+
+    /// Ends the delivery of `id`: unless it was armed again meanwhile, the
+    /// operation is released and its waiter returned.
+    pub fn finish(&mut self, id: OpId) -> Option<W> {
+        if self.is_delivering(id) { self.release(id) } else { None }
+    }
+
+    fn release(&mut self, id: OpId) -> Option<W> {
+        let op = &mut self.ops[id.index as usize];
+        op.state = State::Free;
+        op.generation = op.generation.wrapping_add(1);
+        op.stamp = op.stamp.wrapping_add(1);
+        op.in_idle = false;
+        op.outcome = None;
+        self.active -= 1;
+        self.free.push(id.index);
+        op.waiter.take()
+    }
+
+    /// The closing phase: releases cancelled operations (returning their
+    /// waiters) and arms those re-armed while closing.
+    pub fn close_pending(&mut self) -> Vec<W> {
+        let mut released = Vec::new();
+        for id in std::mem::take(&mut self.closing) {
+            let rearm = self.op_mut(id).and_then(|op| op.rearm.take());
+            match rearm {
+                Some(wait) => {
+                    if let Err(e) = self.arm(id, wait) {
+                        // Only a job submission can fail: the pool is
+                        // gone, so there is nothing the op could wait for.
+                        debug_assert!(false, "{e}");
+                        released.extend(self.release(id));
+                    }
+                }
+                None => released.extend(self.release(id)),
+            }
+        }
+        if self.timers.len() > 2 * self.active + 64 {
+            let ops = &self.ops;
+            self.timers.retain(|index, stamp| {
+                let op = &ops[index as usize];
+                op.state == State::Armed && op.stamp == stamp
+            });
+        }
+        released
+    }
+
+    /// How long the poll of this iteration may block: not at all when
+    /// something is ready already or the loop was halted; until the next
+    /// timer; without limit when only I/O or jobs are pending.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.halted || self.idle_armed > 0 || !self.closing.is_empty() || !self.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        match self.timers.next_due() {
+            Some(due) => Some(Duration::from_nanos(due.saturating_sub(monotonic_ns()))),
+            None if self.active > 0 => None,
+            None => Some(Duration::ZERO),
+        }
+    }
+
+    /// Registers an I/O source with the loop's poll.
+    pub fn register(&mut self, source: &mut impl mio::event::Source, interest: Interest) -> std::io::Result<io::Token> {
+        self.reactor()?.register(source, interest)
+    }
+
+    /// Removes a registered source; operations waiting on it are not woken.
+    pub fn deregister(&mut self, source: &mut impl mio::event::Source, token: io::Token) -> std::io::Result<()> {
+        match self.reactor.as_mut() {
+            Some(r) => r.deregister(source, token),
+            None => Ok(()),
+        }
+    }
+
+    fn reactor(&mut self) -> std::io::Result<&mut Reactor> {
+        if self.reactor.is_none() {
+            self.reactor = Some(Reactor::new()?);
+        }
+        Ok(self.reactor.as_mut().expect("just created"))
+    }
+
+    fn submit(&mut self, id: OpId, stamp: u32, job: Box<dyn FnOnce() -> Outcome + Send>) -> std::io::Result<()> {
+        let inbox: Arc<Inbox> = self.reactor()?.inbox();
+        self.jobs_in_flight += 1;
+        let bits = id.to_bits();
+        pool::execute(move || {
+            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+                Ok(outcome) => outcome,
+                Err(_) => Box::new(std::io::Error::other("internal error (panic)")) as Outcome,
+            };
+            inbox.post(bits, stamp, outcome);
+        });
+        Ok(())
+    }
+}

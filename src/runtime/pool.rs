@@ -1,0 +1,96 @@
+//! The worker pool: system threads that run blocking work (file
+//! operations, name resolution, state coroutines) for every loop of the
+//! process.
+//!
+//! One pool per process, created on first use, like libuv's: its size is
+//! `UV_THREADPOOL_SIZE` (default 4, at most 1024). Threads are started on
+//! demand, up to the size, and never end. A job is any `FnOnce`; the loop
+//! wraps it so that its result is posted back to the owning loop (see
+//! `Loop::submit`).
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, OnceLock};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    size: usize,
+    state: Mutex<Queue>,
+    available: Condvar,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let size = std::env::var("UV_THREADPOOL_SIZE")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(4)
+            .clamp(1, 1024);
+        Pool {
+            size,
+            state: Mutex::new(Queue { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+            available: Condvar::new(),
+        }
+    })
+}
+
+/// Queues `job` to run on a worker thread.
+pub fn execute(job: impl FnOnce() + Send + 'static) {
+    let pool = pool();
+    let mut q = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+    q.jobs.push_back(Box::new(job));
+    if q.idle == 0 && q.threads < pool.size {
+        let spawned = std::thread::Builder::new()
+            .name("coutil-worker".into())
+            .spawn(move || work(pool));
+        if spawned.is_ok() {
+            q.threads += 1;
+        }
+        // NOTE: if no thread could be started, the job waits for an
+        // existing one; with none at all it would wait forever, so the
+        // first spawn failure is fatal for that job's loop only.
+    }
+    drop(q);
+    pool.available.notify_one();
+}
+
+fn work(pool: &'static Pool) {
+    loop {
+        let job = {
+            let mut q = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(job) = q.jobs.pop_front() {
+                    break job;
+                }
+                q.idle += 1;
+                q = pool.available.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.idle -= 1;
+            }
+        };
+        // A panicking job must not take the worker down with it; the job
+        // wrapper reports the failure to its loop.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_jobs_on_other_threads() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..16 {
+            let tx = tx.clone();
+            super::execute(move || tx.send((i, std::thread::current().id())).unwrap());
+        }
+        let mut got: Vec<_> = (0..16).map(|_| rx.recv().unwrap()).collect();
+        got.sort_by_key(|g| g.0);
+        assert!(got.iter().all(|g| g.1 != std::thread::current().id()));
+    }
+}

@@ -1,0 +1,47 @@
+//! `coutil.system`: the event loop and the OS, one file per area. Each
+//! area lists its functions in a `FUNCTIONS` table; this file only
+//! assembles them. Every function gets the state's loop userdata as its
+//! first upvalue (see [`sys_loop`]).
+
+mod run;
+mod time;
+
+use std::ffi::c_int;
+
+use crate::lua::awaiting::{SysLoop, state_loop};
+use crate::lua::{Lua, Reg, ffi};
+
+const AREAS: &[&[Reg]] = &[run::FUNCTIONS, time::FUNCTIONS];
+
+/// `luaopen_coutil_system`: the module table.
+pub fn open(lua: Lua) -> c_int {
+    state_loop(lua);
+    let l = lua.raw();
+    let count: usize = AREAS.iter().map(|a| a.len()).sum();
+    // SAFETY: plain stack operations; the loop userdata is in the registry
+    // (made by `state_loop`), pushed here to become each function's upvalue.
+    unsafe {
+        ffi::lua_createtable(l, 0, count as c_int);
+        for area in AREAS {
+            for (name, f) in *area {
+                push_loop(l);
+                ffi::lua_pushcclosure(l, *f, 1);
+                ffi::lua_setfield(l, -2, name.as_ptr());
+            }
+        }
+    }
+    1
+}
+
+unsafe fn push_loop(l: *mut ffi::lua_State) {
+    // SAFETY: pushes a light userdata pointing to the loop, which lives as
+    // long as the state (it is a full userdata anchored in the registry).
+    unsafe { ffi::lua_pushlightuserdata(l, state_loop(Lua::from_raw(l)) as *const SysLoop as *mut _) }
+}
+
+/// The loop of the running `coutil.system` function (its first upvalue).
+pub fn sys_loop<'a>(lua: Lua) -> &'a SysLoop {
+    // SAFETY: every function of this module is a closure whose first
+    // upvalue is the light userdata pushed by `push_loop`.
+    unsafe { &*(ffi::lua_touserdata(lua.raw(), ffi::lua_upvalueindex(1)) as *const SysLoop) }
+}

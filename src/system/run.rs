@@ -1,0 +1,130 @@
+//! `system.run`, `isrunning`, `halt`, `printall`: driving the loop.
+//!
+//! One call of [`iterate`] is one loop iteration in the order of
+//! `runtime` (timers, idle pass, poll, ready operations, closing phase);
+//! `run` repeats it according to its mode.
+
+use std::time::Duration;
+
+use crate::lua::awaiting::{self, SysLoop};
+use crate::lua::{Error, Lua, Reg, Ret};
+use crate::system::sys_loop;
+use crate::cfn;
+
+pub const FUNCTIONS: &[Reg] = &[
+    (c"run", cfn!(run)),
+    (c"isrunning", cfn!(isrunning)),
+    (c"halt", cfn!(halt)),
+    (c"printall", cfn!(printall)),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Loop,
+    Step,
+    Ready,
+}
+
+/// pending = system.run([mode])
+fn run(lua: Lua) -> Ret {
+    let mode = [Mode::Loop, Mode::Step, Mode::Ready][lua.arg_option(1, &["loop", "step", "ready"], Some(0))?];
+    let sl = sys_loop(lua);
+    {
+        let mut ops = sl.ops.borrow_mut();
+        if ops.running {
+            return Err(Error::msg("already running"));
+        }
+        ops.running = true;
+        ops.halted = false;
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(lua, sl, mode)));
+    let mut ops = sl.ops.borrow_mut();
+    ops.running = false;
+    let pending = ops.active() > 0;
+    drop(ops);
+    match outcome {
+        Ok(Ok(())) => {
+            lua.push_bool(pending);
+            Ok(1)
+        }
+        Ok(Err(e)) => Err(Error::msg(format!("system.run: {e}"))),
+        Err(_) => Err(Error::msg("internal error in coutil (panic)")),
+    }
+}
+
+fn drive(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
+    loop {
+        if sl.ops.borrow().active() == 0 {
+            return Ok(());
+        }
+        iterate(lua, sl, mode)?;
+        let ops = sl.ops.borrow();
+        if mode != Mode::Loop || ops.halted || ops.active() == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
+    sl.ops.borrow_mut().update_time();
+    let mut resumed = run_timers(lua, sl);
+    sl.ops.borrow_mut().begin_idle();
+    loop {
+        let next = sl.ops.borrow_mut().pop_idle();
+        let Some(id) = next else { break };
+        awaiting::deliver(lua, sl, id);
+        resumed += 1;
+    }
+    let timeout = match mode {
+        Mode::Ready => Some(Duration::ZERO),
+        Mode::Step if resumed > 0 => Some(Duration::ZERO),
+        _ => sl.ops.borrow().poll_timeout(),
+    };
+    sl.ops.borrow_mut().poll(timeout)?;
+    loop {
+        let next = sl.ops.borrow_mut().pop_ready();
+        let Some(id) = next else { break };
+        awaiting::deliver(lua, sl, id);
+        resumed += 1;
+    }
+    if mode == Mode::Step && resumed == 0 {
+        // The poll blocked until the next timer: it belongs to this step.
+        sl.ops.borrow_mut().update_time();
+        run_timers(lua, sl);
+    }
+    awaiting::close_pending(lua, sl);
+    Ok(())
+}
+
+fn run_timers(lua: Lua, sl: &SysLoop) -> usize {
+    let mut resumed = 0;
+    loop {
+        let next = sl.ops.borrow_mut().pop_timer();
+        let Some(id) = next else { return resumed };
+        awaiting::deliver(lua, sl, id);
+        resumed += 1;
+    }
+}
+
+/// running = system.isrunning()
+fn isrunning(lua: Lua) -> Ret {
+    lua.push_bool(sys_loop(lua).ops.borrow().running);
+    Ok(1)
+}
+
+/// system.halt()
+fn halt(lua: Lua) -> Ret {
+    let mut ops = sys_loop(lua).ops.borrow_mut();
+    if !ops.running {
+        return Err(Error::msg("not running"));
+    }
+    ops.halted = true;
+    Ok(0)
+}
+
+/// system.printall()
+fn printall(lua: Lua) -> Ret {
+    let ops = sys_loop(lua).ops.borrow();
+    eprintln!("[coutil] loop: {} pending operation(s), running: {}", ops.active(), ops.running);
+    Ok(0)
+}

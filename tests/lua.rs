@@ -1,0 +1,110 @@
+//! Runs every Lua test script of `tests/lua/` three ways (design §8):
+//! in the `coutil` command, in Debian's `lua5.4` with `coutil.so` (skipped
+//! with a message when `lua5.4` is absent), and in the `coutil` command
+//! with an aggressive garbage collector. A script passes when it exits
+//! with status 0 (it prints `N passed, N failed` through testlib).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds `coutil.so` (feature `module`, own target dir) once and returns
+/// the directory holding `coutil.so` and `memory.so` for `LUA_CPATH`.
+fn module_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = root().join("target/module");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--lib", "--no-default-features", "--features", "module", "--target-dir"])
+            .arg(&target)
+            .current_dir(root())
+            .status()
+            .expect("cannot run cargo");
+        assert!(status.success(), "building coutil.so failed");
+        let dir = target.join("lua");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["coutil.so", "memory.so"] {
+            let dest = dir.join(name);
+            let _ = std::fs::remove_file(&dest);
+            std::fs::copy(target.join("debug/libcoutil.so"), &dest).unwrap();
+        }
+        dir
+    })
+}
+
+fn lua54() -> Option<&'static str> {
+    let found = Command::new("lua5.4").arg("-v").stdout(Stdio::null()).status().is_ok();
+    found.then_some("lua5.4")
+}
+
+/// Runs `program script` with the test environment; panics on failure.
+fn run(program: &Path, script: &str, gc: bool) {
+    let path = root().join("tests/lua").join(format!("{script}.lua"));
+    let mut cmd = Command::new(program);
+    cmd.arg(&path)
+        .current_dir(root())
+        .env("LUA_PATH", "tests/lua/?.lua;;")
+        .env("LUA_CPATH", format!("{}/?.so;;", module_dir().display()))
+        .env("COUTIL_TEST_GC", if gc { "1" } else { "0" })
+        .env_remove("COUTIL_INIT")
+        .env_remove("LUA_INIT")
+        .stdin(Stdio::null());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!("{script}: timed out after {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{script} failed in {} ({status})", program.display());
+}
+
+macro_rules! lua_tests {
+    ($($script:ident),* $(,)?) => {
+        const SCRIPTS: &[&str] = &[$(stringify!($script)),*];
+        $(
+            mod $script {
+                #[test]
+                fn coutil() {
+                    super::run(env!("CARGO_BIN_EXE_coutil").as_ref(), stringify!($script), false);
+                }
+                #[test]
+                fn lua54() {
+                    match super::lua54() {
+                        Some(lua) => super::run(lua.as_ref(), stringify!($script), false),
+                        None => eprintln!("SKIPPED: lua5.4 is not installed (apt-get install lua5.4)"),
+                    }
+                }
+                #[test]
+                fn aggressive_gc() {
+                    super::run(env!("CARGO_BIN_EXE_coutil").as_ref(), stringify!($script), true);
+                }
+            }
+        )*
+    };
+}
+
+lua_tests!(system_loop);
+
+/// Every script in tests/lua/ is listed above.
+#[test]
+fn all_scripts_listed() {
+    for entry in std::fs::read_dir(root().join("tests/lua")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(stem) = name.strip_suffix(".lua") {
+            assert!(stem == "testlib" || SCRIPTS.contains(&stem), "tests/lua/{name} is not listed in tests/lua.rs");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+-- Shared helpers for the Lua test scripts (tests/lua/*.lua).
+--
+-- Every case runs through `T.case`, which ends it with the two checks of
+-- design §8: the leak check (coroutines made with `T.spawn` are all
+-- collectable after a full GC) and the idle check (`system.run()` has
+-- nothing left to do and returns false).
+--
+-- Environment:
+--   COUTIL_TEST_GC=1        aggressive collector (collect at every step)
+--   TESTLIB_NOSYSTEM=1      allow running without coutil.system (only used
+--                           while developing the pure-Lua modules)
+
+local T = {}
+
+local ok, system = pcall(require, "coutil.system")
+if not ok then
+	if os.getenv("TESTLIB_NOSYSTEM") ~= "1" then error(system, 0) end
+	system = nil
+end
+T.system = system
+
+if os.getenv("COUTIL_TEST_GC") == "1" then
+	collectgarbage("incremental", 0, 100) -- pause 0: a cycle never stops
+	collectgarbage("restart")
+end
+
+local spawned = setmetatable({}, { __mode = "k" })
+local passed, failed = 0, 0
+local current
+
+-- Creates a coroutine tracked by the leak check and resumes it at once
+-- with `...`; raises if the first resume fails. Returns the coroutine.
+function T.spawn(f, ...)
+	local co = coroutine.create(f)
+	spawned[co] = current or true
+	local res = table.pack(coroutine.resume(co, ...))
+	if not res[1] then error(res[2], 2) end
+	return co, table.unpack(res, 2, res.n)
+end
+
+-- Registers a coroutine made elsewhere (e.g. by spawn.catch) in the leak check.
+function T.track(co)
+	spawned[co] = current or true
+	return co
+end
+
+local function fullgc()
+	for _ = 1, 3 do collectgarbage("collect") end
+end
+
+-- Checks that calling f(...) raises an error whose message contains `text`
+-- (plain search). Returns the message.
+function T.raises(text, f, ...)
+	local res = table.pack(pcall(f, ...))
+	if res[1] then
+		error(string.format("error expected containing %q, got success", text), 2)
+	end
+	local msg = tostring(res[2])
+	if not string.find(msg, text, 1, true) then
+		error(string.format("error expected containing %q, got %q", text, msg), 2)
+	end
+	return msg
+end
+
+-- Checks that the values `...` equal the expected ones, in number and value.
+function T.same(expected, ...)
+	local got = table.pack(...)
+	local function show(t)
+		local s = {}
+		for i = 1, t.n do s[i] = tostring(t[i]) end
+		return "(" .. table.concat(s, ", ") .. ")"
+	end
+	local ok = got.n == expected.n or (expected.n == nil and got.n == #expected)
+	if ok then
+		for i = 1, math.max(got.n, expected.n or #expected) do
+			if got[i] ~= expected[i] then ok = false break end
+		end
+	end
+	if not ok then
+		error("expected " .. show({ n = expected.n or #expected, table.unpack(expected, 1, expected.n or #expected) })
+			.. ", got " .. show(got), 2)
+	end
+end
+
+-- Runs one named case: body, then the leak check and the idle check.
+function T.case(name, body)
+	current = name
+	local ok, err = xpcall(body, debug.traceback)
+	if ok then
+		if system then
+			-- idle check: nothing may be left pending in the loop
+			local pending = system.run()
+			if pending ~= false then
+				ok, err = false, "idle check: system.run() returned " .. tostring(pending)
+			end
+		end
+	end
+	if ok then
+		fullgc()
+		for co, case in pairs(spawned) do
+			if case == name then
+				ok, err = false, "leak check: a coroutine of this case is still alive ("
+					.. coroutine.status(co) .. ")"
+				break
+			end
+		end
+	end
+	current = nil
+	if ok then
+		passed = passed + 1
+	else
+		failed = failed + 1
+		io.stderr:write("FAIL ", name, ": ", tostring(err), "\n")
+	end
+end
+
+-- Prints the plain summary line and exits with the right status.
+function T.done()
+	print(string.format("%d passed, %d failed", passed, failed))
+	os.exit(failed == 0 and 0 or 1)
+end
+
+return T
