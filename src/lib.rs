@@ -30,7 +30,14 @@ unsafe fn open_embedded(l: *mut ffi::lua_State, name: &CStr, source: &str) -> c_
     // SAFETY: loads and calls a chunk of ours; errors propagate as Lua
     // errors from this C function, with no Rust value alive.
     unsafe {
-        if ffi::luaL_loadbufferx(l, source.as_ptr().cast(), source.len(), name.as_ptr(), c"t".as_ptr()) != ffi::LUA_OK {
+        if ffi::luaL_loadbufferx(
+            l,
+            source.as_ptr().cast(),
+            source.len(),
+            name.as_ptr(),
+            c"t".as_ptr(),
+        ) != ffi::LUA_OK
+        {
             ffi::lua_error(l);
         }
         ffi::lua_callk(l, 0, 1, 0, None);

@@ -59,11 +59,19 @@ impl Lua {
         let mut ok = 0;
         // SAFETY: see above.
         let n = unsafe { ffi::lua_tonumberx(self.l, i, &mut ok) };
-        if ok != 0 { Ok(n) } else { Err(Error::Type(i, c"number")) }
+        if ok != 0 {
+            Ok(n)
+        } else {
+            Err(Error::Type(i, c"number"))
+        }
     }
 
     pub fn opt_number(self, i: c_int) -> Result<Option<f64>, Error> {
-        if self.is_none_or_nil(i) { Ok(None) } else { self.arg_number(i).map(Some) }
+        if self.is_none_or_nil(i) {
+            Ok(None)
+        } else {
+            self.arg_number(i).map(Some)
+        }
     }
 
     /// The integer at `i`, as `luaL_checkinteger` does.
@@ -81,7 +89,11 @@ impl Lua {
     }
 
     pub fn opt_integer(self, i: c_int, default: i64) -> Result<i64, Error> {
-        if self.is_none_or_nil(i) { Ok(default) } else { self.arg_integer(i) }
+        if self.is_none_or_nil(i) {
+            Ok(default)
+        } else {
+            self.arg_integer(i)
+        }
     }
 
     /// The bytes of the string (or number, converted in place) at `i`. The
@@ -91,7 +103,11 @@ impl Lua {
     }
 
     pub fn opt_bytes<'a>(self, i: c_int) -> Result<Option<&'a [u8]>, Error> {
-        if self.is_none_or_nil(i) { Ok(None) } else { self.arg_bytes(i).map(Some) }
+        if self.is_none_or_nil(i) {
+            Ok(None)
+        } else {
+            self.arg_bytes(i).map(Some)
+        }
     }
 
     /// The bytes of a string or number at `i`, or `None` for other types.
@@ -101,12 +117,21 @@ impl Lua {
         // stack, which the caller guarantees for the slice's lifetime.
         unsafe {
             let p = ffi::lua_tolstring(self.l, i, &mut len);
-            if p.is_null() { None } else { Some(std::slice::from_raw_parts(p.cast(), len)) }
+            if p.is_null() {
+                None
+            } else {
+                Some(std::slice::from_raw_parts(p.cast(), len))
+            }
         }
     }
 
     /// An option name at `i` (as `luaL_checkoption`), its index in `names`.
-    pub fn arg_option(self, i: c_int, names: &[&str], default: Option<usize>) -> Result<usize, Error> {
+    pub fn arg_option(
+        self,
+        i: c_int,
+        names: &[&str],
+        default: Option<usize>,
+    ) -> Result<usize, Error> {
         let name = match default {
             Some(d) if self.is_none_or_nil(i) => return Ok(d),
             _ => self.arg_bytes(i)?,
@@ -147,8 +172,10 @@ impl Lua {
         unsafe { ffi::lua_pushlstring(self.l, s.as_ptr().cast(), s.len()) };
     }
 
+    /// Pushes a light userdata; `p` is stored, never dereferenced.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn push_light(self, p: *mut c_void) {
-        // SAFETY: see above.
+        // SAFETY: see above; Lua does not dereference light userdata.
         unsafe { ffi::lua_pushlightuserdata(self.l, p) }
     }
 

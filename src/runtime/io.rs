@@ -44,7 +44,10 @@ pub struct Inbox {
 
 impl Inbox {
     pub fn post(&self, op: u64, stamp: u32, outcome: Outcome) {
-        self.done.lock().unwrap_or_else(|e| e.into_inner()).push((op, stamp, outcome));
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((op, stamp, outcome));
         // A failed wake leaves the job for the next poll that wakes anyway.
         let _ = self.waker.wake();
     }
@@ -66,7 +69,10 @@ impl Reactor {
         Ok(Reactor {
             poll,
             events: Events::with_capacity(256),
-            inbox: Arc::new(Inbox { done: Mutex::new(Vec::new()), waker }),
+            inbox: Arc::new(Inbox {
+                done: Mutex::new(Vec::new()),
+                waker,
+            }),
             sources: Vec::new(),
             free: Vec::new(),
             count: 0,
@@ -82,13 +88,21 @@ impl Reactor {
         self.count
     }
 
-    pub fn register(&mut self, source: &mut impl mio::event::Source, _: Interest) -> std::io::Result<Token> {
+    pub fn register(
+        &mut self,
+        source: &mut impl mio::event::Source,
+        _: Interest,
+    ) -> std::io::Result<Token> {
         let index = self.free.pop().unwrap_or_else(|| {
             self.sources.push(None);
             self.sources.len() - 1
         });
         let both = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(source, mio::Token(index), both) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(source, mio::Token(index), both)
+        {
             self.free.push(index);
             return Err(e);
         }
@@ -97,8 +111,17 @@ impl Reactor {
         Ok(Token(index))
     }
 
-    pub fn deregister(&mut self, source: &mut impl mio::event::Source, token: Token) -> std::io::Result<()> {
-        if self.sources.get_mut(token.0).and_then(Option::take).is_some() {
+    pub fn deregister(
+        &mut self,
+        source: &mut impl mio::event::Source,
+        token: Token,
+    ) -> std::io::Result<()> {
+        if self
+            .sources
+            .get_mut(token.0)
+            .and_then(Option::take)
+            .is_some()
+        {
             self.count -= 1;
             self.free.push(token.0);
         }
@@ -142,7 +165,9 @@ impl Reactor {
             if event.token() == WAKER {
                 continue;
             }
-            let Some(Some(w)) = self.sources.get_mut(event.token().0) else { continue };
+            let Some(Some(w)) = self.sources.get_mut(event.token().0) else {
+                continue;
+            };
             // Errors and hang-ups wake both directions: the retried call
             // reports them.
             let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();

@@ -52,7 +52,10 @@ impl OpId {
         (self.generation as u64) << 32 | self.index as u64
     }
     pub fn from_bits(bits: u64) -> OpId {
-        OpId { index: bits as u32, generation: (bits >> 32) as u32 }
+        OpId {
+            index: bits as u32,
+            generation: (bits >> 32) as u32,
+        }
     }
 }
 
@@ -153,11 +156,15 @@ impl<W> Loop<W> {
     }
 
     fn op(&self, id: OpId) -> Option<&Op<W>> {
-        self.ops.get(id.index as usize).filter(|op| op.generation == id.generation && op.state != State::Free)
+        self.ops
+            .get(id.index as usize)
+            .filter(|op| op.generation == id.generation && op.state != State::Free)
     }
 
     fn op_mut(&mut self, id: OpId) -> Option<&mut Op<W>> {
-        self.ops.get_mut(id.index as usize).filter(|op| op.generation == id.generation && op.state != State::Free)
+        self.ops
+            .get_mut(id.index as usize)
+            .filter(|op| op.generation == id.generation && op.state != State::Free)
     }
 
     /// A new operation for `waiter`, not armed yet.
@@ -167,7 +174,10 @@ impl<W> Loop<W> {
             let op = &mut self.ops[index as usize];
             op.state = State::New;
             op.waiter = Some(waiter);
-            return OpId { index, generation: op.generation };
+            return OpId {
+                index,
+                generation: op.generation,
+            };
         }
         let index = self.ops.len() as u32;
         self.ops.push(Op {
@@ -179,7 +189,10 @@ impl<W> Loop<W> {
             outcome: None,
             waiter: Some(waiter),
         });
-        OpId { index, generation: 0 }
+        OpId {
+            index,
+            generation: 0,
+        }
     }
 
     pub fn waiter(&self, id: OpId) -> Option<&W> {
@@ -202,15 +215,23 @@ impl<W> Loop<W> {
 
     /// The closing operation whose waiter satisfies `pred`, if any.
     pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
-        self.closing.iter().copied().find(|&id| self.waiter(id).is_some_and(&pred))
+        self.closing
+            .iter()
+            .copied()
+            .find(|&id| self.waiter(id).is_some_and(&pred))
     }
 
     /// Arms a new or delivering operation. An idle operation re-armed as
     /// idle during its own delivery keeps its place in the idle list.
     pub fn arm(&mut self, id: OpId, wait: Wait) -> std::io::Result<()> {
         let now = self.now_ns;
-        let Some(op) = self.op_mut(id) else { return Ok(()) };
-        debug_assert!(matches!(op.state, State::New | State::Delivering | State::Closing));
+        let Some(op) = self.op_mut(id) else {
+            return Ok(());
+        };
+        debug_assert!(matches!(
+            op.state,
+            State::New | State::Delivering | State::Closing
+        ));
         let keep_place = matches!(wait, Wait::Idle) && op.in_idle && op.state == State::Delivering;
         op.state = State::Armed;
         if !keep_place {
@@ -231,7 +252,10 @@ impl<W> Loop<W> {
                 self.timers.push(due, id.index, stamp);
             }
             Wait::Io(token, interest) => {
-                let reactor = self.reactor.as_mut().expect("I/O wait without a registered source");
+                let reactor = self
+                    .reactor
+                    .as_mut()
+                    .expect("I/O wait without a registered source");
                 reactor.wait(token, interest, id);
             }
             Wait::Work(job) => return self.submit(id, stamp, job),
@@ -250,7 +274,9 @@ impl<W> Loop<W> {
     /// one); it is released in the closing phase. Returns false if `id` was
     /// neither.
     pub fn cancel(&mut self, id: OpId) -> bool {
-        let Some(op) = self.op_mut(id) else { return false };
+        let Some(op) = self.op_mut(id) else {
+            return false;
+        };
         match op.state {
             State::Armed => {
                 op.state = State::Closing;
@@ -276,7 +302,10 @@ impl<W> Loop<W> {
             return None;
         }
         op.state = State::Delivering;
-        Some(OpId { index, generation: op.generation })
+        Some(OpId {
+            index,
+            generation: op.generation,
+        })
     }
 
     /// The next timer due at the cached time, taken for delivery.
@@ -319,7 +348,10 @@ impl<W> Loop<W> {
                 for (bits, stamp, outcome) in done {
                     self.jobs_in_flight -= 1;
                     let id = OpId::from_bits(bits);
-                    if let Some(op) = self.op_mut(id).filter(|op| op.stamp == stamp && op.state == State::Armed) {
+                    if let Some(op) = self
+                        .op_mut(id)
+                        .filter(|op| op.stamp == stamp && op.state == State::Armed)
+                    {
                         op.outcome = Some(outcome);
                         self.ready.push_back(id);
                     }
@@ -353,7 +385,11 @@ impl<W> Loop<W> {
     /// Ends the delivery of `id`: unless it was armed again meanwhile, the
     /// operation is released and its waiter returned.
     pub fn finish(&mut self, id: OpId) -> Option<W> {
-        if self.is_delivering(id) { self.release(id) } else { None }
+        if self.is_delivering(id) {
+            self.release(id)
+        } else {
+            None
+        }
     }
 
     fn release(&mut self, id: OpId) -> Option<W> {
@@ -399,8 +435,15 @@ impl<W> Loop<W> {
     /// How long the poll of this iteration may block: not at all when
     /// something is ready already or the loop was halted; until the next
     /// timer; without limit when only I/O or jobs are pending.
-    pub fn poll_timeout(&self) -> Option<Duration> {
-        if self.halted || self.idle_armed > 0 || !self.closing.is_empty() || !self.ready.is_empty() {
+    pub fn poll_timeout(&mut self) -> Option<Duration> {
+        // Stale entries at the top would wake the poll for nothing.
+        let ops = &self.ops;
+        self.timers.drop_stale_top(|index, stamp| {
+            let op = &ops[index as usize];
+            op.state == State::Armed && op.stamp == stamp
+        });
+        if self.halted || self.idle_armed > 0 || !self.closing.is_empty() || !self.ready.is_empty()
+        {
             return Some(Duration::ZERO);
         }
         match self.timers.next_due() {
@@ -411,12 +454,20 @@ impl<W> Loop<W> {
     }
 
     /// Registers an I/O source with the loop's poll.
-    pub fn register(&mut self, source: &mut impl mio::event::Source, interest: Interest) -> std::io::Result<io::Token> {
+    pub fn register(
+        &mut self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+    ) -> std::io::Result<io::Token> {
         self.reactor()?.register(source, interest)
     }
 
     /// Removes a registered source; operations waiting on it are not woken.
-    pub fn deregister(&mut self, source: &mut impl mio::event::Source, token: io::Token) -> std::io::Result<()> {
+    pub fn deregister(
+        &mut self,
+        source: &mut impl mio::event::Source,
+        token: io::Token,
+    ) -> std::io::Result<()> {
         match self.reactor.as_mut() {
             Some(r) => r.deregister(source, token),
             None => Ok(()),
@@ -430,7 +481,12 @@ impl<W> Loop<W> {
         Ok(self.reactor.as_mut().expect("just created"))
     }
 
-    fn submit(&mut self, id: OpId, stamp: u32, job: Box<dyn FnOnce() -> Outcome + Send>) -> std::io::Result<()> {
+    fn submit(
+        &mut self,
+        id: OpId,
+        stamp: u32,
+        job: Box<dyn FnOnce() -> Outcome + Send>,
+    ) -> std::io::Result<()> {
         let inbox: Arc<Inbox> = self.reactor()?.inbox();
         self.jobs_in_flight += 1;
         let bits = id.to_bits();

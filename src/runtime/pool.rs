@@ -35,7 +35,11 @@ fn pool() -> &'static Pool {
             .clamp(1, 1024);
         Pool {
             size,
-            state: Mutex::new(Queue { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+            state: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+            }),
             available: Condvar::new(),
         }
     })

@@ -33,12 +33,23 @@ impl Timers {
         self.heap.peek().map(|Reverse((due, ..))| *due)
     }
 
+    /// Pops entries from the top while `live(index, stamp)` fails.
+    pub fn drop_stale_top(&mut self, live: impl Fn(u32, u32) -> bool) {
+        while let Some(Reverse((_, _, index, stamp))) = self.heap.peek() {
+            if live(*index, *stamp) {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// Keeps only the entries for which `live(index, stamp)` holds.
     pub fn retain(&mut self, live: impl Fn(u32, u32) -> bool) {
-        self.heap.retain(|Reverse((_, _, index, stamp))| live(*index, *stamp));
+        self.heap
+            .retain(|Reverse((_, _, index, stamp))| live(*index, *stamp));
     }
 }

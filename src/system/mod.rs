@@ -36,7 +36,9 @@ pub fn open(lua: Lua) -> c_int {
 unsafe fn push_loop(l: *mut ffi::lua_State) {
     // SAFETY: pushes a light userdata pointing to the loop, which lives as
     // long as the state (it is a full userdata anchored in the registry).
-    unsafe { ffi::lua_pushlightuserdata(l, state_loop(Lua::from_raw(l)) as *const SysLoop as *mut _) }
+    unsafe {
+        ffi::lua_pushlightuserdata(l, state_loop(Lua::from_raw(l)) as *const SysLoop as *mut _)
+    }
 }
 
 /// The loop of the running `coutil.system` function (its first upvalue).

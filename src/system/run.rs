@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use crate::cfn;
 use crate::lua::awaiting::{self, SysLoop};
 use crate::lua::{Error, Lua, Reg, Ret};
 use crate::system::sys_loop;
-use crate::cfn;
 
 pub const FUNCTIONS: &[Reg] = &[
     (c"run", cfn!(run)),
@@ -27,7 +27,8 @@ enum Mode {
 
 /// pending = system.run([mode])
 fn run(lua: Lua) -> Ret {
-    let mode = [Mode::Loop, Mode::Step, Mode::Ready][lua.arg_option(1, &["loop", "step", "ready"], Some(0))?];
+    let mode = [Mode::Loop, Mode::Step, Mode::Ready]
+        [lua.arg_option(1, &["loop", "step", "ready"], Some(0))?];
     let sl = sys_loop(lua);
     {
         let mut ops = sl.ops.borrow_mut();
@@ -78,7 +79,7 @@ fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
     let timeout = match mode {
         Mode::Ready => Some(Duration::ZERO),
         Mode::Step if resumed > 0 => Some(Duration::ZERO),
-        _ => sl.ops.borrow().poll_timeout(),
+        _ => sl.ops.borrow_mut().poll_timeout(),
     };
     sl.ops.borrow_mut().poll(timeout)?;
     loop {
@@ -125,6 +126,10 @@ fn halt(lua: Lua) -> Ret {
 /// system.printall()
 fn printall(lua: Lua) -> Ret {
     let ops = sys_loop(lua).ops.borrow();
-    eprintln!("[coutil] loop: {} pending operation(s), running: {}", ops.active(), ops.running);
+    eprintln!(
+        "[coutil] loop: {} pending operation(s), running: {}",
+        ops.active(),
+        ops.running
+    );
     Ok(0)
 }

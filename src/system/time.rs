@@ -48,9 +48,13 @@ fn suspend(lua: Lua) -> Result<Await, Error> {
     let secs = lua.opt_number(1)?.unwrap_or(0.0);
     let blocking = parse_mode(lua, 2)?;
     let ms = secs * 1000.0;
-    let limit = if blocking { 4294967295.0 } else { 18446744073709551615.0 };
-    // `!(ms <= limit)` also rejects NaN.
-    if !(ms <= limit) {
+    let limit = if blocking {
+        4294967295.0
+    } else {
+        18446744073709551615.0
+    };
+    // NaN is out of range too.
+    if ms.is_nan() || ms > limit {
         return Err(Error::arg(1, "out of range"));
     }
     let ms = if ms > 0.0 { ms as u64 } else { 0 };
