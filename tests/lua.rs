@@ -22,7 +22,14 @@ fn module_dir() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let target = root().join("target/module");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--lib", "--no-default-features", "--features", "module", "--target-dir"])
+            .args([
+                "build",
+                "--lib",
+                "--no-default-features",
+                "--features",
+                "module",
+                "--target-dir",
+            ])
             .arg(&target)
             .current_dir(root())
             .status()
@@ -40,7 +47,11 @@ fn module_dir() -> &'static PathBuf {
 }
 
 fn lua54() -> Option<&'static str> {
-    let found = Command::new("lua5.4").arg("-v").stdout(Stdio::null()).status().is_ok();
+    let found = Command::new("lua5.4")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok();
     found.then_some("lua5.4")
 }
 
@@ -56,7 +67,9 @@ fn run(program: &Path, script: &str, gc: bool) {
         .env_remove("COUTIL_INIT")
         .env_remove("LUA_INIT")
         .stdin(Stdio::null());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -68,7 +81,11 @@ fn run(program: &Path, script: &str, gc: bool) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "{script} failed in {} ({status})", program.display());
+    assert!(
+        status.success(),
+        "{script} failed in {} ({status})",
+        program.display()
+    );
 }
 
 macro_rules! lua_tests {
@@ -96,7 +113,15 @@ macro_rules! lua_tests {
     };
 }
 
-lua_tests!(system_loop);
+lua_tests!(
+    system_loop,
+    coop_spawn,
+    coop_event,
+    coop_queued,
+    coop_mutex,
+    coop_promise,
+    memory_buffer
+);
 
 /// Every script in tests/lua/ is listed above.
 #[test]
@@ -104,7 +129,10 @@ fn all_scripts_listed() {
     for entry in std::fs::read_dir(root().join("tests/lua")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if let Some(stem) = name.strip_suffix(".lua") {
-            assert!(stem == "testlib" || SCRIPTS.contains(&stem), "tests/lua/{name} is not listed in tests/lua.rs");
+            assert!(
+                stem == "testlib" || SCRIPTS.contains(&stem),
+                "tests/lua/{name} is not listed in tests/lua.rs"
+            );
         }
     }
 }

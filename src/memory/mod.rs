@@ -1,0 +1,456 @@
+//! `coutil.memory` (also `require "memory"`): mutable byte buffers,
+//! compatible with lua-memory 2.x (spec `memory.md`).
+//!
+//! A memory is a full userdata of class `memory` holding a [`Memory`]: a
+//! `Vec<u8>` and its kind. Fixed memories never change size; resizable ones
+//! (`create()`) grow and shrink with `resize`; closing a resizable memory
+//! frees its bytes and leaves an empty `"other"` memory. The metatable's
+//! `__index` is the module table itself, so `m:get(1)` works.
+//!
+//! Other modules borrow the bytes of an argument in place with
+//! [`bytes_of`] (string or memory, for senders) and [`buffer_of`] (memory
+//! only, for receivers), and apply the position rules of [`range`].
+//!
+//! Aliasing: an argument may be given twice (`memory.fill(m, m)`), so the
+//! functions copy a source before borrowing a destination mutably, and never
+//! hold a mutable borrow across a call that can run Lua code (an allocation
+//! can run finalizers, which could resize the memory).
+//!
+//! Sizes are limited to `isize::MAX` bytes (Rust's allocation limit, also
+//! Lua's largest string on 64-bit targets); larger or negative sizes raise
+//! `invalid size`, and a failed allocation raises `not enough memory`
+//! instead of aborting.
+
+mod pack;
+pub mod range;
+
+use std::ffi::c_int;
+
+use crate::cfn;
+use crate::lua::class::{self, Class, Object};
+use crate::lua::{Error, Lua, Reg, Ret, entry, ffi};
+
+const FUNCTIONS: &[Reg] = &[
+    (c"create", cfn!(create)),
+    (c"type", cfn!(type_)),
+    (c"len", cfn!(len)),
+    (c"resize", cfn!(resize)),
+    (c"tostring", cfn!(tostring)),
+    (c"get", cfn!(get)),
+    (c"set", cfn!(set)),
+    (c"fill", cfn!(fill)),
+    (c"find", cfn!(find)),
+    (c"diff", cfn!(diff)),
+    (c"pack", cfn!(pack::pack)),
+    (c"unpack", cfn!(pack::unpack)),
+];
+
+const META: &[Reg] = &[
+    (c"__len", cfn!(len)),
+    (c"__tostring", cfn!(tostring)),
+    (c"__concat", concat_meta),
+    (c"__close", cfn!(close)),
+];
+
+/// The largest size of a memory, in bytes.
+pub const MAX_SIZE: usize = isize::MAX as usize;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Fixed,
+    Resizable,
+    Other,
+}
+
+/// The contents of a memory userdata.
+pub struct Memory {
+    data: Vec<u8>,
+    kind: Kind,
+}
+
+impl Object for Memory {
+    const CLASS: &'static Class = &Class {
+        name: c"memory",
+        methods: FUNCTIONS,
+        meta: META,
+    };
+}
+
+/// The memory at `i`, if it is one. Raw, so that a memory given as two
+/// arguments is never borrowed mutably twice.
+fn slot(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
+    // SAFETY: luaL_testudata only reads the stack; it returns the block of a
+    // userdata with the `memory` metatable, which only `class::push` makes,
+    // holding an initialised Option<Memory> (see `lua/class.rs`).
+    let p = unsafe { ffi::luaL_testudata(lua.raw(), i, Memory::CLASS.name.as_ptr()) };
+    (!p.is_null()).then_some(p.cast())
+}
+
+fn memory_ref<'a>(lua: Lua, i: c_int) -> Option<&'a Memory> {
+    const EMPTY: &Memory = &Memory {
+        data: Vec::new(),
+        kind: Kind::Other,
+    };
+    // SAFETY: see `slot`; the value lives while it is on the stack. A
+    // memory whose value was dropped by `__gc` reads as an empty "other".
+    slot(lua, i).map(|p| unsafe { (*p).as_ref() }.unwrap_or(EMPTY))
+}
+
+fn memory_mut<'a>(lua: Lua, i: c_int) -> Option<&'a mut Memory> {
+    // SAFETY: see `slot`; callers hold no other borrow of this memory. An
+    // empty Vec owns no allocation, so refilling a collected slot leaks
+    // nothing even though its `__gc` already ran.
+    slot(lua, i).map(|p| {
+        unsafe { &mut *p }.get_or_insert(Memory {
+            data: Vec::new(),
+            kind: Kind::Other,
+        })
+    })
+}
+
+/// The bytes of the string, number or memory at `i`. The slice is valid
+/// while the value stays on the stack and the memory is not resized.
+pub fn bytes_of<'a>(lua: Lua, i: c_int) -> Option<&'a [u8]> {
+    match memory_ref(lua, i) {
+        Some(m) => Some(&m.data),
+        None => lua.to_bytes(i),
+    }
+}
+
+/// The bytes of the memory at `i`, to write in place (never resized).
+/// NOTE: the slice dangles once the memory is resized, closed or collected;
+/// a caller keeping it across a yield must anchor the memory and re-fetch.
+pub fn buffer_of<'a>(lua: Lua, i: c_int) -> Option<&'a mut [u8]> {
+    memory_mut(lua, i).map(|m| &mut m.data[..])
+}
+
+/// [`bytes_of`], or the argument error `string or memory expected`.
+pub fn arg_bytes<'a>(lua: Lua, i: c_int) -> Result<&'a [u8], Error> {
+    bytes_of(lua, i).ok_or(Error::Type(i, c"string or memory"))
+}
+
+/// [`buffer_of`], or the argument error `memory expected`.
+pub fn arg_buffer<'a>(lua: Lua, i: c_int) -> Result<&'a mut [u8], Error> {
+    buffer_of(lua, i).ok_or(Error::Type(i, c"memory"))
+}
+
+fn arg_memory<'a>(lua: Lua, i: c_int) -> Result<&'a Memory, Error> {
+    memory_ref(lua, i).ok_or(Error::Type(i, c"memory"))
+}
+
+/// A size argument: an integer in `0..=MAX_SIZE`.
+fn arg_size(lua: Lua, i: c_int) -> Result<usize, Error> {
+    match usize::try_from(lua.arg_integer(i)?) {
+        Ok(n) if n <= MAX_SIZE => Ok(n),
+        _ => Err(Error::arg(i, "invalid size")),
+    }
+}
+
+fn no_memory() -> Error {
+    Error::msg("not enough memory")
+}
+
+/// A byte value argument: an integer in `0..=255`.
+fn arg_byte(lua: Lua, i: c_int) -> Result<u8, Error> {
+    u8::try_from(lua.arg_integer(i)?).map_err(|_| Error::arg(i, "value out of range"))
+}
+
+/// A copy of `s` made without aborting on allocation failure.
+fn copy(s: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(s.len()).map_err(|_| no_memory())?;
+    v.extend_from_slice(s);
+    Ok(v)
+}
+
+/// Fills `dst` repeating `pattern` (not empty).
+fn repeat(dst: &mut [u8], pattern: &[u8]) {
+    for chunk in dst.chunks_mut(pattern.len()) {
+        chunk.copy_from_slice(&pattern[..chunk.len()]);
+    }
+}
+
+fn push_new(lua: Lua, data: Vec<u8>, kind: Kind) {
+    class::push(lua, Memory { data, kind });
+}
+
+/// `luaopen_coutil_memory`: the module table, also the memories' `__index`.
+pub fn open(lua: Lua) -> c_int {
+    lua.push_functions(FUNCTIONS, false);
+    class::push_metatable::<Memory>(lua);
+    lua.push_value(-2);
+    lua.set_field(-2, c"__index");
+    lua.set_top(-2);
+    1
+}
+
+/// m = memory.create([n | s [, i [, j]]])
+fn create(lua: Lua) -> Ret {
+    if lua.is_none_or_nil(1) {
+        push_new(lua, Vec::new(), Kind::Resizable);
+    } else if lua.type_of(1) == ffi::LUA_TNUMBER {
+        let n = arg_size(lua, 1)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(n).map_err(|_| no_memory())?;
+        data.resize(n, 0);
+        push_new(lua, data, Kind::Fixed);
+    } else {
+        let s = arg_bytes(lua, 1)?;
+        let r = range::arg_span(lua, s.len(), 2, 3)?;
+        push_new(lua, copy(&s[r])?, Kind::Fixed);
+    }
+    Ok(1)
+}
+
+/// kind = memory.type(x)
+fn type_(lua: Lua) -> Ret {
+    match memory_ref(lua, 1).map(|m| m.kind) {
+        Some(Kind::Fixed) => lua.push_bytes(b"fixed"),
+        Some(Kind::Resizable) => lua.push_bytes(b"resizable"),
+        Some(Kind::Other) => lua.push_bytes(b"other"),
+        None => lua.push_nil(),
+    }
+    Ok(1)
+}
+
+/// n = memory.len(m)
+fn len(lua: Lua) -> Ret {
+    let n = arg_memory(lua, 1)?.data.len();
+    lua.push_integer(n as i64);
+    Ok(1)
+}
+
+/// memory.resize(m, n [, s])
+fn resize(lua: Lua) -> Ret {
+    match memory_ref(lua, 1) {
+        Some(m) if m.kind == Kind::Resizable => {}
+        _ => return Err(Error::Type(1, c"resizable memory")),
+    }
+    let n = arg_size(lua, 2)?;
+    // The pattern is copied first: it may be `m` itself.
+    let pattern = match lua.is_none_or_nil(3) {
+        true => Vec::new(),
+        false => {
+            let s = arg_bytes(lua, 3)?;
+            let old = memory_ref(lua, 1).map_or(0, |m| m.data.len());
+            copy(&s[..s.len().min(n.saturating_sub(old))])?
+        }
+    };
+    let Some(m) = memory_mut(lua, 1) else {
+        return Ok(0);
+    };
+    let old = m.data.len();
+    if n <= old {
+        m.data.truncate(n);
+        if m.data.capacity() / 2 > n {
+            m.data.shrink_to_fit();
+        }
+    } else {
+        m.data.try_reserve(n - old).map_err(|_| no_memory())?;
+        m.data.resize(n, 0);
+        if !pattern.is_empty() {
+            repeat(&mut m.data[old..], &pattern);
+        }
+    }
+    Ok(0)
+}
+
+/// s = memory.tostring(m [, i [, j]])
+fn tostring(lua: Lua) -> Ret {
+    let s = arg_bytes(lua, 1)?;
+    let r = range::arg_span(lua, s.len(), 2, 3)?;
+    lua.push_bytes(&s[r]);
+    Ok(1)
+}
+
+/// b1, b2, ... = memory.get(m, i [, j])
+fn get(lua: Lua) -> Ret {
+    let len = arg_memory(lua, 1)?.data.len();
+    let i = range::start(lua.arg_integer(2)?, len);
+    let j = range::end(lua.opt_integer(3, i)?, len);
+    let r = range::span(i, j);
+    let n = c_int::try_from(r.len()).map_err(|_| Error::msg("memory slice too long"))?;
+    lua.check_stack(n)
+        .map_err(|_| Error::msg("memory slice too long"))?;
+    for &b in &arg_memory(lua, 1)?.data[r] {
+        lua.push_integer(b.into());
+    }
+    Ok(n)
+}
+
+/// memory.set(m, i, ...)
+fn set(lua: Lua) -> Ret {
+    let len = arg_memory(lua, 1)?.data.len();
+    let i = range::start(lua.arg_integer(2)?, len);
+    if i > len as i64 {
+        return Err(Error::arg(2, "index out of bounds"));
+    }
+    let at = (i - 1) as usize;
+    let count = (lua.top() - 2)
+        .max(0)
+        .min((len - at).try_into().unwrap_or(c_int::MAX));
+    // Every value is checked before any is written.
+    for k in 3..3 + count {
+        arg_byte(lua, k)?;
+    }
+    let Some(data) = buffer_of(lua, 1) else {
+        return Ok(0);
+    };
+    for (k, b) in (3..3 + count).zip(&mut data[at..]) {
+        *b = arg_byte(lua, k)?;
+    }
+    Ok(0)
+}
+
+/// memory.fill(m, s [, i [, j [, o]]])
+fn fill(lua: Lua) -> Ret {
+    let len = arg_memory(lua, 1)?.data.len();
+    let r = range::arg_span(lua, len, 3, 4)?;
+    if lua.type_of(2) == ffi::LUA_TNUMBER {
+        let b = arg_byte(lua, 2)?;
+        if let Some(data) = buffer_of(lua, 1) {
+            data[r].fill(b);
+        }
+        return Ok(0);
+    }
+    let s = arg_bytes(lua, 2)?;
+    let o = range::start(lua.opt_integer(5, 1)?, s.len());
+    if r.is_empty() || o > s.len() as i64 {
+        return Ok(0);
+    }
+    // The pattern is copied first: it may be `m` itself.
+    let s = &s[(o - 1) as usize..];
+    let pattern = copy(&s[..s.len().min(r.len())])?;
+    if let Some(data) = buffer_of(lua, 1) {
+        repeat(&mut data[r], &pattern);
+    }
+    Ok(0)
+}
+
+/// [first, last] = memory.find(m, s [, i [, j [, o]]])
+fn find(lua: Lua) -> Ret {
+    let data = &arg_memory(lua, 1)?.data;
+    let s = arg_bytes(lua, 2)?;
+    let i = range::start(lua.opt_integer(3, 1)?, data.len());
+    let j = range::end(lua.opt_integer(4, -1)?, data.len());
+    let o = range::start(lua.opt_integer(5, 1)?, s.len());
+    let hay = &data[range::span(i, j)];
+    let s = s.get((o - 1) as usize..).unwrap_or_default();
+    let s = &s[..s.len().min(hay.len())];
+    let found = match s.split_first() {
+        None => Some(0),
+        Some((&first, rest)) => {
+            (0..=hay.len() - s.len()).find(|&k| hay[k] == first && &hay[k + 1..k + s.len()] == rest)
+        }
+    };
+    match found {
+        Some(k) => {
+            let first = i + k as i64;
+            lua.push_integer(first);
+            lua.push_integer(first + s.len() as i64 - 1);
+            Ok(2)
+        }
+        None => {
+            lua.push_nil();
+            Ok(1)
+        }
+    }
+}
+
+/// [pos, less] = memory.diff(a, b)
+fn diff(lua: Lua) -> Ret {
+    let a = arg_bytes(lua, 1)?;
+    let b = arg_bytes(lua, 2)?;
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(k) => {
+            lua.push_integer(k as i64 + 1);
+            lua.push_bool(a[k] < b[k]);
+        }
+        None if a.len() != b.len() => {
+            lua.push_integer(a.len().min(b.len()) as i64 + 1);
+            lua.push_bool(a.len() < b.len());
+        }
+        None => {
+            lua.push_nil();
+            lua.push_bool(false);
+        }
+    }
+    Ok(2)
+}
+
+/// `__close`: a resizable memory frees its bytes and becomes an empty
+/// "other" memory; fixed memories are left as they are.
+fn close(lua: Lua) -> Ret {
+    if let Some(m) = memory_mut(lua, 1)
+        && m.kind == Kind::Resizable
+    {
+        *m = Memory {
+            data: Vec::new(),
+            kind: Kind::Other,
+        };
+    }
+    Ok(0)
+}
+
+/// Returned by [`concat`] when the other operand's `__concat` must be
+/// called: it is pushed with both operands.
+const DELEGATE: c_int = -1;
+
+/// `__concat`, with the call to another operand's `__concat` made here,
+/// outside the Rust body, so a Lua error in it skips no Rust frame.
+unsafe extern "C-unwind" fn concat_meta(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this as a C function with its running state.
+    let n = unsafe { entry(l, concat) };
+    if n != DELEGATE {
+        return n;
+    }
+    // SAFETY: `concat` left the function and both operands on top; no
+    // Rust value is alive in this frame.
+    unsafe { ffi::lua_callk(l, 2, 1, 0, None) };
+    1
+}
+
+/// s = a .. b (a string or memory and a memory, or the reverse)
+fn concat(lua: Lua) -> Ret {
+    let joinable = |k| memory_ref(lua, k).is_some() || lua.to_bytes(k).is_some();
+    if joinable(1) && joinable(2) {
+        for k in 1..=2 {
+            match memory_ref(lua, k) {
+                Some(m) => lua.push_bytes(&m.data),
+                None => lua.push_value(k),
+            }
+        }
+        // SAFETY: joins the two strings just pushed.
+        unsafe { ffi::lua_concat(lua.raw(), 2) };
+        return Ok(1);
+    }
+    for k in 1..=2 {
+        // SAFETY: pushes the metafield if there is one.
+        if !joinable(k)
+            && unsafe { ffi::luaL_getmetafield(lua.raw(), k, c"__concat".as_ptr()) }
+                != ffi::LUA_TNIL
+        {
+            lua.push_value(1);
+            lua.push_value(2);
+            return Ok(DELEGATE);
+        }
+    }
+    let text = format!(
+        "attempt to concat a '{}' with a '{}'",
+        type_name(lua, 1),
+        type_name(lua, 2)
+    );
+    Err(Error::msg(text))
+}
+
+/// The basic type name of the value at `i`, as `luaL_typename`.
+fn type_name(lua: Lua, i: c_int) -> &'static str {
+    const NAMES: [&str; 9] = [
+        "nil", "boolean", "userdata", "number", "string", "table", "function", "userdata", "thread",
+    ];
+    usize::try_from(lua.type_of(i))
+        .ok()
+        .and_then(|t| NAMES.get(t))
+        .copied()
+        .unwrap_or("no value")
+}
