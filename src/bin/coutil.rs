@@ -34,13 +34,23 @@ fn main() {
         ffi::luaL_openlibs(l);
         coutil::preload(l);
         ffi::lua_pushcfunction(l, traceback);
-        let loaded = ffi::luaL_loadbufferx(l, CONSOLE.as_ptr().cast(), CONSOLE.len(), c"=coutil".as_ptr(), c"t".as_ptr());
+        let loaded = ffi::luaL_loadbufferx(
+            l,
+            CONSOLE.as_ptr().cast(),
+            CONSOLE.len(),
+            c"=coutil".as_ptr(),
+            c"t".as_ptr(),
+        );
         let ok = loaded == ffi::LUA_OK && {
-            ffi::luaL_checkstack(l, args.len() as c_int + 1, c"too many arguments".as_ptr());
-            for a in &args {
+            // One table argument, argv[0] at index 0: a command line cannot
+            // produce a table, so the console knows it runs as the command
+            // rather than as a chunk loaded with plain arguments.
+            ffi::lua_createtable(l, args.len() as c_int, 1);
+            for (i, a) in args.iter().enumerate() {
                 ffi::lua_pushstring(l, a.as_ptr());
+                ffi::lua_rawseti(l, -2, i as ffi::lua_Integer);
             }
-            ffi::lua_pcall(l, args.len() as c_int, 1, 1) == ffi::LUA_OK
+            ffi::lua_pcall(l, 1, 1, 1) == ffi::LUA_OK
         };
         let status = if ok {
             // The console returns the exit status (true/false or a number).

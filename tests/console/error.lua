@@ -1,0 +1,3 @@
+local function fail() error("boom") end
+fail()
+print("not reached")

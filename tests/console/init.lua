@@ -1,0 +1,1 @@
+print("init file", arg[0])
