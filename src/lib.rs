@@ -13,6 +13,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod console;
 pub mod lua;
 pub mod memory;
 pub mod runtime;
@@ -83,6 +84,13 @@ pub unsafe extern "C-unwind" fn luaopen_memory(l: *mut ffi::lua_State) -> c_int 
     1
 }
 
+/// `require "coutil.console"`: internal support of the `coutil` command.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    console::open(unsafe { Lua::from_raw(l) })
+}
+
 /// Every module of the library: `require` name and entry point.
 pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"coutil.system", luaopen_coutil_system),
@@ -93,6 +101,7 @@ pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"coutil.spawn", luaopen_coutil_spawn),
     (c"coutil.memory", luaopen_coutil_memory),
     (c"memory", luaopen_memory),
+    (c"coutil.console", luaopen_coutil_console),
 ];
 
 /// Registers every module in `package.preload` of state `l`.

@@ -593,3 +593,43 @@ fn console_loadable_as_a_chunk() {
     );
     assert_eq!(out.status, 0);
 }
+
+/// The REPL waits for input on the worker pool: a coroutine of the script
+/// keeps running while no line has arrived yet.
+#[test]
+fn repl_does_not_block_other_coroutines() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    let mut child = Command::new(prog())
+        .args([
+            "-e",
+            "spawn.call(function() for i = 1, 3 do system.suspend(0.05) io.write('tick', i, ' ') io.flush() end end)",
+            "-i",
+        ])
+        .current_dir(dir)
+        .env_remove("COUTIL_INIT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run coutil");
+    // No input for a while: the ticks must be printed meanwhile.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"return 'line'\n").unwrap();
+    drop(stdin);
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < TIMEOUT, "coutil did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let ticks = stdout.find("tick3").expect("ticks missing");
+    let result = stdout.find("line").expect("result missing");
+    assert!(ticks < result, "ticks came after the input: {stdout:?}");
+}

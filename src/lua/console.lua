@@ -166,11 +166,13 @@ local function check(chunk, err)
 end
 
 local function isterminal()
-	-- NOTE: `system.stdin` does not exist yet; until it does, stdin counts
-	-- as not a terminal, so a bare `coutil` runs stdin as a chunk and the
-	-- REPL needs `-i`.
 	local stdin = system.stdin
-	return stdin ~= nil and stdin.winsize ~= nil
+	if stdin == nil then
+		-- NOTE: until `system.stdin` exists, ask the internal module.
+		local ok, console = pcall(require, "coutil.console")
+		return ok and console.isatty()
+	end
+	return stdin.winsize ~= nil
 end
 
 -- Prompts go to `system.stdout` when it exists. Results printed by `print`
@@ -197,10 +199,21 @@ end
 local function linereader()
 	local stdin = system.stdin
 	if not stdin then
-		-- NOTE: fallback while `system.stdin` is missing: the C library reads
-		-- the line, which blocks the whole state (other coroutines stall)
-		-- until a line or the end of input arrives.
-		return function() return io.read("l") end
+		-- NOTE: until `system.stdin` exists, the internal `coutil.console`
+		-- reads descriptor 0 on the worker pool (other coroutines keep
+		-- running); a state without it falls back to `io.read`, which
+		-- blocks the whole state until a line arrives.
+		local ok, console = pcall(require, "coutil.console")
+		if not ok then return function() return io.read("l") end end
+		stdin = {
+			read = function(_, buffer)
+				local chunk, err = console.readstdin(#buffer)
+				if chunk == nil then return false, "end of file" end
+				if not chunk then return false, err end
+				memorylib.fill(buffer, chunk, 1, #chunk)
+				return #chunk
+			end,
+		}
 	end
 	-- A read may return part of a line or several lines (pipes), so bytes
 	-- past the first newline are kept for the next call.
