@@ -633,3 +633,30 @@ fn repl_does_not_block_other_coroutines() {
     let result = stdout.find("line").expect("result missing");
     assert!(ticks < result, "ticks came after the input: {stdout:?}");
 }
+
+/// The command exports the Lua API, so native modules of the system's Lua
+/// packages load in it (Debian's `lua-luv`; skipped when not installed).
+#[test]
+fn native_modules_of_the_system_load() {
+    let luv = format!(
+        "/usr/lib/{}-linux-gnu/lua/5.4/luv.so",
+        std::env::consts::ARCH
+    );
+    if !Path::new(&luv).exists() {
+        eprintln!("SKIPPED: {luv} not installed (apt-get install lua-luv)");
+        return;
+    }
+    let mut cmd = Command::new(prog());
+    cmd.args(["-e", "local uv = require 'luv' local t = uv.new_timer() t:start(1, 0, function() print('luv ok') t:close() end) uv.run()"])
+        .env_remove("COUTIL_INIT")
+        .env_remove("LUA_CPATH")
+        .env_remove("LUA_CPATH_5_4")
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("cannot run coutil");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "luv ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -19,6 +19,41 @@ unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
+/// Makes modules installed by the system's `lua5.4` packages (Debian's
+/// directories) loadable, as that interpreter does, unless the user chose
+/// the paths with the environment.
+unsafe fn add_system_paths(l: *mut ffi::lua_State) {
+    let dirs = [
+        (
+            "path",
+            ["LUA_PATH_5_4", "LUA_PATH"],
+            "/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua".to_string(),
+        ),
+        (
+            "cpath",
+            ["LUA_CPATH_5_4", "LUA_CPATH"],
+            format!(
+                "/usr/lib/{}-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so",
+                std::env::consts::ARCH
+            ),
+        ),
+    ];
+    for (field, vars, extra) in dirs {
+        if vars.iter().any(|v| std::env::var_os(v).is_some()) {
+            continue;
+        }
+        let code = format!("package.{field} = package.{field} .. ';{extra}'\0");
+        // SAFETY: runs a constant chunk of ours in the fresh state.
+        unsafe {
+            if ffi::luaL_loadstring(l, code.as_ptr().cast()) == ffi::LUA_OK {
+                ffi::lua_pcall(l, 0, 0, 0);
+            } else {
+                ffi::lua_pop(l, 1);
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_else(|_| c"?".to_owned()))
@@ -33,6 +68,7 @@ fn main() {
         }
         ffi::luaL_openlibs(l);
         coutil::preload(l);
+        add_system_paths(l);
         ffi::lua_pushcfunction(l, traceback);
         let loaded = ffi::luaL_loadbufferx(
             l,
