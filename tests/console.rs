@@ -660,3 +660,30 @@ fn native_modules_of_the_system_load() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The examples a newcomer starts from keep working.
+#[test]
+fn examples_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(prog())
+        .arg(root.join("examples/hello.lua"))
+        .env_remove("COUTIL_INIT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run coutil");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("finished job"))
+            .count(),
+        6,
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("all done\n"), "{stdout}");
+}

@@ -55,37 +55,49 @@ fn lua54() -> Option<&'static str> {
     found.then_some("lua5.4")
 }
 
-/// Runs `program script` with the test environment; panics on failure.
+/// Runs `program script` with the test environment; panics on failure,
+/// showing the script's output (kept in a log file, not printed on success).
 fn run(program: &Path, script: &str, gc: bool) {
     let path = root().join("tests/lua").join(format!("{script}.lua"));
-    let mut cmd = Command::new(program);
-    cmd.arg(&path)
+    let logs = root().join("target/lua-tests");
+    std::fs::create_dir_all(&logs).unwrap();
+    let tag = program.file_name().unwrap().to_string_lossy();
+    let log = logs.join(format!("{script}-{tag}{}.log", if gc { "-gc" } else { "" }));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(program)
+        .arg(&path)
         .current_dir(root())
         .env("LUA_PATH", "tests/lua/?.lua;;")
         .env("LUA_CPATH", format!("{}/?.so;;", module_dir().display()))
         .env("COUTIL_TEST_GC", if gc { "1" } else { "0" })
         .env_remove("COUTIL_INIT")
         .env_remove("LUA_INIT")
-        .stdin(Stdio::null());
-    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            break Some(status);
         }
         if start.elapsed() > TIMEOUT {
             let _ = child.kill();
-            panic!("{script}: timed out after {TIMEOUT:?}");
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(
-        status.success(),
-        "{script} failed in {} ({status})",
-        program.display()
-    );
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("{script} failed in {} ({s}):\n{output}", program.display()),
+        None => panic!(
+            "{script} timed out after {TIMEOUT:?} in {}:\n{output}",
+            program.display()
+        ),
+    }
 }
 
 macro_rules! lua_tests {

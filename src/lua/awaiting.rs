@@ -28,7 +28,8 @@ use super::{Error, Lua, ffi, raise};
 use crate::runtime::{Loop, OpId, Outcome, Wait};
 
 /// Pushes the results of a completed operation on the coroutine's stack
-/// (after the token) and returns how many.
+/// (after the token) and returns how many: at most 16 without calling
+/// `lua_checkstack` first.
 pub type Deliver = fn(co: Lua, outcome: Option<Outcome>) -> c_int;
 
 /// What the loop keeps of a waiting coroutine.
@@ -70,19 +71,30 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
     // stored there is always a SysLoop made below and lives until the state
     // closes (the registry keeps it), after every Lua function call.
     unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, &LOOP_KEY as *const u8 as *const c_void);
+        ffi::lua_rawgetp(
+            l,
+            ffi::LUA_REGISTRYINDEX,
+            &LOOP_KEY as *const u8 as *const c_void,
+        );
         let p = ffi::lua_touserdata(l, -1) as *mut SysLoop;
         ffi::lua_pop(l, 1);
         if !p.is_null() {
             return &*p;
         }
         let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<SysLoop>(), 0) as *mut SysLoop;
-        p.write(SysLoop { ops: RefCell::new(Loop::new()), delivering: Cell::new(None) });
+        p.write(SysLoop {
+            ops: RefCell::new(Loop::new()),
+            delivering: Cell::new(None),
+        });
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushcfunction(l, loop_gc);
         ffi::lua_setfield(l, -2, c"__gc".as_ptr());
         ffi::lua_setmetatable(l, -2);
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, &LOOP_KEY as *const u8 as *const c_void);
+        ffi::lua_rawsetp(
+            l,
+            ffi::LUA_REGISTRYINDEX,
+            &LOOP_KEY as *const u8 as *const c_void,
+        );
         &*p
     }
 }
@@ -101,7 +113,11 @@ unsafe extern "C-unwind" fn loop_gc(l: *mut ffi::lua_State) -> c_int {
 
 /// Raises `unable to yield` unless the running coroutine can yield.
 pub fn require_coroutine(lua: Lua) -> Result<(), Error> {
-    if lua.is_yieldable() { Ok(()) } else { Err(Error::msg("unable to yield")) }
+    if lua.is_yieldable() {
+        Ok(())
+    } else {
+        Err(Error::msg("unable to yield"))
+    }
 }
 
 /// Arms `wait` for the running coroutine, which must be yieldable; the
@@ -110,10 +126,8 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
     let thread = lua.raw();
     if let Some(id) = sl.delivering.get() {
         let mut ops = sl.ops.borrow_mut();
-        if ops.is_delivering(id) && ops.waiter(id).is_some_and(|w| w.thread == thread) {
-            if let Some(w) = ops.waiter_mut(id) {
-                w.deliver = deliver;
-            }
+        if let Some(w) = ops.delivering_waiter(id).filter(|w| w.thread == thread) {
+            w.deliver = deliver;
             ops.arm(id, wait).map_err(|e| Error::msg(e.to_string()))?;
             return Ok(id);
         }
@@ -131,7 +145,11 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
             Ok(id)
         }
         None => {
-            let id = ops.alloc(Waiter { thread, key, deliver });
+            let id = ops.alloc(Waiter {
+                thread,
+                key,
+                deliver,
+            });
             if let Err(e) = ops.arm(id, wait) {
                 ops.cancel(id);
                 drop(ops);
@@ -164,7 +182,9 @@ fn cancel(lua: Lua, sl: &SysLoop, id: OpId) {
         if !ops.cancel(id) {
             return;
         }
-        ops.waiter_mut(id).map_or(ffi::LUA_NOREF, |w| std::mem::replace(&mut w.key, ffi::LUA_NOREF))
+        ops.waiter_mut(id).map_or(ffi::LUA_NOREF, |w| {
+            std::mem::replace(&mut w.key, ffi::LUA_NOREF)
+        })
     };
     unreference(lua, key);
 }
@@ -196,13 +216,18 @@ pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Result<Await, Error
     }
 }
 
-unsafe extern "C-unwind" fn continuation(l: *mut ffi::lua_State, _status: c_int, ctx: ffi::lua_KContext) -> c_int {
+unsafe extern "C-unwind" fn continuation(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    ctx: ffi::lua_KContext,
+) -> c_int {
     // SAFETY: Lua calls the continuation with the resumed state, whose
     // stack holds exactly the values given to the resume.
     unsafe {
-        if ffi::lua_gettop(l) >= 1 && ffi::lua_touserdata(l, 1) == token() {
-            ffi::lua_remove(l, 1);
-            return ffi::lua_gettop(l);
+        let top = ffi::lua_gettop(l);
+        if top >= 1 && ffi::lua_touserdata(l, 1) == token() {
+            // The results are the values above the token.
+            return top - 1;
         }
         let lua = Lua::from_raw(l);
         let id = OpId::from_bits(ctx as u64);
@@ -215,7 +240,9 @@ unsafe extern "C-unwind" fn continuation(l: *mut ffi::lua_State, _status: c_int,
 #[macro_export]
 macro_rules! afn {
     ($f:path) => {{
-        unsafe extern "C-unwind" fn wrapper(l: *mut $crate::lua::ffi::lua_State) -> ::std::ffi::c_int {
+        unsafe extern "C-unwind" fn wrapper(
+            l: *mut $crate::lua::ffi::lua_State,
+        ) -> ::std::ffi::c_int {
             // SAFETY: Lua calls this as a C function with its running state.
             unsafe { $crate::lua::awaiting::entry(l, $f) }
         }
@@ -227,17 +254,19 @@ macro_rules! afn {
 /// thread `main` that runs the loop. Errors of the coroutine become
 /// warnings. The operation is released unless the coroutine armed it again.
 pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
-    let (thread, deliver) = match sl.ops.borrow().waiter(id) {
-        Some(w) => (w.thread, w.deliver),
+    let (thread, deliver, outcome) = match sl.ops.borrow_mut().begin_delivery(id) {
+        Some((w, outcome)) => (w.thread, w.deliver, outcome),
         None => return,
     };
     // SAFETY: the registry reference keeps `thread` alive while the
     // operation is armed; it is only resumed if it is suspended (a
     // coroutine closed by `coroutine.close` is dead and skipped).
     unsafe {
-        if ffi::lua_status(thread) == ffi::LUA_YIELD && ffi::lua_checkstack(thread, 8) != 0 {
+        // NOTE: no lua_checkstack: the yielded C function's frame keeps
+        // LUA_MINSTACK (20) free slots, and `Deliver` functions push at
+        // most a few values (those pushing more must check themselves).
+        if ffi::lua_status(thread) == ffi::LUA_YIELD {
             let co = Lua::from_raw(thread);
-            let outcome = sl.ops.borrow_mut().take_outcome(id);
             co.push_light(token());
             let n = deliver(co, outcome);
             sl.delivering.set(Some(id));
@@ -249,7 +278,10 @@ pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
             } else {
                 let mut text = b"[coutil] system.run: ".to_vec();
                 match co.to_bytes(-1) {
-                    Some(msg) if ffi::lua_type(thread, -1) == ffi::LUA_TSTRING || ffi::lua_type(thread, -1) == ffi::LUA_TNUMBER => {
+                    Some(msg)
+                        if ffi::lua_type(thread, -1) == ffi::LUA_TSTRING
+                            || ffi::lua_type(thread, -1) == ffi::LUA_TNUMBER =>
+                    {
                         text.extend_from_slice(msg)
                     }
                     _ => text.extend_from_slice(b"(error object is not a string)"),

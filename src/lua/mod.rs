@@ -135,7 +135,9 @@ pub unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
 #[macro_export]
 macro_rules! cfn {
     ($f:path) => {{
-        unsafe extern "C-unwind" fn wrapper(l: *mut $crate::lua::ffi::lua_State) -> ::std::ffi::c_int {
+        unsafe extern "C-unwind" fn wrapper(
+            l: *mut $crate::lua::ffi::lua_State,
+        ) -> ::std::ffi::c_int {
             // SAFETY: Lua calls this as a C function with its running state.
             unsafe { $crate::lua::entry(l, $f) }
         }

@@ -203,6 +203,20 @@ impl<W> Loop<W> {
         self.op_mut(id).and_then(|op| op.waiter.as_mut())
     }
 
+    /// The waiter of `id` if it is being delivered right now.
+    pub fn delivering_waiter(&mut self, id: OpId) -> Option<&mut W> {
+        self.op_mut(id)
+            .filter(|op| op.state == State::Delivering)
+            .and_then(|op| op.waiter.as_mut())
+    }
+
+    /// The waiter of `id`, taken for delivery, and its job's outcome.
+    pub fn begin_delivery(&mut self, id: OpId) -> Option<(&W, Option<Outcome>)> {
+        let op = self.op_mut(id)?;
+        let outcome = op.outcome.take();
+        Some((op.waiter.as_ref()?, outcome))
+    }
+
     /// Is `id` being delivered right now?
     pub fn is_delivering(&self, id: OpId) -> bool {
         self.op(id).is_some_and(|op| op.state == State::Delivering)
@@ -407,6 +421,9 @@ impl<W> Loop<W> {
     /// The closing phase: releases cancelled operations (returning their
     /// waiters) and arms those re-armed while closing.
     pub fn close_pending(&mut self) -> Vec<W> {
+        if self.closing.is_empty() {
+            return Vec::new();
+        }
         let mut released = Vec::new();
         for id in std::mem::take(&mut self.closing) {
             let rearm = self.op_mut(id).and_then(|op| op.rearm.take());
@@ -422,6 +439,8 @@ impl<W> Loop<W> {
                 None => released.extend(self.release(id)),
             }
         }
+        // Cancelled timers leave stale entries: drop them when they
+        // outnumber the live operations.
         if self.timers.len() > 2 * self.active + 64 {
             let ops = &self.ops;
             self.timers.retain(|index, stamp| {

@@ -45,6 +45,16 @@ fn time(lua: Lua) -> Ret {
 
 /// true = system.suspend([seconds [, mode]])
 fn suspend(lua: Lua) -> Result<Await, Error> {
+    if lua.top() == 0 {
+        // The common `suspend()`: no argument to parse.
+        awaiting::require_coroutine(lua)?;
+        return Ok(Await::Yield(awaiting::wait(
+            lua,
+            sys_loop(lua),
+            Wait::Idle,
+            deliver_true,
+        )?));
+    }
     let secs = lua.opt_number(1)?.unwrap_or(0.0);
     let blocking = parse_mode(lua, 2)?;
     let ms = secs * 1000.0;
