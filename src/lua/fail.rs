@@ -50,8 +50,8 @@ pub fn push_io(lua: Lua, e: &io::Error) -> c_int {
 pub fn text(code: i32) -> &'static str {
     use libc::*;
     match code {
-        EOF => "end of file",
-        UNKNOWN => "unknown error",
+        self::EOF => "end of file",
+        self::UNKNOWN => "unknown error",
         3000 => "address family not supported",
         3001 => "temporary failure",
         3002 => "bad ai_flags value",

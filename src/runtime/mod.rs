@@ -519,3 +519,82 @@ impl<W> Loop<W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(lp: &mut Loop<&'static str>, out: &mut Vec<&'static str>) {
+        while let Some(id) = lp.pop_ready() {
+            out.push(*lp.waiter(id).unwrap());
+            lp.finish(id);
+        }
+    }
+
+    #[test]
+    fn readiness_wakes_the_waiting_op() {
+        let mut lp = Loop::new();
+        let (mut a, mut b) = mio::net::UnixStream::pair().unwrap();
+        let token = lp.register(&mut a, Interest::Readable).unwrap();
+        let id = lp.alloc("reader");
+        lp.arm(id, Wait::Io(token, Interest::Readable)).unwrap();
+        let mut out = Vec::new();
+        lp.poll(Some(Duration::ZERO)).unwrap();
+        drain(&mut lp, &mut out);
+        assert!(out.is_empty(), "nothing written yet");
+        std::io::Write::write_all(&mut b, b"x").unwrap();
+        lp.poll(Some(Duration::from_secs(5))).unwrap();
+        drain(&mut lp, &mut out);
+        assert_eq!(out, ["reader"]);
+        assert_eq!(lp.active(), 0);
+        lp.deregister(&mut a, token).unwrap();
+    }
+
+    #[test]
+    fn worker_outcome_reaches_the_loop() {
+        let mut lp = Loop::new();
+        let id = lp.alloc("job");
+        lp.arm(id, Wait::Work(Box::new(|| Box::new(6 * 7) as Outcome)))
+            .unwrap();
+        let mut got = None;
+        for _ in 0..100 {
+            lp.poll(Some(Duration::from_millis(50))).unwrap();
+            if let Some(id) = lp.pop_ready() {
+                got = lp.take_outcome(id).and_then(|o| o.downcast::<i32>().ok());
+                lp.finish(id);
+                break;
+            }
+        }
+        assert_eq!(got.map(|b| *b), Some(42));
+    }
+
+    #[test]
+    fn cancelled_job_result_is_discarded() {
+        let mut lp: Loop<&str> = Loop::new();
+        let id = lp.alloc("job");
+        lp.arm(id, Wait::Work(Box::new(|| Box::new(()) as Outcome)))
+            .unwrap();
+        assert!(lp.cancel(id));
+        assert_eq!(lp.close_pending(), ["job"]);
+        lp.poll(Some(Duration::from_millis(200))).unwrap();
+        assert!(lp.pop_ready().is_none());
+        assert_eq!(lp.active(), 0);
+    }
+
+    #[test]
+    fn timers_fire_by_due_time_then_arming_order() {
+        let mut lp = Loop::new();
+        for (name, ms) in [("b", 2), ("a", 1), ("c", 2)] {
+            let id = lp.alloc(name);
+            lp.arm(id, Wait::Timer(ms)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        lp.update_time();
+        let mut order = Vec::new();
+        while let Some(id) = lp.pop_timer() {
+            order.push(*lp.waiter(id).unwrap());
+            lp.finish(id);
+        }
+        assert_eq!(order, ["a", "b", "c"]);
+    }
+}
