@@ -687,3 +687,15 @@ fn examples_run() {
     );
     assert!(stdout.ends_with("all done\n"), "{stdout}");
 }
+
+/// Closing the state with operations pending ends the process normally.
+#[test]
+fn closing_the_state_with_pending_operations() {
+    let start = Instant::now();
+    let out = run(&[
+        "-e",
+        "coroutine.wrap(function() system.suspend(100) end)() os.exit(3, true)",
+    ]);
+    assert_eq!(out.status, 3, "{}", out.stderr);
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
