@@ -53,6 +53,49 @@ pub enum Await {
     Done(c_int),
     /// Yield until the operation completes.
     Yield(OpId),
+    /// Yield keeping the first `keep` stack values (e.g. the object and a
+    /// buffer, which stay alive and reachable) and continue in `k` (made
+    /// with `kfn!`), which sees them below the resume values.
+    Keep(OpId, c_int, ffi::lua_KFunction),
+}
+
+/// How a continuation with kept values was resumed.
+pub enum Resumed {
+    /// By the loop: the results of the delivery are above the token, which
+    /// is at `keep + 1`.
+    Loop,
+    /// Explicitly, with this many values above the kept ones; the
+    /// operation has been cancelled and the values are the await's results.
+    User(c_int),
+}
+
+/// In a continuation that kept `keep` values: who resumed it. On an
+/// explicit resume the operation `ctx` is cancelled.
+pub fn resumed(lua: Lua, keep: c_int, ctx: ffi::lua_KContext) -> Resumed {
+    let top = lua.top();
+    // SAFETY: reads a stack slot of the running continuation.
+    if top > keep && unsafe { ffi::lua_touserdata(lua.raw(), keep + 1) } == token() {
+        return Resumed::Loop;
+    }
+    cancel(lua, state_loop(lua), OpId::from_bits(ctx as u64));
+    Resumed::User(top - keep)
+}
+
+/// Runs a continuation body (see `kfn!`) and yields, returns or raises as
+/// it decided, like [`entry`].
+///
+/// # Safety
+/// `l` must be the state of the running continuation.
+pub unsafe fn k_entry(
+    l: *mut ffi::lua_State,
+    ctx: ffi::lua_KContext,
+    body: fn(Lua, ffi::lua_KContext) -> Result<Await, Error>,
+) -> c_int {
+    // SAFETY: `l` is the running state.
+    let lua = unsafe { Lua::from_raw(l) };
+    let decided = catch_unwind(AssertUnwindSafe(|| body(lua, ctx)));
+    // SAFETY: as in `entry`.
+    unsafe { finish(l, decided) }
 }
 
 static TOKEN: u8 = 0;
@@ -196,7 +239,16 @@ fn cancel(lua: Lua, sl: &SysLoop, id: OpId) {
 pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Result<Await, Error>) -> c_int {
     // SAFETY: `l` is the running state.
     let lua = unsafe { Lua::from_raw(l) };
-    let decided = match catch_unwind(AssertUnwindSafe(|| body(lua))) {
+    let decided = catch_unwind(AssertUnwindSafe(|| body(lua)));
+    // SAFETY: `l` is the running state.
+    unsafe { finish(l, decided) }
+}
+
+unsafe fn finish(
+    l: *mut ffi::lua_State,
+    decided: std::thread::Result<Result<Await, Error>>,
+) -> c_int {
+    let decided = match decided {
         Ok(decided) => decided,
         Err(payload) => {
             drop(payload);
@@ -210,6 +262,11 @@ pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Result<Await, Error
         Ok(Await::Yield(id)) => unsafe {
             ffi::lua_settop(l, 0);
             ffi::lua_yieldk(l, 0, id.to_bits() as ffi::lua_KContext, Some(continuation))
+        },
+        // SAFETY: as above.
+        Ok(Await::Keep(id, keep, k)) => unsafe {
+            ffi::lua_settop(l, keep);
+            ffi::lua_yieldk(l, 0, id.to_bits() as ffi::lua_KContext, Some(k))
         },
         // SAFETY: the body's values are dropped (see `raise`).
         Err(e) => unsafe { raise(l, e) },
@@ -248,6 +305,29 @@ macro_rules! afn {
         }
         wrapper as $crate::lua::ffi::lua_CFunction
     }};
+}
+
+/// Makes a continuation (`lua_KFunction`) from a body
+/// `fn(Lua, lua_KContext) -> Result<Await, Error>`; see [`Await::Keep`].
+#[macro_export]
+macro_rules! kfn {
+    ($f:path) => {{
+        unsafe extern "C-unwind" fn wrapper(
+            l: *mut $crate::lua::ffi::lua_State,
+            _status: ::std::ffi::c_int,
+            ctx: $crate::lua::ffi::lua_KContext,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: Lua calls this as the continuation of a yield.
+            unsafe { $crate::lua::awaiting::k_entry(l, ctx, $f) }
+        }
+        wrapper as $crate::lua::ffi::lua_KFunction
+    }};
+}
+
+/// Completes the armed operation `id` of `lua`'s loop: it is delivered in
+/// the current or next iteration, with `outcome` passed to its `Deliver`.
+pub fn complete(lua: Lua, id: OpId, outcome: Option<Outcome>) {
+    state_loop(lua).ops.borrow_mut().complete(id, outcome);
 }
 
 /// Resumes the coroutine of operation `id`, taken for delivery, from the

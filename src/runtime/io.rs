@@ -9,7 +9,9 @@
 //! Worker jobs post their outcome to the loop's [`Inbox`] and wake the poll
 //! with a `mio::Waker`; that is the only cross-thread path into a loop.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +38,31 @@ struct Waiters {
     writer: Option<OpId>,
 }
 
+/// What the poll saw for a source.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
+    pub error: bool,
+    pub read_closed: bool,
+    pub write_closed: bool,
+}
+
+/// Operations completed by a source handler, with optional outcomes.
+pub type Completions = Vec<(OpId, Option<Outcome>)>;
+
+/// Code of an I/O object that runs in the poll phase when its source is
+/// ready (e.g. flushing a socket's write queue without any coroutine),
+/// reporting the operations it completed. It must not call into Lua.
+pub trait SourceHandler {
+    fn ready(&mut self, readiness: Readiness, done: &mut Completions);
+}
+
+enum Entry {
+    Waiters(Waiters),
+    Handler(Rc<RefCell<dyn SourceHandler>>),
+}
+
 /// Completed jobs of one loop, filled by worker threads.
 pub struct Inbox {
     done: Mutex<Vec<(u64, u32, Outcome)>>,
@@ -57,7 +84,7 @@ pub struct Reactor {
     poll: Poll,
     events: Events,
     inbox: Arc<Inbox>,
-    sources: Vec<Option<Waiters>>,
+    sources: Vec<Option<Entry>>,
     free: Vec<usize>,
     count: usize,
 }
@@ -91,7 +118,7 @@ impl Reactor {
     pub fn register(
         &mut self,
         source: &mut impl mio::event::Source,
-        _: Interest,
+        handler: Option<Rc<RefCell<dyn SourceHandler>>>,
     ) -> std::io::Result<Token> {
         let index = self.free.pop().unwrap_or_else(|| {
             self.sources.push(None);
@@ -106,7 +133,10 @@ impl Reactor {
             self.free.push(index);
             return Err(e);
         }
-        self.sources[index] = Some(Waiters::default());
+        self.sources[index] = Some(match handler {
+            Some(h) => Entry::Handler(h),
+            None => Entry::Waiters(Waiters::default()),
+        });
         self.count += 1;
         Ok(Token(index))
     }
@@ -129,7 +159,7 @@ impl Reactor {
     }
 
     pub fn wait(&mut self, token: Token, interest: Interest, op: OpId) {
-        if let Some(Some(w)) = self.sources.get_mut(token.0) {
+        if let Some(Some(Entry::Waiters(w))) = self.sources.get_mut(token.0) {
             match interest {
                 Interest::Readable => w.reader = Some(op),
                 Interest::Writable => w.writer = Some(op),
@@ -139,7 +169,8 @@ impl Reactor {
 
     /// Removes `op` from the waiters of its source.
     pub fn forget(&mut self, op: OpId) {
-        for w in self.sources.iter_mut().flatten() {
+        for entry in self.sources.iter_mut().flatten() {
+            let Entry::Waiters(w) = entry else { continue };
             if w.reader == Some(op) {
                 w.reader = None;
             }
@@ -149,11 +180,13 @@ impl Reactor {
         }
     }
 
-    /// Polls once; ready waiters go to `ready`, job outcomes to `done`.
+    /// Polls once; ready waiters go to `ready`, operations completed by
+    /// handlers to `completed`, job outcomes to `done`.
     pub fn poll(
         &mut self,
         timeout: Option<Duration>,
         ready: &mut VecDeque<OpId>,
+        completed: &mut Completions,
         done: &mut Vec<(u64, u32, Outcome)>,
     ) -> std::io::Result<()> {
         match self.poll.poll(&mut self.events, timeout) {
@@ -165,17 +198,27 @@ impl Reactor {
             if event.token() == WAKER {
                 continue;
             }
-            let Some(Some(w)) = self.sources.get_mut(event.token().0) else {
-                continue;
+            let readiness = Readiness {
+                readable: event.is_readable(),
+                writable: event.is_writable(),
+                error: event.is_error(),
+                read_closed: event.is_read_closed(),
+                write_closed: event.is_write_closed(),
             };
-            // Errors and hang-ups wake both directions: the retried call
-            // reports them.
-            let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
-            if event.is_readable() || failed {
-                ready.extend(w.reader.take());
-            }
-            if event.is_writable() || failed {
-                ready.extend(w.writer.take());
+            match self.sources.get_mut(event.token().0) {
+                Some(Some(Entry::Waiters(w))) => {
+                    // Errors and hang-ups wake both directions: the retried
+                    // call reports them.
+                    let failed = readiness.error || readiness.read_closed || readiness.write_closed;
+                    if readiness.readable || failed {
+                        ready.extend(w.reader.take());
+                    }
+                    if readiness.writable || failed {
+                        ready.extend(w.writer.take());
+                    }
+                }
+                Some(Some(Entry::Handler(h))) => h.borrow_mut().ready(readiness, completed),
+                _ => {}
             }
         }
         // Always drained: wake-ups may coalesce.

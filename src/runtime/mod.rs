@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{epoch_secs, monotonic_ns};
-pub use io::Interest;
+pub use io::{Completions, Interest, Readiness, SourceHandler, Token};
 use io::{Inbox, Reactor};
 use timer::Timers;
 
@@ -66,9 +66,12 @@ pub enum Wait {
     /// The next iteration.
     Idle,
     /// Readiness of a registered source.
-    Io(io::Token, Interest),
+    Io(Token, Interest),
     /// Completion of a job on the worker pool.
     Work(Box<dyn FnOnce() -> Outcome + Send>),
+    /// Nothing the loop watches: completed by [`Loop::complete`] or by a
+    /// source handler.
+    External,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -273,6 +276,7 @@ impl<W> Loop<W> {
                 reactor.wait(token, interest, id);
             }
             Wait::Work(job) => return self.submit(id, stamp, job),
+            Wait::External => {}
         }
         Ok(())
     }
@@ -358,7 +362,11 @@ impl<W> Loop<W> {
         match self.reactor.as_mut() {
             Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
                 let mut done = Vec::new();
-                r.poll(timeout, &mut self.ready, &mut done)?;
+                let mut completed = Vec::new();
+                r.poll(timeout, &mut self.ready, &mut completed, &mut done)?;
+                for (id, outcome) in completed {
+                    self.complete(id, outcome);
+                }
                 for (bits, stamp, outcome) in done {
                     self.jobs_in_flight -= 1;
                     let id = OpId::from_bits(bits);
@@ -378,6 +386,20 @@ impl<W> Loop<W> {
             }
         }
         Ok(())
+    }
+
+    /// Makes the armed operation `id` ready, with `outcome` for its
+    /// delivery; ignored if `id` is not armed (e.g. it was cancelled).
+    pub fn complete(&mut self, id: OpId, outcome: Option<Outcome>) {
+        if let Some(op) = self.op_mut(id).filter(|op| op.state == State::Armed) {
+            op.stamp = op.stamp.wrapping_add(1); // a timer entry of it is stale now
+            op.outcome = outcome;
+            if op.in_idle {
+                op.in_idle = false;
+                self.idle_armed -= 1;
+            }
+            self.ready.push_back(id);
+        }
     }
 
     /// The next operation made ready by the poll, taken for delivery.
@@ -472,20 +494,27 @@ impl<W> Loop<W> {
         }
     }
 
-    /// Registers an I/O source with the loop's poll.
-    pub fn register(
+    /// Registers an I/O source with the loop's poll; operations wait for
+    /// it with `Wait::Io`.
+    pub fn register(&mut self, source: &mut impl mio::event::Source) -> std::io::Result<Token> {
+        self.reactor()?.register(source, None)
+    }
+
+    /// Registers an I/O source whose readiness runs `handler` in the poll
+    /// phase; operations wait for it with `Wait::External`.
+    pub fn register_handler(
         &mut self,
         source: &mut impl mio::event::Source,
-        interest: Interest,
-    ) -> std::io::Result<io::Token> {
-        self.reactor()?.register(source, interest)
+        handler: std::rc::Rc<std::cell::RefCell<dyn SourceHandler>>,
+    ) -> std::io::Result<Token> {
+        self.reactor()?.register(source, Some(handler))
     }
 
     /// Removes a registered source; operations waiting on it are not woken.
     pub fn deregister(
         &mut self,
         source: &mut impl mio::event::Source,
-        token: io::Token,
+        token: Token,
     ) -> std::io::Result<()> {
         match self.reactor.as_mut() {
             Some(r) => r.deregister(source, token),
@@ -535,7 +564,7 @@ mod tests {
     fn readiness_wakes_the_waiting_op() {
         let mut lp = Loop::new();
         let (mut a, mut b) = mio::net::UnixStream::pair().unwrap();
-        let token = lp.register(&mut a, Interest::Readable).unwrap();
+        let token = lp.register(&mut a).unwrap();
         let id = lp.alloc("reader");
         lp.arm(id, Wait::Io(token, Interest::Readable)).unwrap();
         let mut out = Vec::new();
