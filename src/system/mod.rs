@@ -3,6 +3,7 @@
 //! assembles them. Every function gets the state's loop userdata as its
 //! first upvalue (see [`sys_loop`]).
 
+pub mod net;
 mod run;
 mod time;
 
@@ -11,18 +12,19 @@ use std::ffi::c_int;
 use crate::lua::awaiting::{SysLoop, state_loop};
 use crate::lua::{Lua, Reg, ffi};
 
-const AREAS: &[&[Reg]] = &[run::FUNCTIONS, time::FUNCTIONS];
+const AREAS: &[&[&[Reg]]] = &[&[run::FUNCTIONS, time::FUNCTIONS], net::AREAS];
 
 /// `luaopen_coutil_system`: the module table.
 pub fn open(lua: Lua) -> c_int {
     state_loop(lua);
     let l = lua.raw();
-    let count: usize = AREAS.iter().map(|a| a.len()).sum();
+    let areas = || AREAS.iter().flat_map(|group| group.iter());
+    let count: usize = areas().map(|a| a.len()).sum();
     // SAFETY: plain stack operations; the loop userdata is in the registry
     // (made by `state_loop`), pushed here to become each function's upvalue.
     unsafe {
         ffi::lua_createtable(l, 0, count as c_int);
-        for area in AREAS {
+        for area in areas() {
             for (name, f) in *area {
                 push_loop(l);
                 ffi::lua_pushcclosure(l, *f, 1);
