@@ -357,14 +357,10 @@ pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
                 ffi::lua_pop(thread, nres);
             } else {
                 let mut text = b"[coutil] system.run: ".to_vec();
+                // Strings and numbers only: other values convert to None.
                 match co.to_bytes(-1) {
-                    Some(msg)
-                        if ffi::lua_type(thread, -1) == ffi::LUA_TSTRING
-                            || ffi::lua_type(thread, -1) == ffi::LUA_TNUMBER =>
-                    {
-                        text.extend_from_slice(msg)
-                    }
-                    _ => text.extend_from_slice(b"(error object is not a string)"),
+                    Some(msg) => text.extend_from_slice(msg),
+                    None => text.extend_from_slice(b"(error object is not a string)"),
                 }
                 ffi::lua_pop(thread, 1);
                 main.warn(&text);
