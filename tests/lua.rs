@@ -132,7 +132,9 @@ lua_tests!(
     coop_queued,
     coop_mutex,
     coop_promise,
-    memory_buffer
+    memory_buffer,
+    net_address,
+    net_resolve,
 );
 
 /// Every script in tests/lua/ is listed above.

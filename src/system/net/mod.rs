@@ -2,8 +2,9 @@
 //! sockets. Each area lists its `coutil.system` functions in `FUNCTIONS`.
 
 pub mod address;
+pub mod resolve;
 
 use crate::lua::Reg;
 
 /// The `coutil.system` functions of the network areas.
-pub const AREAS: &[&[Reg]] = &[address::FUNCTIONS];
+pub const AREAS: &[&[Reg]] = &[address::FUNCTIONS, resolve::FUNCTIONS];
