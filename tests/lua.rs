@@ -135,6 +135,9 @@ lua_tests!(
     memory_buffer,
     net_address,
     net_resolve,
+    fs_path,
+    fs_file,
+    fs_info,
 );
 
 /// Every script in tests/lua/ is listed above.

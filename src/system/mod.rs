@@ -3,6 +3,7 @@
 //! assembles them. Every function gets the state's loop userdata as its
 //! first upvalue (see [`sys_loop`]).
 
+pub mod fs;
 pub mod net;
 mod run;
 mod time;
@@ -12,7 +13,11 @@ use std::ffi::c_int;
 use crate::lua::awaiting::{SysLoop, state_loop};
 use crate::lua::{Lua, Reg, ffi};
 
-const AREAS: &[&[&[Reg]]] = &[&[run::FUNCTIONS, time::FUNCTIONS], net::AREAS];
+const AREAS: &[&[&[Reg]]] = &[
+    &[run::FUNCTIONS, time::FUNCTIONS],
+    net::AREAS,
+    &[fs::FUNCTIONS],
+];
 
 /// `luaopen_coutil_system`: the module table.
 pub fn open(lua: Lua) -> c_int {
@@ -32,6 +37,7 @@ pub fn open(lua: Lua) -> c_int {
             }
         }
     }
+    fs::set_filebits(lua);
     1
 }
 

@@ -1,0 +1,88 @@
+//! Permission strings and numbers (spec files.md §1) and the
+//! `system.filebits` table.
+//!
+//! A `perm` argument is an integer of mode bits, or a string whose
+//! characters each set one bit; the same characters are the boolean
+//! information characters of `fileinfo` and `file:info`. The values are the
+//! platform's, from `libc`.
+
+use std::borrow::Cow;
+use std::ffi::{CStr, c_int};
+
+use crate::lua::{Error, Lua, ffi};
+
+/// Permission characters and their bits.
+pub const CHARS: &[(u8, u32)] = &[
+    (b'U', libc::S_ISUID),
+    (b'G', libc::S_ISGID),
+    (b'S', libc::S_ISVTX),
+    (b'r', libc::S_IRUSR),
+    (b'w', libc::S_IWUSR),
+    (b'x', libc::S_IXUSR),
+    (b'R', libc::S_IRGRP),
+    (b'W', libc::S_IWGRP),
+    (b'X', libc::S_IXGRP),
+    (b'4', libc::S_IROTH),
+    (b'2', libc::S_IWOTH),
+    (b'1', libc::S_IXOTH),
+];
+
+/// The bit of permission character `c`.
+pub fn bit(c: u8) -> Option<u32> {
+    CHARS.iter().find(|&&(k, _)| k == c).map(|&(_, b)| b)
+}
+
+/// The `perm` argument at `arg`: a string of permission characters or an
+/// integer (`number expected` otherwise).
+pub fn arg_perm(lua: Lua, arg: c_int) -> Result<u32, Error> {
+    if lua.type_of(arg) == ffi::LUA_TSTRING {
+        let mut perm = 0;
+        for &c in lua.arg_bytes(arg)? {
+            match bit(c) {
+                Some(b) => perm |= b,
+                None => {
+                    let mut text = b"unknown perm char (got '".to_vec();
+                    text.push(c);
+                    text.extend_from_slice(b"')");
+                    return Err(Error::Arg(arg, Cow::Owned(text)));
+                }
+            }
+        }
+        Ok(perm)
+    } else {
+        Ok(lua.arg_integer(arg)? as u32)
+    }
+}
+
+const FILEBITS: &[(&CStr, u32)] = &[
+    (c"setuid", libc::S_ISUID),
+    (c"setgid", libc::S_ISGID),
+    (c"sticky", libc::S_ISVTX),
+    (c"ruser", libc::S_IRUSR),
+    (c"wuser", libc::S_IWUSR),
+    (c"xuser", libc::S_IXUSR),
+    (c"rgroup", libc::S_IRGRP),
+    (c"wgroup", libc::S_IWGRP),
+    (c"xgroup", libc::S_IXGRP),
+    (c"rother", libc::S_IROTH),
+    (c"wother", libc::S_IWOTH),
+    (c"xother", libc::S_IXOTH),
+    (c"type", libc::S_IFMT),
+    (c"socket", libc::S_IFSOCK),
+    (c"link", libc::S_IFLNK),
+    (c"file", libc::S_IFREG),
+    (c"block", libc::S_IFBLK),
+    (c"directory", libc::S_IFDIR),
+    (c"character", libc::S_IFCHR),
+    (c"pipe", libc::S_IFIFO),
+];
+
+/// Sets `filebits` in the module table on top of the stack.
+pub fn set_filebits(lua: Lua) {
+    lua.push_functions(&[], false);
+    for (name, value) in FILEBITS {
+        lua.push_integer(*value as i64);
+        lua.set_field(-2, name);
+    }
+    lua.set_field(-2, c"filebits");
+}
