@@ -138,6 +138,9 @@ lua_tests!(
     fs_path,
     fs_file,
     fs_info,
+    sys_signal,
+    sys_env,
+    sys_info,
 );
 
 /// Every script in tests/lua/ is listed above.

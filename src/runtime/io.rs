@@ -66,6 +66,8 @@ enum Entry {
 /// Completed jobs of one loop, filled by worker threads.
 pub struct Inbox {
     done: Mutex<Vec<(u64, u32, Outcome)>>,
+    /// Completions posted by [`super::Remote`]s: op bits, remote key.
+    remote: Mutex<Vec<(u64, u32, Outcome)>>,
     waker: Waker,
 }
 
@@ -76,6 +78,15 @@ impl Inbox {
             .unwrap_or_else(|e| e.into_inner())
             .push((op, stamp, outcome));
         // A failed wake leaves the job for the next poll that wakes anyway.
+        let _ = self.waker.wake();
+    }
+
+    /// Posts the completion of a [`super::Remote`] and wakes the poll.
+    pub fn post_remote(&self, op: u64, key: u32, outcome: Outcome) {
+        self.remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((op, key, outcome));
         let _ = self.waker.wake();
     }
 }
@@ -98,6 +109,7 @@ impl Reactor {
             events: Events::with_capacity(256),
             inbox: Arc::new(Inbox {
                 done: Mutex::new(Vec::new()),
+                remote: Mutex::new(Vec::new()),
                 waker,
             }),
             sources: Vec::new(),
@@ -108,6 +120,11 @@ impl Reactor {
 
     pub fn inbox(&self) -> Arc<Inbox> {
         self.inbox.clone()
+    }
+
+    /// The completions posted by remotes since the last call.
+    pub fn take_remote(&self) -> Vec<(u64, u32, Outcome)> {
+        std::mem::take(&mut *self.inbox.remote.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Number of registered sources.

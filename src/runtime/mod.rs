@@ -96,6 +96,9 @@ struct Op<W> {
     /// While closing: what to arm in the closing phase.
     rearm: Option<Wait>,
     outcome: Option<Outcome>,
+    /// Key of the current [`Remote`]; changed by `remote` and `cancel`, so
+    /// completions of older remotes are ignored.
+    remote: u32,
     waiter: Option<W>,
 }
 
@@ -190,6 +193,7 @@ impl<W> Loop<W> {
             in_idle: false,
             rearm: None,
             outcome: None,
+            remote: 0,
             waiter: Some(waiter),
         });
         OpId {
@@ -299,6 +303,8 @@ impl<W> Loop<W> {
             State::Armed => {
                 op.state = State::Closing;
                 op.stamp = op.stamp.wrapping_add(1); // stale timer/idle entries
+                op.remote = op.remote.wrapping_add(1); // stale remote
+                op.outcome = None;
                 if op.in_idle {
                     op.in_idle = false;
                     self.idle_armed -= 1;
@@ -309,7 +315,11 @@ impl<W> Loop<W> {
                 }
                 true
             }
-            State::Closing => op.rearm.take().is_some(),
+            State::Closing => {
+                op.remote = op.remote.wrapping_add(1);
+                op.outcome = None;
+                op.rearm.take().is_some()
+            }
             _ => false,
         }
     }
@@ -364,8 +374,13 @@ impl<W> Loop<W> {
                 let mut done = Vec::new();
                 let mut completed = Vec::new();
                 r.poll(timeout, &mut self.ready, &mut completed, &mut done)?;
+                let remote = r.take_remote();
                 for (id, outcome) in completed {
                     self.complete(id, outcome);
+                }
+                for (bits, key, outcome) in remote {
+                    self.jobs_in_flight -= 1;
+                    self.remote_done(OpId::from_bits(bits), key, outcome);
                 }
                 for (bits, stamp, outcome) in done {
                     self.jobs_in_flight -= 1;
@@ -390,15 +405,26 @@ impl<W> Loop<W> {
 
     /// Makes the armed operation `id` ready, with `outcome` for its
     /// delivery; ignored if `id` is not armed (e.g. it was cancelled).
+    /// An operation closing with an arming deferred to the closing phase
+    /// keeps the completion for that arming (`Some(())` if `outcome` is
+    /// `None`), as for remotes: a source handler may complete a wait that
+    /// a coroutine registered again right after cancelling its previous one.
     pub fn complete(&mut self, id: OpId, outcome: Option<Outcome>) {
-        if let Some(op) = self.op_mut(id).filter(|op| op.state == State::Armed) {
-            op.stamp = op.stamp.wrapping_add(1); // a timer entry of it is stale now
-            op.outcome = outcome;
-            if op.in_idle {
-                op.in_idle = false;
-                self.idle_armed -= 1;
+        let Some(op) = self.op_mut(id) else { return };
+        match op.state {
+            State::Armed => {
+                op.stamp = op.stamp.wrapping_add(1); // a timer entry of it is stale now
+                op.outcome = outcome;
+                if op.in_idle {
+                    op.in_idle = false;
+                    self.idle_armed -= 1;
+                }
+                self.ready.push_back(id);
             }
-            self.ready.push_back(id);
+            State::Closing if op.rearm.is_some() => {
+                op.outcome = Some(outcome.unwrap_or_else(|| Box::new(())));
+            }
+            _ => {}
         }
     }
 
@@ -456,6 +482,9 @@ impl<W> Loop<W> {
                         // gone, so there is nothing the op could wait for.
                         debug_assert!(false, "{e}");
                         released.extend(self.release(id));
+                    } else if self.ops[id.index as usize].outcome.is_some() {
+                        // Completed by its remote before it was armed.
+                        self.ready.push_back(id);
                     }
                 }
                 None => released.extend(self.release(id)),
@@ -529,6 +558,38 @@ impl<W> Loop<W> {
         Ok(self.reactor.as_mut().expect("just created"))
     }
 
+    /// A completer of the `External` operation `id` usable from any thread:
+    /// armed, or closing with an arming deferred to the closing phase (a
+    /// completion arriving before that arming is kept for it). Cancelling
+    /// the operation makes the remote stale: its completion is ignored.
+    pub fn remote(&mut self, id: OpId) -> std::io::Result<Remote> {
+        let inbox = self.reactor()?.inbox();
+        let op = self
+            .op_mut(id)
+            .filter(|op| op.state == State::Armed || op.rearm.is_some())
+            .ok_or_else(|| std::io::Error::other("remote of an unarmed operation"))?;
+        op.remote = op.remote.wrapping_add(1);
+        let key = op.remote;
+        self.jobs_in_flight += 1;
+        Ok(Remote {
+            inbox,
+            bits: id.to_bits(),
+            key,
+            posted: false,
+        })
+    }
+
+    fn remote_done(&mut self, id: OpId, key: u32, outcome: Outcome) {
+        let Some(op) = self.op_mut(id).filter(|op| op.remote == key) else {
+            return;
+        };
+        match op.state {
+            State::Armed => self.complete(id, Some(outcome)),
+            State::Closing if op.rearm.is_some() => op.outcome = Some(outcome),
+            _ => {}
+        }
+    }
+
     fn submit(
         &mut self,
         id: OpId,
@@ -546,6 +607,36 @@ impl<W> Loop<W> {
             inbox.post(bits, stamp, outcome);
         });
         Ok(())
+    }
+}
+
+/// Completes one `External` operation from any thread (see
+/// [`Loop::remote`]): posts to the loop's inbox and wakes its poll. Dropped
+/// without completing, it completes the operation with [`Abandoned`], so
+/// that the loop never waits for a completer that no longer exists.
+pub struct Remote {
+    inbox: Arc<Inbox>,
+    bits: u64,
+    key: u32,
+    posted: bool,
+}
+
+/// The outcome of an operation whose [`Remote`] was dropped.
+pub struct Abandoned;
+
+impl Remote {
+    pub fn complete(mut self, outcome: Outcome) {
+        self.posted = true;
+        self.inbox.post_remote(self.bits, self.key, outcome);
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if !self.posted {
+            self.inbox
+                .post_remote(self.bits, self.key, Box::new(Abandoned));
+        }
     }
 }
 

@@ -4,8 +4,12 @@
 //! first upvalue (see [`sys_loop`]).
 
 pub mod fs;
+mod info;
 pub mod net;
+mod process;
+mod random;
 mod run;
+mod signal;
 mod time;
 
 use std::ffi::c_int;
@@ -17,6 +21,8 @@ const AREAS: &[&[&[Reg]]] = &[
     &[run::FUNCTIONS, time::FUNCTIONS],
     net::AREAS,
     &[fs::FUNCTIONS],
+    &[signal::FUNCTIONS, process::FUNCTIONS],
+    &[info::FUNCTIONS, random::FUNCTIONS],
 ];
 
 /// `luaopen_coutil_system`: the module table.
