@@ -51,7 +51,9 @@ end
 
 local function fmt(f, v) return v and string.format(f, v) or "-" end
 
--- Columns: title and a function of (row, group) giving the cell text.
+-- Columns: title and a function of (row, group) giving the cell text. A
+-- column with `only` is shown for those workloads only. The title of a `ref`
+-- column is its `title` (default "÷") followed by the name of the ref row.
 local function med(row, key) return median(row.values[key]) end
 local function ratio(key)
 	return function(row, grp)
@@ -72,6 +74,24 @@ local COLUMNS = {
 		return string.format("%.0f%%", (l[#l] - l[1]) / m * 100)
 	end },
 	{ key = "secs", ref = true, cell = ratio("secs") },
+	-- copy, smallops: the ref's median secs ÷ this row's, i.e. how many
+	-- times the ref's speed
+	{ key = "secs", ref = true, title = "speed ×", only = { copy = true, smallops = true },
+		cell = function(row, grp)
+			local ref = grp.bylabel[row.ref]
+			local a, b = med(row, "secs"), ref and med(ref, "secs")
+			return fmt("%.2f", a and b and b / a)
+		end },
+	{ key = "bytes", title = "MiB/s", cell = function(r)
+		local s, b = med(r, "secs"), med(r, "bytes")
+		return fmt("%.0f", s and b and b / s / 2 ^ 20)
+	end },
+	{ key = "rsecs", title = "in read", cell = medcol("rsecs", "%.3f") },
+	{ key = "wsecs", title = "in write", cell = medcol("wsecs", "%.3f") },
+	{ key = "ops", title = "ops/s", only = { smallops = true }, cell = function(r)
+		local s, ops = med(r, "secs"), med(r, "ops")
+		return fmt("%.0f", s and ops and ops / s)
+	end },
 	{ key = "ops", title = "ns/op", cell = function(r)
 		local s, ops = med(r, "secs"), med(r, "ops")
 		return fmt("%.0f", s and ops and s / ops * 1e9)
@@ -100,7 +120,7 @@ for _, wl in ipairs(workloads) do
 		local cols, refname = {}, nil
 		for _, col in ipairs(COLUMNS) do
 			local used = false
-			for _, row in ipairs(grp.rows) do
+			for _, row in ipairs(col.only and not col.only[wl.name] and {} or grp.rows) do
 				if row.values[col.key] and (not col.ref or row.ref ~= "")
 					and (not col.base or row.base ~= "") then
 					used = true
@@ -111,7 +131,7 @@ for _, wl in ipairs(workloads) do
 		end
 		local header = { "implementation" }
 		for _, col in ipairs(cols) do
-			header[#header + 1] = col.ref and "÷" .. refname or col.title
+			header[#header + 1] = col.ref and (col.title or "÷") .. refname or col.title
 		end
 		local lines = { header }
 		for _, row in ipairs(grp.rows) do
