@@ -8,12 +8,13 @@
 //!
 //! Layers: `lua` (binding layer: argument checks, userdata classes, the
 //! await protocol), `runtime` (the event loop, Lua-agnostic), and the
-//! Lua-facing modules (`system`, `memory`, the pure-Lua modules embedded
-//! from `src/lua/coutil/*.lua`).
+//! Lua-facing modules (`system`, `memory`, `event`, and the pure-Lua
+//! modules embedded from `src/lua/coutil/*.lua`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod console;
+mod event;
 pub mod lua;
 pub mod memory;
 pub mod runtime;
@@ -56,11 +57,17 @@ macro_rules! embedded {
     };
 }
 
-embedded!(luaopen_coutil_event, c"=coutil.event", "event.lua");
 embedded!(luaopen_coutil_queued, c"=coutil.queued", "queued.lua");
 embedded!(luaopen_coutil_mutex, c"=coutil.mutex", "mutex.lua");
 embedded!(luaopen_coutil_promise, c"=coutil.promise", "promise.lua");
 embedded!(luaopen_coutil_spawn, c"=coutil.spawn", "spawn.lua");
+
+/// `require "coutil.event"`: native (see `event`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_event(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    unsafe { event::open(l) }
+}
 
 /// `require "coutil.system"`
 #[unsafe(no_mangle)]

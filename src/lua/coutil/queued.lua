@@ -4,6 +4,7 @@
 -- waiters.
 
 local event = require "coutil.event"
+local await, awaitany, awaitall = event.await, event.awaitany, event.awaitall
 
 local pack, unpack, select = table.pack, table.unpack, select
 local error, setmetatable = error, setmetatable
@@ -36,9 +37,10 @@ local function take(e)
 	return entry
 end
 
+-- `emit` returns true iff someone was registered on `e` (as `pending`).
 local function emitter(emit)
 	return function(e, ...)
-		if event.pending(e) then return emit(e, ...) end
+		if emit(e, ...) then return true end
 		if e ~= nil then store(e, ...) end
 		return false
 	end
@@ -50,9 +52,11 @@ queued.emitone = emitter(event.emitone)
 -- A stored entry is returned without yielding, so (by choice) this path
 -- works outside coroutines too.
 function queued.await(e)
-	local entry = take(e)
-	if entry then return e, unpack(entry, 1, entry.n) end
-	return event.await(e)
+	if e ~= nil and stored[e] then
+		local entry = take(e)
+		return e, unpack(entry, 1, entry.n)
+	end
+	return await(e)
 end
 
 function queued.awaitany(...)
@@ -61,7 +65,7 @@ function queued.awaitany(...)
 		local entry = take(e)
 		if entry then return e, unpack(entry, 1, entry.n) end
 	end
-	return event.awaitany(...)
+	return awaitany(...)
 end
 
 function queued.awaitall(...)
@@ -79,7 +83,7 @@ function queued.awaitall(...)
 	for i = 1, #values do
 		if take(values[i]) == nil then rest[#rest + 1] = values[i] end
 	end
-	return event.awaitall(unpack(rest))
+	return awaitall(unpack(rest))
 end
 
 function queued.isqueued(e)
