@@ -19,6 +19,7 @@ pub mod lua;
 pub mod memory;
 pub mod runtime;
 pub mod system;
+pub mod threads;
 
 use std::ffi::{CStr, c_int};
 
@@ -91,6 +92,27 @@ pub unsafe extern "C-unwind" fn luaopen_memory(l: *mut ffi::lua_State) -> c_int 
     1
 }
 
+/// `require "coutil.channel"`
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_channel(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    threads::open_channel(unsafe { Lua::from_raw(l) })
+}
+
+/// `require "coutil.coroutine"`
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_coroutine(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    threads::open_coroutine(unsafe { Lua::from_raw(l) })
+}
+
+/// `require "coutil.threads"`
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_threads(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    threads::open_threads(unsafe { Lua::from_raw(l) })
+}
+
 /// `require "coutil.console"`: internal support of the `coutil` command.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -> c_int {
@@ -109,6 +131,9 @@ pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"coutil.memory", luaopen_coutil_memory),
     (c"memory", luaopen_memory),
     (c"coutil.console", luaopen_coutil_console),
+    (c"coutil.channel", luaopen_coutil_channel),
+    (c"coutil.coroutine", luaopen_coutil_coroutine),
+    (c"coutil.threads", luaopen_coutil_threads),
 ];
 
 /// Registers every module in `package.preload` of state `l`.

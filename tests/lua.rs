@@ -141,6 +141,11 @@ lua_tests!(
     sys_signal,
     sys_env,
     sys_info,
+    threads_channel,
+    threads_states,
+    threads_stateco,
+    threads_pool,
+    threads_stress,
 );
 
 /// Every script in tests/lua/ is listed above.

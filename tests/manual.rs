@@ -14,6 +14,9 @@ const MODULES: &[(&str, &str)] = &[
     ("promise", "coutil.promise"),
     ("spawn", "coutil.spawn"),
     ("memory", "coutil.memory"),
+    ("channel", "coutil.channel"),
+    ("stateco", "coutil.coroutine"),
+    ("threads", "coutil.threads"),
 ];
 
 fn api() -> BTreeSet<String> {

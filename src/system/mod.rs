@@ -21,6 +21,7 @@ const AREAS: &[&[&[Reg]]] = &[
     &[run::FUNCTIONS, time::FUNCTIONS],
     net::AREAS,
     &[fs::FUNCTIONS],
+    crate::threads::SYSTEM,
     &[signal::FUNCTIONS, process::FUNCTIONS],
     &[info::FUNCTIONS, random::FUNCTIONS],
 ];

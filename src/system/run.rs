@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use crate::cfn;
-use crate::lua::awaiting::{self, SysLoop};
-use crate::lua::{Error, Lua, Reg, Ret};
+use crate::lua::awaiting::{self, Await, SysLoop};
+use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::runtime::OpId;
 use crate::system::sys_loop;
 
 pub const FUNCTIONS: &[Reg] = &[
-    (c"run", cfn!(run)),
+    (c"run", crate::afn!(run)),
     (c"isrunning", cfn!(isrunning)),
     (c"halt", cfn!(halt)),
     (c"printall", cfn!(printall)),
@@ -26,7 +27,7 @@ enum Mode {
 }
 
 /// pending = system.run([mode])
-fn run(lua: Lua) -> Ret {
+fn run(lua: Lua) -> Result<Await, Error> {
     let mode = [Mode::Loop, Mode::Step, Mode::Ready]
         [lua.arg_option(1, &["loop", "step", "ready"], Some(0))?];
     let sl = sys_loop(lua);
@@ -38,35 +39,59 @@ fn run(lua: Lua) -> Ret {
         ops.running = true;
         ops.halted = false;
     }
+    proceed(lua, sl, mode)
+}
+
+/// Drives the loop until `run` returns, or until a pool task parks: then
+/// the task's coroutine yields (releasing its system thread) and `run_k`
+/// goes on when the pool resumes it (see `threads::park_run`).
+fn proceed(lua: Lua, sl: &SysLoop, mode: Mode) -> Result<Await, Error> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(lua, sl, mode)));
+    if let Ok(Ok(Driven::Parked)) = outcome {
+        return Ok(Await::Keep(OpId::from_bits(0), 0, crate::kfn!(run_k)));
+    }
     let mut ops = sl.ops.borrow_mut();
     ops.running = false;
     let pending = ops.active() > 0;
     drop(ops);
     match outcome {
-        Ok(Ok(())) => {
+        Ok(Ok(_)) => {
             lua.push_bool(pending);
-            Ok(1)
+            Ok(Await::Done(1))
         }
         Ok(Err(e)) => Err(Error::msg(format!("system.run: {e}"))),
         Err(_) => Err(Error::msg("internal error in coutil (panic)")),
     }
 }
 
-fn drive(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
+/// `run` continued after its pool task was parked (only mode `"loop"`).
+fn run_k(lua: Lua, _ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    lua.set_top(0);
+    proceed(lua, sys_loop(lua), Mode::Loop)
+}
+
+enum Driven {
+    Returned,
+    Parked,
+}
+
+fn drive(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<Driven> {
     loop {
         if sl.ops.borrow().active() == 0 {
-            return Ok(());
+            return Ok(Driven::Returned);
         }
-        iterate(lua, sl, mode)?;
+        if iterate(lua, sl, mode)? {
+            return Ok(Driven::Parked);
+        }
         let ops = sl.ops.borrow();
         if mode != Mode::Loop || ops.halted || ops.active() == 0 {
-            return Ok(());
+            return Ok(Driven::Returned);
         }
     }
 }
 
-fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
+/// One iteration; true if it stopped before the poll to park a pool task.
+fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<bool> {
     sl.ops.borrow_mut().update_time();
     let mut resumed = run_timers(lua, sl);
     sl.ops.borrow_mut().begin_idle();
@@ -76,11 +101,21 @@ fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
         awaiting::deliver(lua, sl, id);
         resumed += 1;
     }
-    let timeout = match mode {
+    let mut timeout = match mode {
         Mode::Ready => Some(Duration::ZERO),
         Mode::Step if resumed > 0 => Some(Duration::ZERO),
         _ => sl.ops.borrow_mut().poll_timeout(),
     };
+    if timeout.is_none() && mode == Mode::Loop {
+        // Only awaitch calls pending in a pool task: release the thread
+        // rather than block in the poll (the rest of this iteration has
+        // nothing to do: nothing is ready and nothing is closing).
+        let active = sl.ops.borrow().active();
+        if crate::threads::park_run(lua, active) {
+            return Ok(true);
+        }
+        timeout = sl.ops.borrow_mut().poll_timeout();
+    }
     sl.ops.borrow_mut().poll(timeout)?;
     loop {
         let next = sl.ops.borrow_mut().pop_ready();
@@ -94,7 +129,7 @@ fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<()> {
         run_timers(lua, sl);
     }
     awaiting::close_pending(lua, sl);
-    Ok(())
+    Ok(false)
 }
 
 fn run_timers(lua: Lua, sl: &SysLoop) -> usize {

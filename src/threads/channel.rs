@@ -1,0 +1,304 @@
+//! `coutil.channel` and `system.awaitch` (spec threads.md §3).
+//!
+//! A channel object is a name plus the domain of its state; all matching
+//! happens in [`super::matcher`]. An `awaitch` that must wait arms an
+//! `External` operation of its state's loop and queues a waiter whose wake
+//! closure completes that operation through a [`Remote`], from whatever
+//! thread matches it; the coroutine is then resumed by its own state's
+//! `system.run`, which pushes the peer's values.
+
+use std::ffi::c_int;
+use std::sync::atomic::Ordering;
+
+use super::matcher::{self, Endpoint, Exchanged, Pending};
+use super::task;
+use super::transfer::{self, Value};
+use crate::lua::awaiting::{self, Await, Resumed};
+use crate::lua::class::{self, Class, Object};
+use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::runtime::{Outcome, Remote, Wait};
+use crate::system::sys_loop;
+use crate::{afn, cfn, kfn};
+
+pub struct Channel {
+    domain: matcher::Domain,
+    name: Box<[u8]>,
+    /// Key of this object's pending `awaitch`, until its coroutine resumes.
+    waiting: Option<u64>,
+}
+
+// One C function per Lua function, shared by the module table and the
+// metatable, so that error messages find its name in `package.loaded`.
+const CLOSE_FN: ffi::lua_CFunction = cfn!(close);
+const GETNAME_FN: ffi::lua_CFunction = cfn!(getname);
+const SYNC_FN: ffi::lua_CFunction = cfn!(sync);
+const CREATE_FN: ffi::lua_CFunction = cfn!(create);
+const GETNAMES_FN: ffi::lua_CFunction = cfn!(getnames);
+
+const METHODS: &[Reg] = &[
+    (c"close", CLOSE_FN),
+    (c"getname", GETNAME_FN),
+    (c"sync", SYNC_FN),
+];
+
+const FUNCTIONS: &[Reg] = &[
+    (c"create", CREATE_FN),
+    (c"close", CLOSE_FN),
+    (c"getname", GETNAME_FN),
+    (c"getnames", GETNAMES_FN),
+    (c"sync", SYNC_FN),
+];
+
+/// Functions added to `coutil.system`.
+pub const SYSTEM: &[Reg] = &[(c"awaitch", afn!(awaitch))];
+
+impl Object for Channel {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:channel",
+        methods: METHODS,
+        meta: &[(c"__close", CLOSE_FN)],
+    };
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        // Removed waiters are dropped after the matcher's lock is released.
+        drop(matcher::release(self.domain, &self.name, self.waiting));
+    }
+}
+
+/// `require "coutil.channel"`: the module table.
+pub fn open(lua: Lua) -> c_int {
+    lua.push_functions(FUNCTIONS, false);
+    1
+}
+
+/// The open channel at `i`.
+fn check<'a>(lua: Lua, i: c_int) -> Result<&'a mut Channel, Error> {
+    class::check::<Channel>(lua, i)?
+        .as_mut()
+        .ok_or_else(|| Error::msg("closed channel"))
+}
+
+/// ch = channel.create(name)
+fn create(lua: Lua) -> Ret {
+    let name: Box<[u8]> = lua.arg_bytes(1)?.into();
+    let domain = super::domain_of(lua);
+    matcher::retain(domain, &name);
+    class::push(
+        lua,
+        Channel {
+            domain,
+            name,
+            waiting: None,
+        },
+    );
+    Ok(1)
+}
+
+/// closed = channel.close(ch)
+fn close(lua: Lua) -> Ret {
+    let slot = class::check::<Channel>(lua, 1)?;
+    match slot.as_ref().map(|ch| ch.waiting.is_some()) {
+        Some(true) => Err(Error::msg("in use")),
+        Some(false) => {
+            drop(slot.take());
+            lua.push_bool(true);
+            Ok(1)
+        }
+        None => {
+            lua.push_bool(false);
+            Ok(1)
+        }
+    }
+}
+
+/// name = channel.getname(ch)
+fn getname(lua: Lua) -> Ret {
+    let ch = check(lua, 1)?;
+    lua.push_bytes(&ch.name);
+    Ok(1)
+}
+
+/// names = channel.getnames([names])
+fn getnames(lua: Lua) -> Ret {
+    let domain = super::domain_of(lua);
+    let l = lua.raw();
+    if lua.is_none_or_nil(1) {
+        let names = matcher::names(domain);
+        // SAFETY: plain table operations on a new table at the top.
+        unsafe {
+            ffi::lua_createtable(l, 0, names.len() as c_int);
+            for name in &names {
+                lua.push_bytes(name);
+                lua.push_bool(true);
+                ffi::lua_rawset(l, -3);
+            }
+        }
+        return Ok(1);
+    }
+    if lua.type_of(1) != ffi::LUA_TTABLE {
+        return Err(Error::Type(1, c"table"));
+    }
+    lua.set_top(1);
+    let mut keys = Vec::new();
+    // SAFETY: a raw traversal of the table at 1 (lua_next on raw keys
+    // never raises); keys are copied, the table is changed afterwards.
+    unsafe {
+        lua.push_nil();
+        while ffi::lua_next(l, 1) != 0 {
+            ffi::lua_pop(l, 1);
+            if lua.type_of(-1) == ffi::LUA_TSTRING {
+                keys.push(lua.to_bytes(-1).unwrap_or_default().to_vec());
+            }
+        }
+        for key in &keys {
+            lua.push_bytes(key);
+            if matcher::exists(domain, key) {
+                lua.push_bool(true);
+            } else {
+                lua.push_nil();
+            }
+            ffi::lua_rawset(l, 1);
+        }
+    }
+    Ok(1)
+}
+
+/// The endpoint at `i` (`nil`/`"any"`, `"in"`, `"out"`), or the message of
+/// a bad one, `bad argument #2 (invalid option '<x>')` (no function name).
+pub fn endpoint(lua: Lua, i: c_int, n: c_int) -> Result<Endpoint, Vec<u8>> {
+    if lua.is_none_or_nil(i) {
+        return Ok(Endpoint::Any);
+    }
+    match lua.to_bytes(i) {
+        Some(b"any") => Ok(Endpoint::Any),
+        Some(b"in") => Ok(Endpoint::In),
+        Some(b"out") => Ok(Endpoint::Out),
+        Some(other) => {
+            let mut text = format!("bad argument #{n} (invalid option '").into_bytes();
+            text.extend_from_slice(other);
+            text.extend_from_slice(b"')");
+            Err(text)
+        }
+        None => Err(format!(
+            "bad argument #{n} (string expected, got {})",
+            transfer::type_name(lua, i)
+        )
+        .into_bytes()),
+    }
+}
+
+/// The checks shared by `sync` and `awaitch`: the channel, endpoint and
+/// values (from #3), and no pending `awaitch` on the object.
+fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Error> {
+    let ch = check(lua, 1)?;
+    let ep = endpoint(lua, 2, 2).map_err(|text| Error::Msg(text.into()))?;
+    let values = transfer::take_or_message(lua, 3, "argument", 3).map_err(Error::msg)?;
+    if ch.waiting.is_some() {
+        return Err(Error::msg("in use"));
+    }
+    Ok((ch, ep, values))
+}
+
+/// Pushes `true` and the peer's values; returns how many.
+fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
+    lua.push_bool(true);
+    transfer::push(lua, values)?;
+    Ok(1 + values.len() as c_int)
+}
+
+/// true, ... | false, "empty" = channel.sync(ch [, endpoint, ...])
+fn sync(lua: Lua) -> Ret {
+    let (ch, ep, values) = validate(lua)?;
+    match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
+        Exchanged::Matched(peer) => push_matched(lua, &peer),
+        _ => {
+            lua.push_bool(false);
+            lua.push_bytes(b"empty");
+            Ok(2)
+        }
+    }
+}
+
+/// true, ... = system.awaitch(ch, endpoint, ...)
+fn awaitch(lua: Lua) -> Result<Await, Error> {
+    awaiting::require_coroutine(lua)?;
+    let (ch, ep, values) = validate(lua)?;
+    let values = match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
+        Exchanged::Matched(peer) => return push_matched(lua, &peer).map(Await::Done),
+        Exchanged::Empty(values) => values,
+        Exchanged::Queued => unreachable!("nothing was given to queue"),
+    };
+    let sl = sys_loop(lua);
+    let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
+    let remote: Remote = sl
+        .ops
+        .borrow_mut()
+        .remote(id)
+        .map_err(|e| Error::msg(e.to_string()))?;
+    let key = matcher::next_key();
+    // In a pool task, a match also ends the parking of its `system.run`.
+    let park = task::park_arc(lua);
+    if let Some(p) = &park {
+        p.awaiting.fetch_add(1, Ordering::Relaxed);
+    }
+    let pending = Pending {
+        key,
+        group: 0,
+        counted: false,
+        wake: Box::new(move |peer: Vec<Value>| {
+            remote.complete(Box::new(peer));
+            if let Some(p) = park {
+                p.notify();
+            }
+        }),
+    };
+    // A peer that came meanwhile wakes us at once, through the loop.
+    matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
+    ch.waiting = Some(key);
+    Ok(Await::Keep(id, 1, kfn!(awaitch_k)))
+}
+
+fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    let resumed = awaiting::resumed(lua, 1, ctx);
+    if let Some(p) = task::park_ref(lua) {
+        p.awaiting.fetch_sub(1, Ordering::Relaxed);
+    }
+    let key = class::test::<Channel>(lua, 1)
+        .and_then(|slot| slot.as_mut())
+        .and_then(|ch| ch.waiting.take().map(|k| (ch, k)));
+    match resumed {
+        // [ch, token, results...]
+        Resumed::Loop => Ok(Await::Done(lua.top() - 2)),
+        Resumed::User(n) => {
+            if let Some((ch, key)) = key {
+                drop(matcher::remove(ch.domain, &ch.name, key));
+            }
+            Ok(Await::Done(n))
+        }
+    }
+}
+
+fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
+    let peer = outcome.and_then(|o| o.downcast::<Vec<Value>>().ok());
+    match peer {
+        Some(values) if co.check_stack(values.len() as c_int + 2).is_ok() => {
+            co.push_bool(true);
+            for v in values.iter() {
+                transfer::push_one(co, v);
+            }
+            1 + values.len() as c_int
+        }
+        Some(_) => {
+            co.push_bool(false);
+            co.push_bytes(b"too many values");
+            2
+        }
+        None => {
+            co.push_bool(false);
+            co.push_bytes(b"closed channel");
+            2
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Preemptive multithreading (spec threads.md, design §6): independent
+//! states, transferable values, channels, state coroutines and thread
+//! pools.
+//!
+//! * [`state`]: independent Lua states and the copy of preload loaders;
+//! * [`transfer`]: values copied between states;
+//! * [`matcher`]: the process-wide table of channel names (one `Mutex`);
+//! * [`channel`]: `coutil.channel` and `system.awaitch`;
+//! * [`stateco`]: `coutil.coroutine` and `system.resume`;
+//! * [`pool`]: `coutil.threads`, and [`task`]: its threads and tasks.
+//!
+//! Thread safety by construction: a Lua state is only ever used by the one
+//! thread that holds its owner value ([`state::IndState`], moved as a
+//! whole); everything shared between threads is plain Rust data behind a
+//! `Mutex` (the matcher, a pool's queue, a state coroutine's slot).
+
+pub mod channel;
+pub mod matcher;
+pub mod pool;
+pub mod state;
+pub mod stateco;
+pub mod task;
+pub mod transfer;
+
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::lua::awaiting::state_loop;
+use crate::lua::{Lua, Reg, ffi};
+
+/// Functions of `coutil.system` defined here.
+pub const SYSTEM: &[&[Reg]] = &[channel::SYSTEM, stateco::SYSTEM];
+
+static DOMAIN_KEY: u8 = 0;
+static DOMAINS: AtomicU64 = AtomicU64::new(1);
+
+/// The channel domain of `lua`'s state: inherited from its creator by an
+/// independent state, else made on first use.
+pub fn domain_of(lua: Lua) -> matcher::Domain {
+    let l = lua.raw();
+    // SAFETY: registry access with a private key; the value stored there
+    // is always an integer set by `set_domain`.
+    let found = unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
+        let d = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
+        ffi::lua_pop(l, 1);
+        d as u64
+    };
+    if found != 0 {
+        return found;
+    }
+    let d = DOMAINS.fetch_add(1, Ordering::Relaxed);
+    set_domain(lua, d);
+    d
+}
+
+/// Sets the channel domain of `lua`'s state.
+pub fn set_domain(lua: Lua, domain: matcher::Domain) {
+    // SAFETY: registry write with a private key (may only fail on memory
+    // exhaustion, with no Rust value alive here).
+    unsafe {
+        ffi::lua_pushinteger(lua.raw(), domain as ffi::lua_Integer);
+        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key());
+    }
+}
+
+fn key() -> *const c_void {
+    &DOMAIN_KEY as *const u8 as *const c_void
+}
+
+/// For `system.run` in a pool task (spec loop-time.md): may the run, about
+/// to block with `active` pending operations, yield the task's system
+/// thread instead? Yes when `lua` runs the task's chunk, can yield, every
+/// pending operation is an `awaitch` and none is matched yet (a match
+/// after this check finds the task parking and queues it again at once,
+/// see `task::Park`); the task is then marked to
+/// park when it yields (with no values), and a match of one of those
+/// `awaitch` calls queues it again.
+pub fn park_run(lua: Lua, active: usize) -> bool {
+    let Some(park) = task::park_ref(lua) else {
+        return false;
+    };
+    if active == 0
+        || !lua.is_yieldable()
+        || !state::is_body(lua)
+        || park.awaiting.load(Ordering::Relaxed) != active
+    {
+        return false;
+    }
+    // Completions already posted would not wake a parked task: take them
+    // first (without blocking); any of them means no parking.
+    let mut ops = state_loop(lua).ops.borrow_mut();
+    if ops.poll(Some(Duration::ZERO)).is_err() || ops.poll_timeout().is_some() {
+        return false;
+    }
+    park.requested.store(true, Ordering::Relaxed);
+    true
+}
+
+/// `require "coutil.channel"`
+pub fn open_channel(lua: Lua) -> c_int {
+    channel::open(lua)
+}
+
+/// `require "coutil.coroutine"`
+pub fn open_coroutine(lua: Lua) -> c_int {
+    stateco::open(lua)
+}
+
+/// `require "coutil.threads"`
+pub fn open_threads(lua: Lua) -> c_int {
+    pool::open(lua)
+}

@@ -1,0 +1,278 @@
+//! `coutil.threads` (spec threads.md §5): the Lua side of thread pools;
+//! the threads and tasks themselves are in [`super::task`].
+//!
+//! A pool object is a reference to a shared [`Pool`]. The creator's
+//! reference frees the pool on `close`; a task's own reference (from
+//! `threads.create()` in a task) only invalidates itself. A creator's
+//! reference collected without `close` hands the pool to its state's
+//! *keeper*, a registry object made before any pool of that state (so it
+//! is finalized after them when the state closes), which then frees every
+//! pool it holds, waiting for each to have no tasks or no threads.
+
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
+
+use super::state::{self, Source};
+use super::stateco::{c_string, opt_c_string};
+use super::task::{Park, Pool, Task};
+use super::transfer;
+use crate::cfn;
+use crate::lua::class::{self, Class, Object};
+use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+
+pub struct PoolRef {
+    pool: Arc<Pool>,
+    /// A task's reference to its own pool.
+    own: bool,
+}
+
+/// The pools of a state collected without `close`.
+struct Keeper {
+    pools: Vec<Arc<Pool>>,
+}
+
+// One C function per Lua function, shared by the module table and the
+// metatable, so that error messages find its name in `package.loaded`.
+const RESIZE_FN: ffi::lua_CFunction = cfn!(resize);
+const COUNT_FN: ffi::lua_CFunction = cfn!(count);
+const DOSTRING_FN: ffi::lua_CFunction = cfn!(dostring);
+const DOFILE_FN: ffi::lua_CFunction = cfn!(dofile);
+const CLOSE_FN: ffi::lua_CFunction = cfn!(close);
+const CREATE_FN: ffi::lua_CFunction = cfn!(create);
+
+const METHODS: &[Reg] = &[
+    (c"resize", RESIZE_FN),
+    (c"count", COUNT_FN),
+    (c"dostring", DOSTRING_FN),
+    (c"dofile", DOFILE_FN),
+    (c"close", CLOSE_FN),
+];
+
+const FUNCTIONS: &[Reg] = &[
+    (c"create", CREATE_FN),
+    (c"resize", RESIZE_FN),
+    (c"count", COUNT_FN),
+    (c"dostring", DOSTRING_FN),
+    (c"dofile", DOFILE_FN),
+    (c"close", CLOSE_FN),
+];
+
+impl Object for PoolRef {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:threads",
+        methods: METHODS,
+        meta: &[(c"__close", CLOSE_FN), (c"__gc", cfn!(gc))],
+    };
+}
+
+impl Object for Keeper {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:threadskeeper",
+        methods: &[],
+        meta: &[],
+    };
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        for pool in self.pools.drain(..) {
+            pool.free();
+        }
+    }
+}
+
+static KEEPER_KEY: u8 = 0;
+
+fn keeper_key() -> *const c_void {
+    &KEEPER_KEY as *const u8 as *const c_void
+}
+
+/// `require "coutil.threads"`: the module table.
+pub fn open(lua: Lua) -> c_int {
+    lua.push_functions(FUNCTIONS, false);
+    1
+}
+
+/// The keeper of `lua`'s state, made if `make`.
+fn keeper<'a>(lua: Lua, make: bool) -> Option<&'a mut Keeper> {
+    let l = lua.raw();
+    // SAFETY: registry access with a private key; the value there is only
+    // ever a Keeper object, alive until the state closes.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, keeper_key());
+        let found = class::test::<Keeper>(lua, -1).and_then(|k| k.as_mut());
+        ffi::lua_pop(l, 1);
+        if found.is_some() || !make {
+            return found;
+        }
+        let slot = class::push(lua, Keeper { pools: Vec::new() });
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, keeper_key());
+        slot.as_mut()
+    }
+}
+
+/// The open pool reference at `i`.
+fn check<'a>(lua: Lua, i: c_int) -> Result<&'a PoolRef, Error> {
+    class::check::<PoolRef>(lua, i)?
+        .as_ref()
+        .ok_or_else(|| Error::msg("closed threads"))
+}
+
+fn push_result(lua: Lua, result: std::io::Result<()>) -> Ret {
+    match result {
+        Ok(()) => {
+            lua.push_bool(true);
+            Ok(1)
+        }
+        Err(e) => Ok(fail::push_io(lua, &e)),
+    }
+}
+
+/// pool | nil | false, msg, code = threads.create([size])
+fn create(lua: Lua) -> Ret {
+    if lua.is_none_or_nil(1) {
+        let own = state::task_pool(lua) as *const Pool;
+        if own.is_null() {
+            lua.push_nil();
+        } else {
+            // SAFETY: the pointer was stored by `state::create` for a task
+            // of this pool, and the task (running this call) holds an Arc
+            // of it for as long as its state lives.
+            let pool = unsafe {
+                Arc::increment_strong_count(own);
+                Arc::from_raw(own)
+            };
+            class::push(lua, PoolRef { pool, own: true });
+        }
+        return Ok(1);
+    }
+    let size = lua.arg_integer(1)?.max(0) as usize;
+    keeper(lua, true);
+    let pool = Pool::new();
+    if let Err(e) = pool.resize(size, true) {
+        // The threads already started exit at once.
+        pool.free();
+        return Ok(fail::push_io(lua, &e));
+    }
+    class::push(lua, PoolRef { pool, own: false });
+    Ok(1)
+}
+
+/// true | false, msg, code = threads.resize(pool, size [, create])
+fn resize(lua: Lua) -> Ret {
+    let r = check(lua, 1)?;
+    let size = lua.arg_integer(2)?;
+    if size < 0 {
+        return Err(Error::arg(2, "size cannot be negative"));
+    }
+    // SAFETY: reads a stack slot.
+    let create = unsafe { ffi::lua_toboolean(lua.raw(), 3) } != 0;
+    push_result(lua, r.pool.resize(size as usize, create))
+}
+
+/// ... = threads.count(pool, options)
+fn count(lua: Lua) -> Ret {
+    let r = check(lua, 1)?;
+    let opts = lua.arg_bytes(2)?;
+    lua.check_stack(opts.len() as c_int)?;
+    let q = r.pool.lock();
+    let values: Result<Vec<usize>, u8> = opts
+        .iter()
+        .map(|&c| match c {
+            b'n' => Ok(q.tasks()),
+            b'r' => Ok(q.running),
+            b'p' => Ok(q.pending.len()),
+            b's' => Ok(q.suspended),
+            b'e' => Ok(q.expected),
+            b'a' => Ok(q.actual),
+            other => Err(other),
+        })
+        .collect();
+    drop(q);
+    match values {
+        Ok(values) => {
+            for v in &values {
+                lua.push_integer(*v as i64);
+            }
+            Ok(values.len() as c_int)
+        }
+        Err(c) => {
+            let mut text = b"bad option (got '".to_vec();
+            text.push(c);
+            text.extend_from_slice(b"')");
+            Err(Error::Arg(2, text.into()))
+        }
+    }
+}
+
+/// Adds a task loaded from `source` with the values from `first`.
+fn add(lua: Lua, pool: &Arc<Pool>, source: Source, first: c_int) -> Ret {
+    let args = match transfer::take_or_message(lua, first, "argument", first) {
+        Ok(args) => args,
+        Err(msg) => return fail_msg(lua, msg.as_bytes()),
+    };
+    let park = Arc::new(Park::default());
+    let link = state::TaskLink {
+        pool: Arc::as_ptr(pool) as *const c_void,
+        park: Arc::as_ptr(&park) as *const c_void,
+    };
+    match state::create(lua, source, link) {
+        Ok(state) => {
+            pool.push(Task {
+                state,
+                args,
+                pool: pool.clone(),
+                park,
+            });
+            lua.push_bool(true);
+            Ok(1)
+        }
+        Err(msg) => fail_msg(lua, &msg),
+    }
+}
+
+fn fail_msg(lua: Lua, msg: &[u8]) -> Ret {
+    lua.push_bool(false);
+    lua.push_bytes(msg);
+    Ok(2)
+}
+
+/// true | false, msg = threads.dostring(pool, chunk [, chunkname [, mode, ...]])
+fn dostring(lua: Lua) -> Ret {
+    let pool = check(lua, 1)?.pool.clone();
+    let chunk = crate::memory::arg_bytes(lua, 2)?;
+    let name = opt_c_string(lua, 3)?.unwrap_or_else(|| c_string(chunk));
+    let mode = opt_c_string(lua, 4)?;
+    add(lua, &pool, Source::Text { chunk, name, mode }, 5)
+}
+
+/// true | false, msg = threads.dofile(pool [, path [, mode, ...]])
+fn dofile(lua: Lua) -> Ret {
+    let pool = check(lua, 1)?.pool.clone();
+    let path = opt_c_string(lua, 2)?;
+    let mode = opt_c_string(lua, 3)?;
+    add(lua, &pool, Source::File { path, mode }, 4)
+}
+
+/// true = threads.close(pool)
+fn close(lua: Lua) -> Ret {
+    check(lua, 1)?;
+    let taken = class::check::<PoolRef>(lua, 1)?.take();
+    if let Some(r) = taken.filter(|r| !r.own) {
+        r.pool.free();
+    }
+    lua.push_bool(true);
+    Ok(1)
+}
+
+/// `__gc`: a creator's reference leaves its pool to the keeper.
+fn gc(lua: Lua) -> Ret {
+    let taken = class::test::<PoolRef>(lua, 1).and_then(|slot| slot.take());
+    if let Some(r) = taken.filter(|r| !r.own) {
+        match keeper(lua, false) {
+            Some(k) => k.pools.push(r.pool),
+            None => r.pool.free(),
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,347 @@
+//! `coutil.coroutine` (state coroutines) and `system.resume` (spec
+//! threads.md §4).
+//!
+//! A state coroutine is an independent state whose chunk runs as a
+//! coroutine. The object and a running resume share a slot behind a
+//! `Mutex`: `system.resume` takes the state out of it and moves it into a
+//! job of the worker pool, which resumes it and puts it back (or closes it
+//! when it died, or when the object was collected meanwhile). So the state
+//! is only used by the thread holding it, and the object stays `"running"`
+//! until the job stops, even if the awaiter was explicitly resumed.
+
+use std::ffi::{CString, c_int};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::state::{self, IndState, Source};
+use super::transfer::{self, Value};
+use crate::lua::awaiting::{self, Await};
+use crate::lua::class::{self, Class, Object};
+use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::runtime::{Outcome, Wait};
+use crate::system::sys_loop;
+use crate::{afn, cfn};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Suspended,
+    Running,
+    Dead,
+}
+
+struct Inner {
+    state: Option<IndState>,
+    status: Status,
+    /// The transferred error value of a coroutine that died by error.
+    error: Option<Value>,
+    /// The object was collected: the job closes the state when it stops.
+    orphan: bool,
+}
+
+pub struct StateCo {
+    shared: Arc<Mutex<Inner>>,
+}
+
+/// What a resume job sends back: the results, or the error value.
+type Resumed = Result<Vec<Value>, Value>;
+
+// One C function per Lua function, shared by the module table and the
+// metatable, so that error messages find its name in `package.loaded`.
+const STATUS_FN: ffi::lua_CFunction = cfn!(status);
+const CLOSE_FN: ffi::lua_CFunction = cfn!(close);
+const LOAD_FN: ffi::lua_CFunction = cfn!(load);
+const LOADFILE_FN: ffi::lua_CFunction = cfn!(loadfile);
+
+const METHODS: &[Reg] = &[(c"status", STATUS_FN), (c"close", CLOSE_FN)];
+
+const FUNCTIONS: &[Reg] = &[
+    (c"load", LOAD_FN),
+    (c"loadfile", LOADFILE_FN),
+    (c"status", STATUS_FN),
+    (c"close", CLOSE_FN),
+];
+
+/// Functions added to `coutil.system`.
+pub const SYSTEM: &[Reg] = &[(c"resume", afn!(resume))];
+
+impl Object for StateCo {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:coroutine",
+        methods: METHODS,
+        meta: &[(c"__close", CLOSE_FN)],
+    };
+}
+
+fn lock(shared: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for StateCo {
+    fn drop(&mut self) {
+        let state = {
+            let mut inner = lock(&self.shared);
+            inner.orphan = true;
+            inner.state.take()
+        };
+        drop(state); // closes the state outside the lock
+    }
+}
+
+/// `require "coutil.coroutine"`: the module table.
+pub fn open(lua: Lua) -> c_int {
+    lua.push_functions(FUNCTIONS, false);
+    1
+}
+
+/// A C string of `bytes` up to its first NUL (as Lua reads chunk names).
+pub fn c_string(bytes: &[u8]) -> CString {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).unwrap_or_default()
+}
+
+/// An optional string argument as a C string (`string expected` else).
+pub fn opt_c_string(lua: Lua, i: c_int) -> Result<Option<CString>, Error> {
+    if lua.is_none_or_nil(i) {
+        return Ok(None);
+    }
+    if lua.type_of(i) != ffi::LUA_TSTRING && lua.type_of(i) != ffi::LUA_TNUMBER {
+        return Err(Error::Type(i, c"string"));
+    }
+    Ok(lua.to_bytes(i).map(c_string))
+}
+
+/// Pushes a new state coroutine for `source`, or `false, msg`.
+fn push_new(lua: Lua, source: Source) -> Ret {
+    match state::create(lua, source, state::TaskLink::NONE) {
+        Ok(st) => {
+            let inner = Inner {
+                state: Some(st),
+                status: Status::Suspended,
+                error: None,
+                orphan: false,
+            };
+            class::push(
+                lua,
+                StateCo {
+                    shared: Arc::new(Mutex::new(inner)),
+                },
+            );
+            Ok(1)
+        }
+        Err(msg) => {
+            lua.push_bool(false);
+            lua.push_bytes(&msg);
+            Ok(2)
+        }
+    }
+}
+
+/// co | false, msg = coroutine.load(chunk [, chunkname [, mode]])
+fn load(lua: Lua) -> Ret {
+    let chunk = crate::memory::arg_bytes(lua, 1)?;
+    let name = opt_c_string(lua, 2)?.unwrap_or_else(|| c_string(chunk));
+    let mode = opt_c_string(lua, 3)?;
+    push_new(lua, Source::Text { chunk, name, mode })
+}
+
+/// co | false, msg = coroutine.loadfile([path [, mode]])
+fn loadfile(lua: Lua) -> Ret {
+    let path = opt_c_string(lua, 1)?;
+    let mode = opt_c_string(lua, 2)?;
+    push_new(lua, Source::File { path, mode })
+}
+
+fn shared_of<'a>(lua: Lua, i: c_int) -> Result<&'a Arc<Mutex<Inner>>, Error> {
+    class::check::<StateCo>(lua, i)?
+        .as_ref()
+        .map(|co| &co.shared)
+        .ok_or(Error::Type(i, c"coutil:coroutine"))
+}
+
+/// status = coroutine.status(co)
+fn status(lua: Lua) -> Ret {
+    let text: &[u8] = match lock(shared_of(lua, 1)?).status {
+        Status::Suspended => b"suspended",
+        Status::Running => b"running",
+        Status::Dead => b"dead",
+    };
+    lua.push_bytes(text);
+    Ok(1)
+}
+
+/// true | false, err = coroutine.close(co)
+fn close(lua: Lua) -> Ret {
+    let shared = shared_of(lua, 1)?;
+    let (state, error) = {
+        let mut inner = lock(shared);
+        if inner.status == Status::Running {
+            return Err(Error::msg("cannot close a running coroutine"));
+        }
+        inner.status = Status::Dead;
+        (inner.state.take(), inner.error.take())
+    };
+    drop(state);
+    match error {
+        None => {
+            lua.push_bool(true);
+            Ok(1)
+        }
+        Some(e) => {
+            lua.push_bool(false);
+            transfer::push_one(lua, &e);
+            Ok(2)
+        }
+    }
+}
+
+fn fail(lua: Lua, msg: &[u8]) -> Result<Await, Error> {
+    lua.push_bool(false);
+    lua.push_bytes(msg);
+    Ok(Await::Done(2))
+}
+
+/// true, ... | false, err = system.resume(co, ...)
+fn resume(lua: Lua) -> Result<Await, Error> {
+    awaiting::require_coroutine(lua)?;
+    let shared = shared_of(lua, 1)?.clone();
+    match lock(&shared).status {
+        Status::Running => return fail(lua, b"cannot resume running coroutine"),
+        Status::Dead => return fail(lua, b"cannot resume dead coroutine"),
+        Status::Suspended => {}
+    }
+    let args = match transfer::take_or_message(lua, 2, "argument", 2) {
+        Ok(args) => args,
+        Err(msg) => return fail(lua, msg.as_bytes()),
+    };
+    let state = {
+        let mut inner = lock(&shared);
+        inner.status = Status::Running;
+        inner.state.take()
+    };
+    let Some(state) = state else {
+        lock(&shared).status = Status::Dead;
+        return fail(lua, b"cannot resume dead coroutine");
+    };
+    let mut resumption = Resumption {
+        shared,
+        state: Some(state),
+        args,
+    };
+    let job = Box::new(move || Box::new(resumption.run()) as Outcome);
+    let id = awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver)?;
+    Ok(Await::Yield(id))
+}
+
+/// A resume handed to the worker pool. A job may be dropped without
+/// running (an arming deferred to the loop's closing phase and cancelled
+/// before it): then the state goes back to the object, unchanged.
+struct Resumption {
+    shared: Arc<Mutex<Inner>>,
+    state: Option<IndState>,
+    args: Vec<Value>,
+}
+
+impl Resumption {
+    /// Resumes the chunk on this (worker) thread, then gives the state
+    /// back to the object, or closes it.
+    fn run(&mut self) -> Resumed {
+        let Some(state) = self.state.take() else {
+            return Err(Value::Str((*b"cannot resume dead coroutine").into()));
+        };
+        let (result, next, error) = step(&state, &self.args);
+        give_back(&self.shared, state, next, error);
+        result
+    }
+}
+
+impl Drop for Resumption {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            give_back(&self.shared, state, Status::Suspended, None);
+        }
+    }
+}
+
+/// Ends a resume: the object gets the state back if it is resumable,
+/// else the state is closed (outside the lock).
+fn give_back(shared: &Mutex<Inner>, state: IndState, next: Status, error: Option<Value>) {
+    let state = {
+        let mut inner = lock(shared);
+        inner.status = next;
+        inner.error = error;
+        if next == Status::Suspended && !inner.orphan {
+            inner.state = Some(state);
+            None
+        } else {
+            Some(state)
+        }
+    };
+    drop(state);
+}
+
+/// One resume: the results, the status after it and the error to keep.
+fn step(state: &IndState, args: &[Value]) -> (Resumed, Status, Option<Value>) {
+    let co = state.co();
+    if let Err(e) = transfer::push(co, args) {
+        drop(e);
+        let err = Value::Str((*b"stack overflow").into());
+        return (Err(err), Status::Suspended, None);
+    }
+    let mut nres = 0;
+    // SAFETY: this thread holds the IndState, so nothing else uses the
+    // state; `co` is a suspended (or not started) thread of it whose stack
+    // holds the chunk (or the yield) and the pushed arguments.
+    let status = unsafe {
+        ffi::lua_resume(
+            co.raw(),
+            std::ptr::null_mut(),
+            args.len() as c_int,
+            &mut nres,
+        )
+    };
+    if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+        let first = co.top() - nres + 1;
+        let values = transfer::take_or_message(co, first, "return value", 1)
+            .map_err(|msg| Value::Str(msg.into_bytes().into()));
+        co.set_top(first - 1);
+        let next = if status == ffi::LUA_YIELD {
+            Status::Suspended
+        } else {
+            Status::Dead
+        };
+        (values, next, None)
+    } else {
+        let err = transfer::copy(co, -1).unwrap_or_else(|r| {
+            let msg = format!("unable to transfer error (got {})", r.type_name);
+            Value::Str(msg.into_bytes().into())
+        });
+        (Err(err.clone()), Status::Dead, Some(err))
+    }
+}
+
+fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
+    let result = outcome.and_then(|o| o.downcast::<Resumed>().ok());
+    match result.map(|r| *r) {
+        Some(Ok(values)) if co.check_stack(values.len() as c_int + 2).is_ok() => {
+            co.push_bool(true);
+            for v in &values {
+                transfer::push_one(co, v);
+            }
+            1 + values.len() as c_int
+        }
+        Some(Ok(_)) => {
+            co.push_bool(false);
+            co.push_bytes(b"too many values");
+            2
+        }
+        Some(Err(e)) => {
+            co.push_bool(false);
+            transfer::push_one(co, &e);
+            2
+        }
+        None => {
+            co.push_bool(false);
+            co.push_bytes(b"internal error");
+            2
+        }
+    }
+}

@@ -1,0 +1,342 @@
+-- spec/threads.md §5: coutil.threads pools and the life cycle of tasks.
+local T = require "testlib"
+local system = require "coutil.system"
+local channel = require "coutil.channel"
+local stateco = require "coutil.coroutine"
+local threads = require "coutil.threads"
+
+local function waitfor(cond)
+	while not cond() do system.suspend(0.001, "~") end
+end
+
+-- Receives `count` messages sent by tasks to channel `name` with
+-- coroutine.yield(name, "out", ...); returns them packed, in order.
+local function receive(name, count)
+	local ch = channel.create(name)
+	local got = {}
+	T.spawn(function()
+		for i = 1, count do got[i] = table.pack(select(2, system.awaitch(ch, "in"))) end
+	end)
+	system.run()
+	ch:close()
+	return got
+end
+
+-- channel.sync on a temporary object of `name`.
+local function sync(name, ...)
+	local ch <close> = channel.create(name)
+	return ch:sync(...)
+end
+
+local function idle(pool)
+	waitfor(function() return pool:count("n") == 0 end)
+end
+
+T.case("create: threads started now, counts, errors", function()
+	local pool = threads.create(3)
+	assert(tostring(pool):find("^coutil:threads: "), tostring(pool))
+	T.same({ 0, 0, 0, 0, 3, 3 }, pool:count("nrpsea"))
+	T.same({ 3, 3, 0 }, threads.count(pool, "aen"))
+	T.same({ true }, pool:close())
+	for _, size in ipairs({ 0, -1, -100 }) do
+		local empty = threads.create(size)
+		T.same({ 0, 0 }, empty:count("ea"))
+		empty:close()
+	end
+	T.raises("(number expected, got string)", threads.create, "x")
+	T.raises("(number has no integer representation)", threads.create, 1.5)
+	T.same({ n = 1, nil }, threads.create())
+	T.same({ n = 1, nil }, threads.create(nil))
+end)
+
+T.case("count options and errors", function()
+	local pool = threads.create(1)
+	T.same({ 1, 1, 0, 1 }, pool:count("aena"))
+	T.same({}, pool:count(""))
+	T.raises("bad option (got 'x')", pool.count, pool, "nx")
+	T.raises("(string expected, got no value)", pool.count, pool)
+	T.raises("(coutil:threads expected, got table)", threads.count, {}, "n")
+	pool:close()
+end)
+
+T.case("closed pools raise closed threads", function()
+	local pool = threads.create(1)
+	T.same({ true }, threads.close(pool))
+	for _, name in ipairs({ "resize", "count", "dostring", "dofile", "close" }) do
+		T.raises("closed threads", pool[name], pool, "n")
+	end
+	do
+		local tbc <close> = threads.create(1)
+		T.same({ 1 }, tbc:count("a"))
+	end
+end)
+
+T.case("dostring and dofile: load and transfer errors", function()
+	local pool = threads.create(0)
+	T.same({ false, [[[string "x="]:1: unexpected symbol near <eof>]] }, pool:dostring("x="))
+	T.same({ false, "chunk:1: unexpected symbol near <eof>" }, pool:dostring("x=", "@chunk"))
+	T.same({ false, "attempt to load a text chunk (mode is 'b')" }, pool:dostring("return", "c", "b"))
+	T.same({ false, "unable to transfer argument #5 (got table)" }, pool:dostring("return", "c", "t", {}))
+	T.same({ false, "unable to transfer argument #7 (got function)" },
+		pool:dostring("return", "c", "t", 1, 2, print))
+	T.same({ false, "unable to transfer argument #4 (got table)" }, pool:dofile("x.lua", "t", {}))
+	local ok, msg = pool:dofile("/no/such/file.lua")
+	T.same({ false }, ok)
+	assert(msg:find("cannot open /no/such/file.lua", 1, true), msg)
+	T.raises("(string or memory expected, got no value)", pool.dostring, pool)
+	T.raises("(string expected, got table)", pool.dostring, pool, "x", {})
+	T.raises("(string expected, got table)", pool.dofile, pool, {})
+	T.same({ 0 }, pool:count("n"))
+	pool:close()
+end)
+
+T.case("tasks run with their values and end; dofile too", function()
+	local pool = threads.create(2)
+	T.same({ true }, pool:dostring([[
+		local a, b, c = ...
+		require("coroutine").yield("results", "out", "dostring", a + b, c, math == nil)
+	]], "=task", "t", 1, 2.5, "three"))
+	local path = os.tmpname()
+	local file = assert(io.open(path, "w"))
+	file:write("require('coroutine').yield('results', 'out', 'dofile', ...)")
+	file:close()
+	T.same({ true }, pool:dofile(path, "t", 4, nil, 6))
+	local got = receive("results", 2)
+	table.sort(got, function(a, b) return a[1] < b[1] end)
+	T.same({ n = 4, "dofile", 4, nil, 6 }, table.unpack(got[1], 1, got[1].n))
+	T.same({ n = 4, "dostring", 3.5, "three", true }, table.unpack(got[2], 1, got[2].n))
+	os.remove(path)
+	idle(pool)
+	T.same({ 0, 0, 0, 0 }, pool:count("nrps"))
+	pool:close()
+end)
+
+T.case("yielding a channel name: results and errors of the yield", function()
+	local pool = threads.create(1)
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local res1 = { coroutine.yield("rpc", "in", "req") }
+		local res2 = { coroutine.yield("rpc", "inout") }
+		local res3 = { coroutine.yield("rpc", nil, 1, {}) }
+		local res4 = { coroutine.yield("rpc", "any") }
+		coroutine.yield("rpc", "out", res1[1], res1[2], res1[3], res2[1], res2[2], res3[1], res3[2], res4[1], res4[2])
+	]])
+	local ch = channel.create("rpc")
+	local got = {}
+	T.spawn(function()
+		got[1] = table.pack(system.awaitch(ch, "out", "reply", 7))
+		got[2] = table.pack(system.awaitch(ch, "out", "fourth"))
+		got[3] = table.pack(system.awaitch(ch, "in"))
+	end)
+	system.run()
+	T.same({ n = 2, true, "req" }, table.unpack(got[1], 1, got[1].n))
+	T.same({ n = 1, true }, table.unpack(got[2], 1, got[2].n))
+	T.same({ n = 10, true, true, "reply", 7, false, "bad argument #2 (invalid option 'inout')",
+		false, "unable to transfer argument #4 (got table)", true, "fourth" }, table.unpack(got[3], 1, got[3].n))
+	idle(pool)
+	pool:close()
+end)
+
+T.case("suspended tasks release their thread; other yields re-queue", function()
+	local pool = threads.create(1)
+	pool:dostring('require("coroutine").yield("park", "in")')
+	waitfor(function() return pool:count("s") == 1 end)
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local n = 0
+		for i = 1, 3 do n = n + require("table").pack(coroutine.yield(i)).n end
+		coroutine.yield("results", "out", "requeued", n)
+	]])
+	local got = receive("results", 1)
+	T.same({ n = 2, "requeued", 0 }, table.unpack(got[1], 1, got[1].n))
+	T.same({ 1, 1, 0, 0 }, pool:count("nsrp"))
+	T.same({ true }, channel.getnames().park)
+	T.same({ true }, sync("park", "out"))
+	idle(pool)
+	T.same({ n = 1, nil }, channel.getnames().park)
+	pool:close()
+end)
+
+T.case("pending tasks and re-queued yields are counted", function()
+	local pool = threads.create(0)
+	for _ = 1, 3 do pool:dostring("return") end
+	T.same({ 3, 3, 0, 0, 0, 0 }, pool:count("npsrea"))
+	T.same({ true }, pool:resize(1))
+	idle(pool)
+	T.same({ 1, 1 }, pool:count("ea"))
+	pool:close()
+end)
+
+T.case("resize: on demand, all now, and down when free", function()
+	local pool = threads.create(0)
+	T.same({ true }, pool:resize(3))
+	T.same({ 3, 0 }, pool:count("ea"))
+	pool:dostring('require("coroutine").yield("resize", "in")')
+	waitfor(function() return pool:count("s") == 1 end)
+	assert(pool:count("a") >= 1)
+	T.same({ true }, threads.resize(pool, 4, true))
+	T.same({ 4, 4 }, pool:count("ea"))
+	T.same({ true }, pool:resize(1))
+	waitfor(function() return pool:count("a") == 1 end)
+	T.raises("size cannot be negative", pool.resize, pool, -1)
+	T.raises("(number expected, got no value)", pool.resize, pool)
+	T.same({ true }, pool:resize(0))
+	waitfor(function() return pool:count("a") == 0 end)
+	-- a suspended task stays matchable without threads; it then waits
+	T.same({ true }, sync("resize", "out"))
+	T.same({ 1, 1, 0 }, pool:count("npa"))
+	pool:resize(1)
+	idle(pool)
+	pool:close()
+end)
+
+T.case("close waits for the tasks, or discards them without threads", function()
+	local pool = threads.create(2)
+	pool:dostring([[
+		local system = require "coutil.system"
+		system.suspend(0.05, "~")
+		require("coroutine").yield("closing", "out", "finished")
+	]])
+	local ch = channel.create("closing")
+	local got
+	T.spawn(function() got = table.pack(system.awaitch(ch, "in")) end)
+	system.run()
+	T.same({ n = 2, true, "finished" }, table.unpack(got, 1, got.n))
+	T.same({ true }, pool:close()) -- nothing left: returns at once
+	pool = threads.create(0)
+	pool:dostring('require("coroutine").yield("discarded", "out")')
+	T.same({ 1 }, pool:count("p"))
+	T.same({ true }, pool:close())
+	T.same({ false, "empty" }, sync("discarded", "in"))
+	pool = threads.create(1)
+	pool:dostring('require("coroutine").yield("discarded", "out", "never")')
+	waitfor(function() return pool:count("s") == 1 end)
+	pool:resize(0)
+	waitfor(function() return pool:count("a") == 0 end)
+	T.same({ true }, pool:close())
+	T.same({ n = 1, nil }, channel.getnames().discarded)
+	T.same({ false, "empty" }, sync("discarded", "in"))
+end)
+
+T.case("a collected pool keeps running; its suspended tasks stay matchable", function()
+	do
+		local pool = threads.create(1)
+		pool:dostring('require("coroutine").yield("orphan", "in") require("coroutine").yield("orphan", "out", "done")')
+		waitfor(function() return pool:count("s") == 1 end)
+	end
+	collectgarbage()
+	collectgarbage()
+	T.same({ true }, sync("orphan", "out"))
+	local got = receive("orphan", 1)
+	T.same({ n = 1, "done" }, table.unpack(got[1], 1, got[1].n))
+end)
+
+T.case("a task gets its own pool; closing that reference only invalidates it", function()
+	local pool = threads.create(1)
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local threads = require "coutil.threads"
+		require "_G"
+		local own = threads.create()
+		local counts = { own:count("ae") }
+		own:dostring('require("coroutine").yield("own", "out", "child task")')
+		local closed = own:close()
+		local again = threads.create()
+		coroutine.yield("own", "out", counts[1], counts[2], closed,
+			pcall(own.count, own, "n") == false, again:count("e"))
+	]])
+	local got = receive("own", 2)
+	table.sort(got, function(a, b) return a.n < b.n end)
+	T.same({ n = 1, "child task" }, table.unpack(got[1], 1, got[1].n))
+	T.same({ n = 5, 1, 1, true, true, 1 }, table.unpack(got[2], 1, got[2].n))
+	idle(pool)
+	pool:close()
+end)
+
+T.case("tasks use system.run, state coroutines and pools of their own", function()
+	local pool = threads.create(2)
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local system = require "coutil.system"
+		local stateco = require "coutil.coroutine"
+		local threads = require "coutil.threads"
+		require "_G"
+		local co = stateco.load("return 'from co', threads == nil", "=co")
+		local res
+		coroutine.wrap(function()
+			system.suspend(0.001)
+			res = { system.resume(co, 1) }
+		end)()
+		local pending = system.run()
+		local inner = threads.create(1)
+		inner:dostring('require("coroutine").yield("inner", "out", "from inner pool")')
+		local ch = require("coutil.channel").create("inner")
+		local msg
+		coroutine.wrap(function() msg = select(2, system.awaitch(ch, "in")) end)()
+		system.run()
+		inner:close()
+		coroutine.yield("tasks", "out", pending, res[1], res[2], res[3], msg)
+	]])
+	local got = receive("tasks", 1)
+	T.same({ n = 5, false, true, "from co", true, "from inner pool" }, table.unpack(got[1], 1, got[1].n))
+	idle(pool)
+	pool:close()
+end)
+
+T.case("system.run in a task releases the thread while only awaitch waits", function()
+	local pool = threads.create(1) -- one thread: the waker must run on it too
+	pool:dostring([[
+		local system = require "coutil.system"
+		local channel = require "coutil.channel"
+		local coroutine = require "coroutine"
+		local got = {}
+		for i = 1, 3 do
+			coroutine.wrap(function()
+				local ch = channel.create("parked")
+				local _, v = system.awaitch(ch, "in", i)
+				got[#got + 1] = v
+				if i == 2 then system.suspend(0.01) end -- a timer: no parking
+			end)()
+		end
+		local pending = system.run()
+		coroutine.yield("parked result", "out", pending, got[1], got[2], got[3])
+	]])
+	waitfor(function() return pool:count("s") == 1 end)
+	T.same({ 1, 0, 0, 1 }, pool:count("nrps"))
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local sum = 0
+		for i = 1, 3 do
+			local _, v = coroutine.yield("parked", "out", i * 10)
+			sum = sum + v
+		end
+		coroutine.yield("parked result", "out", "waker", sum)
+	]])
+	local got = receive("parked result", 2)
+	table.sort(got, function(a, b) return tostring(a[1]) < tostring(b[1]) end)
+	T.same({ n = 4, false, 10, 20, 30 }, table.unpack(got[1], 1, got[1].n))
+	T.same({ n = 2, "waker", 6 }, table.unpack(got[2], 1, got[2].n))
+	idle(pool)
+	pool:close()
+end)
+
+T.case("a state coroutine and the main state see no pool of their own", function()
+	local co = stateco.load('return require("coutil.threads").create() == nil')
+	local res
+	T.spawn(function() res = table.pack(system.resume(co)) end)
+	system.run()
+	T.same({ n = 2, true, true }, table.unpack(res, 1, res.n))
+end)
+
+T.case("task errors end the task; the pool goes on", function()
+	local pool = threads.create(1)
+	pool:dostring("error('Oops!')")
+	pool:dostring("require '_G' error({})")
+	pool:dostring('require("coroutine").yield("after", "out", "still working")')
+	local got = receive("after", 1)
+	T.same({ n = 1, "still working" }, table.unpack(got[1], 1, got[1].n))
+	idle(pool)
+	pool:close()
+end)
+
+T.done()
