@@ -68,11 +68,7 @@ T.case("every coutil module and memory load with empty package paths", function(
 	T.same({ true, 13 }, inside([[
 		local package = require "package"
 		package.path, package.cpath = "", ""
-		require "_G"
-		-- NOTE: the embedded pure-Lua modules (src/lua/coutil/*.lua) read the
-		-- standard libraries from globals when loaded; until they require
-		-- them, a state must provide those globals first.
-		table, coroutine = require "table", require "coroutine"
+		require "_G" -- for ipairs and type below
 		local count = 0
 		for _, name in ipairs { "coutil.system", "coutil.channel", "coutil.coroutine",
 			"coutil.threads", "coutil.event", "coutil.queued", "coutil.mutex",

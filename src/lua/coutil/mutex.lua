@@ -1,6 +1,10 @@
 -- coutil.mutex: locks keyed by any non-nil value, owned by the running
 -- coroutine (or the main thread), waited for through coutil.event.
 
+-- Independent states (coutil.threads) start without standard globals:
+-- take what this module uses from `require`.
+require "_G" -- the basic functions (error, select, ...)
+local coroutine = require "coroutine"
 local event = require "coutil.event"
 
 local running = coroutine.running

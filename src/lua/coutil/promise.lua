@@ -1,6 +1,10 @@
 -- coutil.promise: promises are functions; calling one returns its results,
 -- awaiting an event on the promise itself while it is unfulfilled.
 
+-- Independent states (coutil.threads) start without standard globals:
+-- take what this module uses from `require`.
+require "_G" -- the basic functions (error, select, ...)
+local table = require "table"
 local event = require "coutil.event"
 
 local pack, unpack, select = table.pack, table.unpack, select

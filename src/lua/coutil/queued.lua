@@ -3,6 +3,11 @@
 -- Registrations are coutil.event's own, so both modules wake each other's
 -- waiters.
 
+-- Independent states (coutil.threads) start without standard globals:
+-- take what this module uses from `require`.
+require "_G" -- the basic functions (error, select, ...)
+local coroutine = require "coroutine"
+local table = require "table"
 local event = require "coutil.event"
 local await, awaitany, awaitall = event.await, event.awaitany, event.awaitall
 

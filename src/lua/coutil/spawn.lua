@@ -1,6 +1,10 @@
 -- coutil.spawn: run a function in a new coroutine under a message handler.
 -- The library keeps no reference to the coroutines it creates.
 
+-- Independent states (coutil.threads) start without standard globals:
+-- take what this module uses from `require`.
+require "_G" -- the basic functions (error, select, ...)
+local coroutine = require "coroutine"
 local create, resume = coroutine.create, coroutine.resume
 local xpcall = xpcall
 
