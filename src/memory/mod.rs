@@ -1,8 +1,10 @@
 //! `coutil.memory` (also `require "memory"`): mutable byte buffers,
 //! compatible with lua-memory 2.x (spec `memory.md`).
 //!
-//! A memory is a full userdata of class `memory` holding a [`Memory`]: a
-//! `Vec<u8>` and its kind. Fixed memories never change size; resizable ones
+//! A memory is a full userdata of class `memory` holding a [`Memory`]: its
+//! bytes (a [`Bytes`], in a 64-byte aligned allocation, page-aligned from
+//! 64 KiB: the kernel copies to and from such buffers fastest) and its
+//! kind. Fixed memories never change size; resizable ones
 //! (`create()`) grow and shrink with `resize`; closing a resizable memory
 //! frees its bytes and leaves an empty `"other"` memory. The metatable's
 //! `__index` is the module table itself, so `m:get(1)` works.
@@ -21,8 +23,11 @@
 //! `invalid size`, and a failed allocation raises `not enough memory`
 //! instead of aborting.
 
+mod bytes;
 mod pack;
 pub mod range;
+
+pub use bytes::{AllocError, Bytes, Scratch};
 
 use std::ffi::c_int;
 
@@ -64,7 +69,7 @@ enum Kind {
 
 /// The contents of a memory userdata.
 pub struct Memory {
-    data: Vec<u8>,
+    data: Bytes,
     kind: Kind,
 }
 
@@ -88,7 +93,7 @@ fn slot(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
 
 fn memory_ref<'a>(lua: Lua, i: c_int) -> Option<&'a Memory> {
     const EMPTY: &Memory = &Memory {
-        data: Vec::new(),
+        data: Bytes::new(),
         kind: Kind::Other,
     };
     // SAFETY: see `slot`; the value lives while it is on the stack. A
@@ -98,11 +103,11 @@ fn memory_ref<'a>(lua: Lua, i: c_int) -> Option<&'a Memory> {
 
 fn memory_mut<'a>(lua: Lua, i: c_int) -> Option<&'a mut Memory> {
     // SAFETY: see `slot`; callers hold no other borrow of this memory. An
-    // empty Vec owns no allocation, so refilling a collected slot leaks
+    // empty Bytes owns no allocation, so refilling a collected slot leaks
     // nothing even though its `__gc` already ran.
     slot(lua, i).map(|p| {
         unsafe { &mut *p }.get_or_insert(Memory {
-            data: Vec::new(),
+            data: Bytes::new(),
             kind: Kind::Other,
         })
     })
@@ -122,6 +127,26 @@ pub fn bytes_of<'a>(lua: Lua, i: c_int) -> Option<&'a [u8]> {
 /// a caller keeping it across a yield must anchor the memory and re-fetch.
 pub fn buffer_of<'a>(lua: Lua, i: c_int) -> Option<&'a mut [u8]> {
     memory_mut(lua, i).map(|m| &mut m.data[..])
+}
+
+/// Writes `data` into the memory at `i` from byte `at`, as far as the
+/// memory goes; false if the value at `i` is not a memory. When `data`
+/// replaces every byte of the memory and has the same capacity (thus the
+/// same alignment), the two allocations are exchanged instead of copied:
+/// `data` then holds the former bytes of the memory. Like a resize, this
+/// moves the memory's bytes: slices of it taken before dangle (see
+/// [`buffer_of`]).
+pub fn put(lua: Lua, i: c_int, at: usize, data: &mut Bytes) -> bool {
+    let Some(m) = memory_mut(lua, i) else {
+        return false;
+    };
+    if at == 0 && data.len() == m.data.len() && data.capacity() == m.data.capacity() {
+        std::mem::swap(&mut m.data, data);
+    } else if let Some(dst) = m.data.get_mut(at..) {
+        let n = dst.len().min(data.len());
+        dst[..n].copy_from_slice(&data[..n]);
+    }
+    true
 }
 
 /// [`bytes_of`], or the argument error `string or memory expected`.
@@ -170,7 +195,7 @@ fn repeat(dst: &mut [u8], pattern: &[u8]) {
     }
 }
 
-fn push_new(lua: Lua, data: Vec<u8>, kind: Kind) {
+fn push_new(lua: Lua, data: Bytes, kind: Kind) {
     class::push(lua, Memory { data, kind });
 }
 
@@ -187,17 +212,16 @@ pub fn open(lua: Lua) -> c_int {
 /// m = memory.create([n | s [, i [, j]]])
 fn create(lua: Lua) -> Ret {
     if lua.is_none_or_nil(1) {
-        push_new(lua, Vec::new(), Kind::Resizable);
+        push_new(lua, Bytes::new(), Kind::Resizable);
     } else if lua.type_of(1) == ffi::LUA_TNUMBER {
         let n = arg_size(lua, 1)?;
-        let mut data = Vec::new();
-        data.try_reserve_exact(n).map_err(|_| no_memory())?;
-        data.resize(n, 0);
+        let data = Bytes::zeroed(n).map_err(|_| no_memory())?;
         push_new(lua, data, Kind::Fixed);
     } else {
         let s = arg_bytes(lua, 1)?;
         let r = range::arg_span(lua, s.len(), 2, 3)?;
-        push_new(lua, copy(&s[r])?, Kind::Fixed);
+        let data = Bytes::copy_from(&s[r]).map_err(|_| no_memory())?;
+        push_new(lua, data, Kind::Fixed);
     }
     Ok(1)
 }
@@ -246,8 +270,7 @@ fn resize(lua: Lua) -> Ret {
             m.data.shrink_to_fit();
         }
     } else {
-        m.data.try_reserve(n - old).map_err(|_| no_memory())?;
-        m.data.resize(n, 0);
+        m.data.resize(n, 0).map_err(|_| no_memory())?;
         if !pattern.is_empty() {
             repeat(&mut m.data[old..], &pattern);
         }
@@ -385,7 +408,7 @@ fn close(lua: Lua) -> Ret {
         && m.kind == Kind::Resizable
     {
         *m = Memory {
-            data: Vec::new(),
+            data: Bytes::new(),
             kind: Kind::Other,
         };
     }
@@ -453,4 +476,45 @@ fn type_name(lua: Lua, i: c_int) -> &'static str {
         .and_then(|t| NAMES.get(t))
         .copied()
         .unwrap_or("no value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_exchanges_whole_buffers_and_copies_parts() {
+        // SAFETY: a new state used by this test only, closed at the end;
+        // its values are only used while they are on its stack.
+        unsafe {
+            let l = ffi::luaL_newstate();
+            let lua = Lua::from_raw(l);
+            push_new(lua, Bytes::copy_from(b"abcdef").unwrap(), Kind::Fixed);
+            // A part: copied, as far as the memory goes.
+            let mut d = Bytes::copy_from(b"XYZ").unwrap();
+            assert!(put(lua, 1, 4, &mut d));
+            assert_eq!(bytes_of(lua, 1), Some(&b"abcdXY"[..]));
+            assert_eq!(&d[..], b"XYZ");
+            assert!(put(lua, 1, 9, &mut d));
+            assert_eq!(bytes_of(lua, 1), Some(&b"abcdXY"[..]));
+            // Every byte with the same capacity: the allocations are swapped.
+            let mut d = Bytes::copy_from(b"123456").unwrap();
+            let p = d.as_ptr();
+            assert!(put(lua, 1, 0, &mut d));
+            assert_eq!(bytes_of(lua, 1).map(<[u8]>::as_ptr), Some(p));
+            assert_eq!(bytes_of(lua, 1), Some(&b"123456"[..]));
+            assert_eq!(&d[..], b"abcdXY");
+            // Every byte but another capacity: copied.
+            let mut d = Bytes::with_capacity(100).unwrap();
+            d.resize(6, b'=').unwrap();
+            assert!(put(lua, 1, 0, &mut d));
+            assert_ne!(bytes_of(lua, 1).map(<[u8]>::as_ptr), Some(d.as_ptr()));
+            assert_eq!(bytes_of(lua, 1), Some(&b"======"[..]));
+            // Not a memory.
+            lua.push_bytes(b"string");
+            assert!(!put(lua, 2, 0, &mut d));
+            assert_eq!(lua.to_bytes(2), Some(&b"string"[..]));
+            ffi::lua_close(l);
+        }
+    }
 }

@@ -6,13 +6,22 @@
 //! object is closed at once) and closes the descriptor in a job; `__gc`
 //! and `__close` just drop it.
 //!
-//! `read` reads into a Rust buffer on the worker; its continuation copies
+//! `read` reads on the worker into a scratch buffer (aligned, not zeroed:
+//! the kernel fills it; reused from a small pool, see `memory::Scratch`),
+//! which the delivery hands to the continuation in a private userdata (so
+//! the GC frees it if the continuation never runs). The continuation puts
 //! the bytes into the memory kept on the coroutine's stack, recomputing the
-//! range in case the memory was resized meanwhile. `write` copies the data
-//! range before submitting. Offsets use `pread`/`pwrite`, which keep the
-//! file position; a negative offset means the file position, as in libuv.
-//! `file:write(file, i, j)` copies with `copy_file_range` where the kernel
-//! can, else with a read/write loop.
+//! range in case the memory was resized meanwhile: one copy, or none when
+//! the read fills the whole memory (`memory::put` then exchanges the
+//! allocations). A cancelled read leaves the memory unchanged. `write`
+//! copies the data range into a scratch buffer before submitting (once, no
+//! zero fill): the memory may change, be resized or collected while the job
+//! runs, so the job cannot read it in place.
+//!
+//! Offsets use `pread`/`pwrite`, which keep the file position; a negative
+//! offset means the file position, as in libuv. `file:write(file, i, j)`
+//! copies with `copy_file_range` where the kernel can, else with a
+//! read/write loop.
 
 use std::ffi::c_int;
 use std::io;
@@ -21,11 +30,12 @@ use std::sync::Arc;
 
 use super::path::{arg_id, arg_times, start};
 use super::sys::{self, At};
-use super::{Count, Reply, arg_mode, arg_path, arg_prefixed, done, perform, perform_keep, perm};
+use super::{Count, Reply, arg_mode, arg_path, arg_prefixed, done, outcome, perform, perm, submit};
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
-use crate::memory::{self, range};
+use crate::memory::{self, Scratch, range};
+use crate::runtime::Outcome;
 use crate::{afn, cfn};
 
 const METHODS: &[Reg] = &[
@@ -152,13 +162,26 @@ fn push_count(lua: Lua, r: io::Result<usize>) -> c_int {
     }
 }
 
-/// Bytes read on a worker, copied into the buffer by [`read_k`].
-struct Data(Vec<u8>);
+/// Bytes read on a worker, delivered to [`read_k`] in a userdata of this
+/// private class, which the continuation empties.
+struct Received(Scratch);
 
-impl Reply for Data {
-    fn push(self: Box<Self>, lua: Lua) -> Result<c_int, Error> {
-        lua.push_bytes(&self.0);
-        Ok(1)
+impl Object for Received {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:received",
+        methods: &[],
+        meta: &[],
+    };
+}
+
+/// Delivers a read: the bytes in a `Received` userdata, or the failure.
+fn deliver_read(co: Lua, o: Option<Outcome>) -> c_int {
+    match outcome::<Scratch>(o) {
+        Ok(data) => {
+            class::push(co, Received(data));
+            1
+        }
+        Err(e) => fail::push_io(co, &e),
     }
 }
 
@@ -178,30 +201,37 @@ fn read(lua: Lua) -> Result<Await, Error> {
         )));
     }
     let size = span.len();
-    perform_keep(lua, 4, crate::kfn!(read_k), move || {
-        let mut data = Vec::new();
-        data.try_reserve_exact(size).map_err(|_| no_memory())?;
-        data.resize(size, 0);
-        let n = sys::read(fd.as_fd(), &mut data, offset)?;
-        data.truncate(n);
-        Ok(Box::new(Data(data)) as Box<dyn Reply>)
-    })
+    let id = submit(
+        lua,
+        move || {
+            let mut data = Scratch::with_capacity(size).map_err(|_| no_memory())?;
+            let n = sys::read_uninit(fd.as_fd(), &mut data.spare_capacity_mut()[..size], offset)?;
+            // SAFETY: the kernel wrote the first `n` bytes (n <= size).
+            unsafe { data.set_len(n) };
+            Ok(data)
+        },
+        deliver_read,
+    )?;
+    Ok(Await::Keep(id, 4, crate::kfn!(read_k)))
 }
 
 /// Continuation of `read`: the stack holds the file, the buffer, `i`, `j`,
-/// then the token and the delivered results.
+/// then the token and the delivered results (a `Received` userdata, or
+/// the failure).
 fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 4, ctx) {
         Resumed::User(n) => Ok(Await::Done(n)),
-        Resumed::Loop if lua.type_of(6) != ffi::LUA_TSTRING => Ok(Await::Done(lua.top() - 5)),
         Resumed::Loop => {
-            let data = lua.to_bytes(6).unwrap_or_default();
+            let Some(Received(mut data)) = class::test::<Received>(lua, 6).and_then(Option::take)
+            else {
+                return Ok(Await::Done(lua.top() - 5));
+            };
             let len = memory::buffer_of(lua, 2).map_or(0, |b| b.len());
             let span = range::arg_span(lua, len, 3, 4)?;
             let n = data.len().min(span.len());
-            if let Some(buf) = memory::buffer_of(lua, 2) {
-                buf[span.start..span.start + n].copy_from_slice(&data[..n]);
-            }
+            data.truncate(n);
+            // A read filling the whole memory swaps buffers: no copy.
+            memory::put(lua, 2, span.start, &mut data);
             lua.push_integer(n as i64);
             Ok(Await::Done(1))
         }
@@ -235,11 +265,9 @@ fn write(lua: Lua) -> Result<Await, Error> {
             sys::write(fd.as_fd(), bytes, offset),
         )));
     }
-    let mut data = Vec::new();
-    if data.try_reserve_exact(bytes.len()).is_err() {
-        return Err(Error::msg("not enough memory"));
-    }
-    data.extend_from_slice(bytes);
+    // No zero fill: the buffer (usually a pooled one) is written once, by
+    // the copy.
+    let data = Scratch::copy_from(bytes).map_err(|_| Error::msg("not enough memory"))?;
     perform(lua, false, move || {
         let n = sys::write(fd.as_fd(), &data, offset)?;
         Ok(Box::new(Count(n as u64)) as Box<dyn Reply>)

@@ -7,8 +7,9 @@
 //! worker pool and the loop pushes its reply on the coroutine's stack
 //! ([`deliver`]); with `~` it runs inline and the reply is pushed at once.
 //! A job never touches Lua memory: data to write is copied into the job,
-//! bytes read come back as a Lua string that `file:read`'s continuation
-//! copies into the buffer (kept on the coroutine's stack meanwhile).
+//! bytes read come back in an aligned buffer that `file:read`'s
+//! continuation copies into the memory (kept on the coroutine's stack
+//! meanwhile).
 //!
 //! Cancelling an await (explicit resume) does not stop its job: it
 //! finishes in the background and the loop drops its reply, which closes
@@ -104,17 +105,6 @@ fn perform(
     Ok(Await::Yield(submit(lua, job, deliver)?))
 }
 
-/// Like [`perform`] for an await that keeps the first `keep` stack values
-/// and continues in `k` (see `Await::Keep`); the caller handles `~`.
-fn perform_keep(
-    lua: Lua,
-    keep: c_int,
-    k: ffi::lua_KFunction,
-    job: impl FnOnce() -> OpResult + Send + 'static,
-) -> Result<Await, Error> {
-    Ok(Await::Keep(submit(lua, job, deliver)?, keep, k))
-}
-
 /// Like [`perform`] for the functions that raise their failures.
 fn perform_raising(
     lua: Lua,
@@ -131,9 +121,11 @@ fn perform_raising(
     Ok(Await::Keep(id, 0, crate::kfn!(raising_k)))
 }
 
-fn submit(
+/// Runs `job` on the worker pool for the running coroutine; `deliver`
+/// gets its `io::Result<T>` back through [`outcome`].
+fn submit<T: Send + 'static>(
     lua: Lua,
-    job: impl FnOnce() -> OpResult + Send + 'static,
+    job: impl FnOnce() -> io::Result<T> + Send + 'static,
     deliver: awaiting::Deliver,
 ) -> Result<crate::runtime::OpId, Error> {
     awaiting::require_coroutine(lua)?;
@@ -148,8 +140,9 @@ fn push_result(lua: Lua, result: OpResult) -> Result<c_int, Error> {
     }
 }
 
-fn outcome(outcome: Option<Outcome>) -> OpResult {
-    match outcome.map(|o| o.downcast::<OpResult>()) {
+/// The result of a job submitted by [`submit`] returning `io::Result<T>`.
+fn outcome<T: 'static>(outcome: Option<Outcome>) -> io::Result<T> {
+    match outcome.map(|o| o.downcast::<io::Result<T>>()) {
         Some(Ok(result)) => *result,
         // A job that panicked reports an `io::Error`.
         Some(Err(other)) => Err(match other.downcast::<io::Error>() {
@@ -168,7 +161,7 @@ fn deliver(co: Lua, o: Option<Outcome>) -> c_int {
 static FAILED: u8 = 0;
 
 fn deliver_raising(co: Lua, o: Option<Outcome>) -> c_int {
-    let pushed = match outcome(o) {
+    let pushed = match outcome::<Box<dyn Reply>>(o) {
         Ok(reply) => reply.push(co).map_err(|_| Cow::Borrowed("stack overflow")),
         Err(e) => Err(Cow::Borrowed(fail::text(fail::code_of(&e)))),
     };

@@ -7,6 +7,7 @@
 
 use std::ffi::{CStr, CString, c_int};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
@@ -57,13 +58,39 @@ pub fn close(fd: OwnedFd) -> io::Result<()> {
 
 /// Reads into `buf` at `offset`, or at the file position when `None`.
 pub fn read(fd: BorrowedFd, buf: &mut [u8], offset: Option<u64>) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length, and the bytes the
+    // kernel writes are initialised (the others keep their values).
+    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len(), offset) }
+}
+
+/// [`read`] into uninitialised memory (e.g. the spare capacity of a new
+/// buffer, so that it is not zeroed first): the first `n` bytes of `buf`
+/// are initialised on return of `Ok(n)`.
+pub fn read_uninit(
+    fd: BorrowedFd,
+    buf: &mut [MaybeUninit<u8>],
+    offset: Option<u64>,
+) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length; writing bytes into
+    // MaybeUninit memory is always allowed.
+    unsafe { read_raw(fd, buf.as_mut_ptr().cast(), buf.len(), offset) }
+}
+
+/// # Safety
+/// `buf` must be valid for writes of `len` bytes.
+unsafe fn read_raw(
+    fd: BorrowedFd,
+    buf: *mut u8,
+    len: usize,
+    offset: Option<u64>,
+) -> io::Result<usize> {
     let fd = fd.as_raw_fd();
     let n = retry(|| {
-        // SAFETY: `buf` is valid for writes of its length.
+        // SAFETY: the caller guarantees `buf` is valid for `len` bytes.
         unsafe {
             match offset {
-                Some(off) => libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as i64),
-                None => libc::read(fd, buf.as_mut_ptr().cast(), buf.len()),
+                Some(off) => libc::pread(fd, buf.cast(), len, off as i64),
+                None => libc::read(fd, buf.cast(), len),
             }
         }
     })?;
