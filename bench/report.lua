@@ -1,5 +1,6 @@
 -- Prints the tables of bench/run. Usage: lua5.4 report.lua CASES RESULTS
--- CASES: lines `workload|group|label|ref|base`, in display order.
+-- CASES: lines `workload|group|label|ref|base`, in display order; `ref` may
+-- name several rows, separated by `&` (one ratio column each).
 -- RESULTS: lines `workload|group|label|key|value` (one per printed value of
 -- one run; key `fail` marks a failed run).
 local casesfile, resultsfile = ...
@@ -24,7 +25,9 @@ for line in io.lines(casesfile) do
 		grp = { name = g, rows = {}, bylabel = {} }
 		wl.groups[#wl.groups + 1] = grp
 	end
-	local row = { label = label, ref = ref, base = base, values = {}, fails = 0 }
+	local refs = {}
+	for name in ref:gmatch("[^&]+") do refs[#refs + 1] = name end
+	local row = { label = label, refs = refs, base = base, values = {}, fails = 0 }
 	grp.rows[#grp.rows + 1], grp.bylabel[label] = row, row
 	rowof[w .. "|" .. g .. "|" .. label] = row
 end
@@ -51,13 +54,15 @@ end
 
 local function fmt(f, v) return v and string.format(f, v) or "-" end
 
--- Columns: title and a function of (row, group) giving the cell text. A
--- column with `only` is shown for those workloads only. The title of a `ref`
--- column is its `title` (default "÷") followed by the name of the ref row.
+-- Columns: title and a function of (row, group, i) giving the cell text. A
+-- column with `only` is shown for those workloads only, one with `skip` for
+-- the others. A `ref` column is repeated for each ref row i of the rows
+-- (1, 2… in the order of their `ref` field); its title is its `title`
+-- (default "÷") followed by the name of the ref row.
 local function med(row, key) return median(row.values[key]) end
 local function ratio(key)
-	return function(row, grp)
-		local ref = grp.bylabel[row.ref]
+	return function(row, grp, i)
+		local ref = grp.bylabel[row.refs[i]]
 		local a, b = med(row, key), ref and med(ref, key)
 		return fmt("%.2f", a and b and a / b)
 	end
@@ -77,11 +82,14 @@ local COLUMNS = {
 	-- copy, smallops: the ref's median secs ÷ this row's, i.e. how many
 	-- times the ref's speed
 	{ key = "secs", ref = true, title = "speed ×", only = { copy = true, smallops = true },
-		cell = function(row, grp)
-			local ref = grp.bylabel[row.ref]
+		cell = function(row, grp, i)
+			local ref = grp.bylabel[row.refs[i]]
 			local a, b = med(row, "secs"), ref and med(ref, "secs")
 			return fmt("%.2f", a and b and b / a)
 		end },
+	-- tcp: the time measured inside the process (by the native reference
+	-- too): from before listening to the end of the loop
+	{ key = "inner", title = "inner", cell = medcol("inner", "%.3f") },
 	{ key = "bytes", title = "MiB/s", cell = function(r)
 		local s, b = med(r, "secs"), med(r, "bytes")
 		return fmt("%.0f", s and b and b / s / 2 ^ 20)
@@ -92,12 +100,19 @@ local COLUMNS = {
 		local s, ops = med(r, "secs"), med(r, "ops")
 		return fmt("%.0f", s and ops and ops / s)
 	end },
-	{ key = "ops", title = "ns/op", cell = function(r)
+	{ key = "ops", title = "ns/op", skip = { ["tcp-10k"] = true }, cell = function(r)
 		local s, ops = med(r, "secs"), med(r, "ops")
 		return fmt("%.0f", s and ops and s / ops * 1e9)
 	end },
 	{ key = "setup", title = "setup", cell = medcol("setup", "%.3f") },
 	{ key = "setup", ref = true, cell = ratio("setup") },
+	-- tcp-10k: the echo phase (setup above), round trips per second in it
+	{ key = "echo", title = "echo", cell = medcol("echo", "%.3f") },
+	{ key = "echo", ref = true, cell = ratio("echo") },
+	{ key = "echo", title = "msgs/s", only = { ["tcp-10k"] = true }, cell = function(r)
+		local s, ops = med(r, "echo"), med(r, "ops")
+		return fmt("%.0f", s and ops and ops / s)
+	end },
 	{ key = "over", title = "over 1s", cell = medcol("over", "%.3f") },
 	{ key = "over", ref = true, cell = ratio("over") },
 	{ key = "kib", title = "peak KiB", cell = medcol("kib", "%d") },
@@ -106,6 +121,7 @@ local COLUMNS = {
 		local k, b, n = med(r, "kib"), base and med(base, "kib"), med(r, "count")
 		return fmt("%.3f", k and b and n and (k - b) / n)
 	end },
+	{ key = "kibconn", title = "KiB/conn", cell = medcol("kibconn", "%.2f") },
 }
 
 local function width(s) return utf8.len(s) or #s end
@@ -116,27 +132,34 @@ end
 
 for _, wl in ipairs(workloads) do
 	for _, grp in ipairs(wl.groups) do
-		-- keep the columns some row of this group has data (or a ref/base) for
-		local cols, refname = {}, nil
+		-- keep the columns some row of this group has data (or a ref/base)
+		-- for; a ref column once per ref row
+		local refnames = {}
+		for _, row in ipairs(grp.rows) do
+			if #row.refs > #refnames then refnames = row.refs end
+		end
+		local cols = {}
 		for _, col in ipairs(COLUMNS) do
-			local used = false
-			for _, row in ipairs(col.only and not col.only[wl.name] and {} or grp.rows) do
-				if row.values[col.key] and (not col.ref or row.ref ~= "")
-					and (not col.base or row.base ~= "") then
-					used = true
-					refname = refname or (col.ref and row.ref)
+			local shown = not (col.only and not col.only[wl.name] or col.skip and col.skip[wl.name])
+			for i = 1, col.ref and #refnames or 1 do
+				local used = false
+				for _, row in ipairs(shown and grp.rows or {}) do
+					if row.values[col.key] and (not col.ref or row.refs[i])
+						and (not col.base or row.base ~= "") then
+						used = true
+					end
 				end
+				if used then cols[#cols + 1] = { col = col, i = i } end
 			end
-			if used then cols[#cols + 1] = col end
 		end
 		local header = { "implementation" }
-		for _, col in ipairs(cols) do
-			header[#header + 1] = col.ref and (col.title or "÷") .. refname or col.title
+		for _, c in ipairs(cols) do
+			header[#header + 1] = c.col.ref and (c.col.title or "÷") .. refnames[c.i] or c.col.title
 		end
 		local lines = { header }
 		for _, row in ipairs(grp.rows) do
 			local cells = { row.label }
-			for _, col in ipairs(cols) do cells[#cells + 1] = col.cell(row, grp) end
+			for _, c in ipairs(cols) do cells[#cells + 1] = c.col.cell(row, grp, c.i) end
 			if row.fails > 0 then cells[#cells + 1] = row.fails .. " run(s) FAILED" end
 			lines[#lines + 1] = cells
 		end
