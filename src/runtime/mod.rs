@@ -717,4 +717,19 @@ mod tests {
         }
         assert_eq!(order, ["a", "b", "c"]);
     }
+
+    #[test]
+    fn completion_before_a_deferred_arming_is_kept() {
+        // A socket's handler may wake a wait registered again right after
+        // the previous one was cancelled, before the closing phase arms it.
+        let mut lp: Loop<&str> = Loop::new();
+        let id = lp.alloc("reader");
+        lp.arm(id, Wait::External).unwrap();
+        assert!(lp.cancel(id));
+        lp.defer(id, Wait::External);
+        lp.complete(id, None);
+        assert!(lp.pop_ready().is_none());
+        assert!(lp.close_pending().is_empty());
+        assert_eq!(lp.pop_ready(), Some(id));
+    }
 }

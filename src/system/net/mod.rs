@@ -2,9 +2,18 @@
 //! sockets. Each area lists its `coutil.system` functions in `FUNCTIONS`.
 
 pub mod address;
+mod awaits;
+mod netio;
+mod options;
+mod passive;
 pub mod resolve;
+pub mod share;
+pub mod socket;
+mod stream;
+mod sys;
+mod udp;
 
 use crate::lua::Reg;
 
 /// The `coutil.system` functions of the network areas.
-pub const AREAS: &[&[Reg]] = &[address::FUNCTIONS, resolve::FUNCTIONS];
+pub const AREAS: &[&[Reg]] = &[address::FUNCTIONS, resolve::FUNCTIONS, socket::FUNCTIONS];

@@ -1,0 +1,231 @@
+//! How socket awaits wait and resume (see `netio` for the two kinds):
+//! readiness waits ([`start`], [`park`], [`retry`]) and queued requests
+//! ([`write`], [`shutdown`]), with the single `Deliver` of socket ops.
+//!
+//! Every socket await yields keeping the socket object as its first stack
+//! value, which keeps the socket alive while the coroutine waits and lets
+//! the continuation find its `Core` again; the continuation detaches the
+//! op from the socket when the await was cancelled by an explicit resume.
+
+use std::ffi::c_int;
+use std::io;
+use std::os::fd::{AsFd, RawFd};
+
+use socket2::SockAddr;
+
+use super::netio::{Payload, Reply, Request, Shared, Slot, Waiting};
+use super::socket;
+use crate::lua::awaiting::{self, Await, Resumed};
+use crate::lua::{Error, Lua, fail, ffi};
+use crate::runtime::{OpId, Outcome, Wait};
+
+/// Pushes the results of `reply`; returns their count.
+pub fn push_reply(lua: Lua, reply: Reply) -> c_int {
+    match reply {
+        Reply::True => {
+            lua.push_bool(true);
+            1
+        }
+        Reply::Fail(code) => fail::push(lua, code),
+        Reply::Closed => {
+            lua.push_bool(false);
+            lua.push_bytes(b"closed");
+            2
+        }
+    }
+}
+
+/// The `Deliver` of every socket op: nothing for a readiness wake-up (the
+/// continuation retries), the values of a [`Reply`] otherwise.
+fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
+    match outcome.and_then(|o| o.downcast::<Reply>().ok()) {
+        Some(reply) => push_reply(co, *reply),
+        None => 0,
+    }
+}
+
+/// Raises `already in use` if a coroutine waits in `read` or `accept` of
+/// the socket. A reader whose op is gone (its coroutine was closed with
+/// `coroutine.close` and its wake-up delivered to nobody) is forgotten.
+pub fn check_reader(lua: Lua, core: &Shared) -> Result<(), Error> {
+    let Some(w) = core.borrow().reader else {
+        return Ok(());
+    };
+    let sl = awaiting::state_loop(lua);
+    if sl.ops.borrow().waiter(w.op).is_some() {
+        return Err(Error::msg("already in use"));
+    }
+    core.borrow_mut().reader = None;
+    Ok(())
+}
+
+/// Tries an operation now: `Some(n)` results pushed, `None` would block.
+pub type Attempt = fn(Lua, &Shared) -> Result<Option<c_int>, Error>;
+
+/// Makes the running coroutine wait for readiness in `slot` and continue
+/// in `k`, keeping the first `keep` arguments.
+pub fn park(
+    lua: Lua,
+    core: &Shared,
+    keep: c_int,
+    slot: Slot,
+    k: ffi::lua_KFunction,
+) -> Result<Await, Error> {
+    let id = awaiting::wait(lua, awaiting::state_loop(lua), Wait::External, deliver)?;
+    *core.borrow_mut().slot(slot) = Some(Waiting {
+        op: id,
+        woken: false,
+    });
+    Ok(Await::Keep(id, keep, k))
+}
+
+/// Runs `attempt` now, or waits for readiness and retries it in `k`.
+pub fn start(
+    lua: Lua,
+    core: &Shared,
+    keep: c_int,
+    slot: Slot,
+    attempt: Attempt,
+    k: ffi::lua_KFunction,
+) -> Result<Await, Error> {
+    match attempt(lua, core)? {
+        Some(n) => Ok(Await::Done(n)),
+        None => park(lua, core, keep, slot, k),
+    }
+}
+
+/// The body of a readiness wait's continuation `k` (the socket is the
+/// first kept value): returns the explicit resume's values, the reply of
+/// `close`, or retries `attempt`.
+pub fn retry(
+    lua: Lua,
+    ctx: ffi::lua_KContext,
+    keep: c_int,
+    slot: Slot,
+    attempt: Attempt,
+    k: ffi::lua_KFunction,
+) -> Result<Await, Error> {
+    let id = OpId::from_bits(ctx as u64);
+    let resumed = awaiting::resumed(lua, keep, ctx);
+    let core = socket::kept(lua);
+    if let Some(core) = &core {
+        let mut c = core.borrow_mut();
+        let w = c.slot(slot);
+        if w.is_some_and(|w| w.op == id) {
+            *w = None;
+        }
+    }
+    match resumed {
+        Resumed::User(n) => Ok(Await::Done(n)),
+        Resumed::Loop => {
+            let n = lua.top() - keep - 1;
+            if n > 0 {
+                return Ok(Await::Done(n));
+            }
+            let Some(core) = core else {
+                // Closed after the wake-up.
+                let reply = match slot {
+                    Slot::Reader => Reply::Closed,
+                    Slot::Connector => Reply::Fail(libc::ECANCELED),
+                };
+                return Ok(Await::Done(push_reply(lua, reply)));
+            };
+            start(lua, &core, keep, slot, attempt, k)
+        }
+    }
+}
+
+/// Sends `bytes` after the requests queued before, as `write` does:
+/// `true` once the OS took everything, or a failure.
+pub fn write(
+    lua: Lua,
+    core: &Shared,
+    bytes: &[u8],
+    fd: Option<RawFd>,
+    to: Option<SockAddr>,
+) -> Result<Await, Error> {
+    let mut sent = 0;
+    let mut fd = fd;
+    if core.borrow().queue.is_empty() {
+        let c = core.borrow();
+        let failed = loop {
+            match c.send(&bytes[sent..], fd, to.as_ref()) {
+                Ok(n) => {
+                    if n > 0 {
+                        fd = None;
+                    }
+                    sent += n;
+                    if sent >= bytes.len() {
+                        break None;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Some(None),
+                Err(e) => break Some(Some(e)),
+            }
+        };
+        drop(c);
+        match failed {
+            None => return Ok(Await::Done(push_reply(lua, Reply::True))),
+            Some(Some(e)) => return Ok(Await::Done(fail::push_io(lua, &e))),
+            Some(None) => {}
+        }
+    }
+    let passed = match fd {
+        Some(raw) => {
+            // SAFETY: `raw` is the descriptor of an open socket object
+            // given as argument, alive during this call.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+            match borrowed.as_fd().try_clone_to_owned() {
+                Ok(owned) => Some(owned),
+                Err(e) => return Ok(Await::Done(fail::push_io(lua, &e))),
+            }
+        }
+        None => None,
+    };
+    let what = Payload::Data {
+        bytes: bytes[sent..].to_vec(),
+        sent: 0,
+        fd: passed,
+        to,
+    };
+    enqueue(lua, core, what)
+}
+
+/// Ends the writing direction after the queued writes.
+pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
+    if core.borrow().queue.is_empty() {
+        let result = core.borrow().sock().shutdown(std::net::Shutdown::Write);
+        let n = match result {
+            Ok(()) => push_reply(lua, Reply::True),
+            Err(e) => fail::push_io(lua, &e),
+        };
+        return Ok(Await::Done(n));
+    }
+    enqueue(lua, core, Payload::Shutdown)
+}
+
+fn enqueue(lua: Lua, core: &Shared, what: Payload) -> Result<Await, Error> {
+    let id = awaiting::wait(lua, awaiting::state_loop(lua), Wait::External, deliver)?;
+    core.borrow_mut()
+        .queue
+        .push_back(Request { op: Some(id), what });
+    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+}
+
+/// Continuation of a queued request: its reply, or the values of an
+/// explicit resume (the request stays queued without its op).
+fn request_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    let id = OpId::from_bits(ctx as u64);
+    match awaiting::resumed(lua, 1, ctx) {
+        Resumed::Loop => Ok(Await::Done(lua.top() - 2)),
+        Resumed::User(n) => {
+            if let Some(core) = socket::kept(lua) {
+                let mut c = core.borrow_mut();
+                if let Some(req) = c.queue.iter_mut().find(|r| r.op == Some(id)) {
+                    req.op = None;
+                }
+            }
+            Ok(Await::Done(n))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Sockets passed over `"share"` streams (`SCM_RIGHTS`) and socket objects
+//! made from descriptors the library did not create.
+//!
+//! `write(data, i, j, sock)` on a share stream sends a duplicate of
+//! `sock`'s descriptor with the first bytes (the sender's object stays
+//! open); `read` returns the received descriptor as a new object. A
+//! message may carry several descriptors: the extra ones wait in the
+//! receiving socket and the next reads return them at once (`0, sock`).
+
+use std::ffi::c_int;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+
+use socket2::{Domain as SockDomain, Socket, Type};
+
+use super::netio::{Domain, Shared};
+use super::socket::{self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, UDP};
+use super::sys;
+use crate::lua::{Error, Lua};
+
+/// The descriptor of the socket object passed as argument `i` of a share
+/// stream's `write`, if any.
+pub fn passed(lua: Lua, i: c_int) -> Result<Option<RawFd>, Error> {
+    if lua.is_none_or_nil(i) {
+        return Ok(None);
+    }
+    match socket::any(lua, i) {
+        Some(Some(core)) => {
+            let c = core.borrow();
+            match c.kind {
+                TCPACTIVE | TCPPASSIVE | PIPEACTIVE | PIPEPASSIVE | PIPESHARE => Ok(Some(c.raw())),
+                _ => Err(Error::arg(i, "writable object expected")),
+            }
+        }
+        Some(None) => Err(Error::arg(i, "closed object")),
+        None => Err(Error::arg(i, "writable object expected")),
+    }
+}
+
+/// Pushes a new socket object owning `fd` (made non-blocking): a TCP or
+/// UDP socket by its family and type, a local stream as `coutil:pipeactive`
+/// (also descriptors that are not sockets, e.g. pipes, read and written
+/// with `read`/`write`).
+pub fn push_fd(lua: Lua, fd: OwnedFd) -> io::Result<()> {
+    push_fd_as(lua, fd, false)
+}
+
+/// Like [`push_fd`]; local streams become `coutil:pipeshare` when `share`.
+pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
+    let sock = Socket::from(fd);
+    sock.set_nonblocking(true)?;
+    let (kind, domain, is_socket) = match (sock.domain(), sock.r#type()) {
+        (Ok(d), Ok(t)) => {
+            let domain = if d == SockDomain::IPV4 {
+                Domain::Ipv4
+            } else if d == SockDomain::IPV6 {
+                Domain::Ipv6
+            } else if share {
+                Domain::Share
+            } else {
+                Domain::Local
+            };
+            let kind = match (domain.is_ip(), t == Type::DGRAM) {
+                (true, true) => UDP,
+                (true, false) => TCPACTIVE,
+                (false, _) if share => PIPESHARE,
+                (false, _) => PIPEACTIVE,
+            };
+            (kind, domain, true)
+        }
+        _ if share => (PIPESHARE, Domain::Share, false),
+        _ => (PIPEACTIVE, Domain::Local, false),
+    };
+    socket::push_new(lua, sock, kind, domain, is_socket)
+}
+
+/// Reads into `buf`: bytes read and, on share streams, the descriptors
+/// that came with them (queued in `received`).
+pub fn recv(core: &Shared, buf: &mut [u8]) -> io::Result<usize> {
+    let mut c = core.borrow_mut();
+    let raw = c.raw();
+    if c.domain == Domain::Share && c.socket {
+        let mut fds = Vec::new();
+        let n = sys::recv_with_fds(raw, buf, &mut fds);
+        c.received.extend(fds);
+        n
+    } else {
+        sys::recv(raw, buf, c.socket)
+    }
+}
+
+/// Pushes the next received descriptor as a socket object, if any; returns
+/// whether it did (a failure to register it is pushed as `nil`).
+pub fn push_received(lua: Lua, core: &Shared) -> bool {
+    let fd = core.borrow_mut().received.pop_front();
+    match fd {
+        Some(fd) => {
+            if push_fd(lua, fd).is_err() {
+                lua.push_nil();
+            }
+            true
+        }
+        None => false,
+    }
+}

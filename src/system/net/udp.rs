@@ -1,0 +1,108 @@
+//! Datagram sockets (`coutil:udp`): `connect` (not an await: it sets or
+//! clears the default peer), and the await methods `write` (one datagram)
+//! and `read` (one datagram, with truncation and sender).
+//!
+//! As libuv, `connect` fails with `socket is already connected` on a
+//! connected socket and clearing an unconnected one fails with `socket is
+//! not connected`; a connected socket's `write` ignores its address.
+
+use std::ffi::c_int;
+use std::io;
+
+use socket2::SockAddr;
+
+use super::awaits;
+use super::netio::{Shared, Slot};
+use super::socket::{UDP, ip_arg, this};
+use super::{address, sys};
+use crate::kfn;
+use crate::lua::awaiting::{self, Await};
+use crate::lua::{Error, Lua, Ret, fail, ffi};
+use crate::memory::{self, range};
+
+/// Kept by a pending read: the socket, buffer, i, j, address.
+const READ_KEEP: c_int = 5;
+
+/// true | false, msg, code = udp:connect([address])
+pub fn connect(lua: Lua) -> Ret {
+    let core = this::<UDP>(lua)?;
+    let domain = core.borrow().domain;
+    let peer = if lua.is_none_or_nil(2) {
+        None
+    } else {
+        Some(ip_arg(lua, 2, domain)?)
+    };
+    let mut c = core.borrow_mut();
+    let result = match (peer, c.connected) {
+        (Some(_), true) => Err(io::Error::from_raw_os_error(libc::EISCONN)),
+        (None, false) => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
+        (Some(addr), false) => c.sock().connect(&SockAddr::from(addr)),
+        (None, true) => sys::disconnect(c.raw()),
+    };
+    if result.is_ok() {
+        c.connected = peer.is_some();
+    }
+    drop(c);
+    match result {
+        Ok(()) => {
+            lua.push_bool(true);
+            Ok(1)
+        }
+        Err(e) => Ok(fail::push_io(lua, &e)),
+    }
+}
+
+/// true | false, msg, code = udp:write(data [, i [, j [, address]]])
+pub fn write(lua: Lua) -> Result<Await, Error> {
+    let core = this::<UDP>(lua)?;
+    let data = memory::arg_bytes(lua, 2)?;
+    let r = range::arg_span(lua, data.len(), 3, 4)?;
+    let (connected, domain) = {
+        let c = core.borrow();
+        (c.connected, c.domain)
+    };
+    let to = if connected {
+        None
+    } else {
+        Some(SockAddr::from(ip_arg(lua, 5, domain)?))
+    };
+    awaiting::require_coroutine(lua)?;
+    awaits::write(lua, &core, &data[r], None, to)
+}
+
+/// bytes, truncated | false, msg, code = udp:read(buffer [, i [, j [, address]]])
+pub fn read(lua: Lua) -> Result<Await, Error> {
+    let core = this::<UDP>(lua)?;
+    memory::arg_buffer(lua, 2)?;
+    lua.opt_integer(3, 1)?;
+    lua.opt_integer(4, -1)?;
+    if !lua.is_none_or_nil(5) {
+        ip_arg(lua, 5, core.borrow().domain)?;
+    }
+    awaiting::require_coroutine(lua)?;
+    awaits::check_reader(lua, &core)?;
+    awaits::start(lua, &core, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
+}
+
+fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    awaits::retry(lua, ctx, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
+}
+
+fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
+    let buf = memory::arg_buffer(lua, 2)?;
+    let r = range::arg_span(lua, buf.len(), 3, 4)?;
+    let size = r.len();
+    let raw = core.borrow().raw();
+    match sys::recv_from(raw, &mut buf[r]) {
+        Ok((n, from)) => {
+            if let (Some(from), Some(addr)) = (from, address::test(lua, 5)) {
+                *addr = from;
+            }
+            lua.push_integer(n.min(size) as i64);
+            lua.push_bool(n > size);
+            Ok(Some(2))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Ok(Some(fail::push_io(lua, &e))),
+    }
+}
