@@ -145,6 +145,8 @@ lua_tests!(
     sys_signal,
     sys_env,
     sys_info,
+    sys_execute,
+    sys_stdio,
     threads_channel,
     threads_states,
     threads_stateco,

@@ -166,13 +166,13 @@ local function check(chunk, err)
 end
 
 local function isterminal()
+	-- NOTE: the internal module answers without making `system.stdin`,
+	-- whose socket kinds share O_NONBLOCK with descriptor 0 (see
+	-- src/system/stdio.rs), which would break `loadfile()` reading it.
+	local ok, console = pcall(require, "coutil.console")
+	if ok then return console.isatty() end
 	local stdin = system.stdin
-	if stdin == nil then
-		-- NOTE: until `system.stdin` exists, ask the internal module.
-		local ok, console = pcall(require, "coutil.console")
-		return ok and console.isatty()
-	end
-	return stdin.winsize ~= nil
+	return stdin ~= nil and stdin.winsize ~= nil
 end
 
 -- Prompts go to `system.stdout` when it exists. Results printed by `print`

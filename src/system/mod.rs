@@ -3,6 +3,7 @@
 //! assembles them. Every function gets the state's loop userdata as its
 //! first upvalue (see [`sys_loop`]).
 
+mod execute;
 pub mod fs;
 mod info;
 pub mod net;
@@ -10,6 +11,8 @@ mod process;
 mod random;
 mod run;
 mod signal;
+mod stdio;
+mod terminal;
 mod time;
 
 use std::ffi::c_int;
@@ -19,11 +22,11 @@ use crate::lua::{Lua, Reg, ffi};
 
 const AREAS: &[&[&[Reg]]] = &[
     &[run::FUNCTIONS, time::FUNCTIONS],
+    &[signal::FUNCTIONS, process::FUNCTIONS, execute::FUNCTIONS],
+    &[info::FUNCTIONS, random::FUNCTIONS],
     net::AREAS,
     &[fs::FUNCTIONS],
     crate::threads::SYSTEM,
-    &[signal::FUNCTIONS, process::FUNCTIONS],
-    &[info::FUNCTIONS, random::FUNCTIONS],
 ];
 
 /// `luaopen_coutil_system`: the module table.
@@ -45,6 +48,7 @@ pub fn open(lua: Lua) -> c_int {
         }
     }
     fs::set_filebits(lua);
+    stdio::set_lazy(lua);
     1
 }
 

@@ -38,6 +38,7 @@ use crate::lua::awaiting::{self, Await, Resumed, state_loop};
 use crate::lua::{Error, Lua, Reg, fail, ffi};
 use crate::runtime::{Outcome, Wait};
 
+pub use file::push as push_file;
 pub use perm::set_filebits;
 
 /// The `coutil.system` functions of the file system.

@@ -188,7 +188,11 @@ pub fn kept(lua: Lua) -> Option<Shared> {
     // a socket object (made by `push_new`, holding an Option<Shared>)
     // before they yielded; the slot is private to the yielded C frame. So
     // no class lookup is needed on this hot path.
-    unsafe { (ffi::lua_touserdata(lua.raw(), 1) as *mut Option<Shared>).as_ref()?.clone() }
+    unsafe {
+        (ffi::lua_touserdata(lua.raw(), 1) as *mut Option<Shared>)
+            .as_ref()?
+            .clone()
+    }
 }
 
 /// The method's self (argument 1) of class `K`, open.

@@ -1,0 +1,784 @@
+//! `system.execute` (spec/process.md §3): starts a program and waits for
+//! its end.
+//!
+//! Starting: everything the child needs (argument and environment
+//! vectors, the candidate paths of a `PATH` search, the descriptors of its
+//! standard streams, all numbered 3 or more) is prepared before `fork`, so
+//! the child only makes async-signal-safe calls: it restores the default
+//! disposition of every signal, unblocks them, installs its streams with
+//! `dup2`, changes directory and tries `execve` on each candidate. A
+//! failure is written (its `errno`) to a close-on-exec *error pipe*; the
+//! parent reads that pipe until it is closed, which tells an `exec` that
+//! worked (nothing read) from one that did not (the `errno`, and the child
+//! is reaped at once). Signals are blocked in the parent around `fork` so
+//! that no handler of the library runs in the child.
+//!
+//! Waiting: a `pidfd` (pidfd_open(2)) of the child is registered with the
+//! loop's poll; its [`Child`] is the source handler, which reaps the child
+//! with `waitpid(WNOHANG)` when the pidfd is readable (the process ended)
+//! and completes the waiting coroutine's `External` operation with the
+//! wait status. No polling, no `SIGCHLD`.
+//!
+//! An explicit resume only detaches the coroutine: the pidfd stays
+//! registered, so the child is still reaped by the loop when it ends. The
+//! children of a Lua state are listed in a registry object; ended children
+//! without a waiter are dropped from the loop (pidfd closed) by the next
+//! `execute` or continuation. When the state is closed, children still
+//! running are handed to a process-wide reaper driven by `SIGCHLD`
+//! (`signal::subscribe`), so none is left a zombie.
+
+use std::cell::RefCell;
+use std::ffi::{CString, c_char, c_int};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use mio::unix::SourceFd;
+
+use super::net::{share, socket};
+use super::process::{check_env, pack_table};
+use super::signal;
+use crate::lua::awaiting::{self, Await, Resumed, state_loop};
+use crate::lua::class::{self, Class, Object};
+use crate::lua::{Error, Lua, Reg, fail, ffi};
+use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token, Wait};
+use crate::{afn, kfn};
+
+pub const FUNCTIONS: &[Reg] = &[(c"execute", afn!(execute))];
+
+const STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
+
+/// A standard stream of the child as the script gave it.
+enum Spec {
+    Inherit,
+    Discard,
+    /// The descriptor of an object on the stack (an `io` file or socket).
+    Fd(RawFd),
+    /// A new pipe; the parent's end replaces the field.
+    Pipe {
+        share: bool,
+    },
+}
+
+/// `bad field <f> (<why>)`.
+fn bad_field(field: &str, why: &str) -> Error {
+    Error::msg(format!("bad field {field} ({why})"))
+}
+
+fn type_name(lua: Lua, i: c_int) -> String {
+    // SAFETY: lua_typename returns a static string for any type tag.
+    unsafe {
+        std::ffi::CStr::from_ptr(ffi::lua_typename(lua.raw(), lua.type_of(i)))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The bytes before the first `"\0"`, as a C string.
+fn c_string(bytes: &[u8]) -> CString {
+    let cut = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes, |n| &bytes[..n]);
+    CString::new(cut).expect("no NUL inside")
+}
+
+/// Layout of Lua's `luaL_Stream` (the userdata of an `io` file).
+#[repr(C)]
+struct LuaStream {
+    f: *mut libc::FILE,
+    closef: Option<ffi::lua_CFunction>,
+}
+
+/// The descriptor of the open Lua `io` file at `i`, if it is one.
+fn io_file(lua: Lua, i: c_int) -> Option<Option<RawFd>> {
+    // SAFETY: luaL_testudata checks the metatable registered as "FILE*" by
+    // Lua's io library, whose userdata are `luaL_Stream`s.
+    unsafe {
+        let p = ffi::luaL_testudata(lua.raw(), i, c"FILE*".as_ptr()) as *const LuaStream;
+        let stream = p.as_ref()?;
+        if stream.closef.is_none() || stream.f.is_null() {
+            return Some(None);
+        }
+        let fd = libc::fileno(stream.f);
+        Some((fd >= 0).then_some(fd))
+    }
+}
+
+/// The stream field at `i` named `field`.
+fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
+    match lua.type_of(i) {
+        ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(Spec::Inherit),
+        ffi::LUA_TBOOLEAN => {
+            // SAFETY: reads a boolean stack value.
+            if unsafe { ffi::lua_toboolean(lua.raw(), i) } != 0 {
+                Err(bad_field(field, "got true"))
+            } else {
+                Ok(Spec::Discard)
+            }
+        }
+        ffi::LUA_TSTRING => {
+            let mut share = false;
+            for &c in lua.to_bytes(i).unwrap_or_default() {
+                match c {
+                    b'r' | b'w' => {}
+                    b's' => share = true,
+                    _ => {
+                        let mut text = format!("unknown '{field}' mode char (got '").into_bytes();
+                        text.push(c);
+                        text.extend_from_slice(b"')");
+                        return Err(Error::Msg(text.into()));
+                    }
+                }
+            }
+            Ok(Spec::Pipe { share })
+        }
+        ffi::LUA_TUSERDATA => {
+            if let Some(fd) = io_file(lua, i) {
+                return fd
+                    .map(Spec::Fd)
+                    .ok_or_else(|| bad_field(field, "invalid stream"));
+            }
+            match socket::any(lua, i) {
+                Some(Some(core)) => {
+                    let c = core.borrow();
+                    match c.kind {
+                        socket::TCPACTIVE | socket::PIPEACTIVE | socket::PIPESHARE => {
+                            Ok(Spec::Fd(c.raw()))
+                        }
+                        _ => Err(bad_field(field, "invalid stream")),
+                    }
+                }
+                _ => Err(bad_field(field, "invalid stream")),
+            }
+        }
+        _ => Err(bad_field(field, "invalid stream")),
+    }
+}
+
+/// What the child is made of; built before `fork`.
+struct Plan {
+    /// Paths to try, in order (a `PATH` search gives several).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    /// `None`: the parent's environment.
+    env: Option<Vec<CString>>,
+    cwd: Option<CString>,
+}
+
+/// The candidate paths of `file`: itself if it has a `/`, else each
+/// directory of `PATH` (of the child's environment when given).
+fn candidates(file: &CString, env: Option<&[CString]>) -> Vec<CString> {
+    let bytes = file.as_bytes();
+    if bytes.contains(&b'/') || bytes.is_empty() {
+        return vec![file.clone()];
+    }
+    let from_env = env.and_then(|vars| {
+        vars.iter()
+            .find_map(|v| v.as_bytes().strip_prefix(b"PATH=").map(<[u8]>::to_vec))
+    });
+    let path = match from_env {
+        Some(p) => p,
+        None => match std::env::var_os("PATH") {
+            Some(p) => p.as_bytes().to_vec(),
+            None => b"/usr/local/bin:/usr/bin:/bin".to_vec(),
+        },
+    };
+    path.split(|&b| b == b':')
+        .map(|dir| {
+            let mut full = if dir.is_empty() {
+                b".".to_vec()
+            } else {
+                dir.to_vec()
+            };
+            full.push(b'/');
+            full.extend_from_slice(bytes);
+            c_string(&full)
+        })
+        .collect()
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EINVAL)
+}
+
+/// A close-on-exec duplicate of `fd` numbered 3 or more (so that `dup2`
+/// onto 0–2 in the child never overwrites another source).
+fn dup_high(fd: RawFd) -> Result<OwnedFd, c_int> {
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor we own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        Err(errno())
+    } else {
+        // SAFETY: `new` was just created and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    }
+}
+
+/// A connected pair of local stream sockets, close-on-exec: the parent's
+/// end and the child's end (numbered 3 or more).
+fn socket_pair() -> Result<(OwnedFd, OwnedFd), c_int> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two new descriptors.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(errno());
+    }
+    // SAFETY: both descriptors were just created and are ours.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((a, dup_high(b.as_raw_fd())?))
+}
+
+fn null_device() -> Result<OwnedFd, c_int> {
+    // SAFETY: opens a path with a constant NUL-terminated name.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: just opened, ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    dup_high(fd.as_raw_fd())
+}
+
+/// Null-terminated pointer array of `strings` (which must outlive it).
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+unsafe extern "C" {
+    static mut environ: *const *const c_char;
+}
+
+/// Starts the child; its standard streams are `stdio` (`None`: inherited).
+fn spawn(plan: &Plan, stdio: &[Option<OwnedFd>; 3]) -> Result<libc::pid_t, c_int> {
+    let argv = pointers(&plan.argv);
+    let envp = plan.env.as_deref().map(pointers);
+    let mut pipe = [0 as c_int; 2];
+    // SAFETY: `pipe` has room for the two new descriptors.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(errno());
+    }
+    // SAFETY: both just created, ours.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    let high = dup_high(wr.as_raw_fd());
+    drop(wr);
+    let wr = high?;
+    let sources: [RawFd; 3] =
+        std::array::from_fn(|i| stdio[i].as_ref().map_or(-1, |f| f.as_raw_fd()));
+    let wr_raw = wr.as_raw_fd();
+    // SAFETY: sigset manipulation on locals; the mask is restored below.
+    let old_mask = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    // SAFETY: the child branch only makes async-signal-safe calls on data
+    // prepared before the fork, then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child, see above.
+        unsafe { child(plan, &argv, envp.as_deref(), &sources, wr_raw) }
+    }
+    let fork_errno = errno();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut()) };
+    drop(wr);
+    if pid < 0 {
+        return Err(fork_errno);
+    }
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reads into a local buffer from our pipe.
+        let n = unsafe {
+            libc::read(
+                rd.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    if got == 0 {
+        return Ok(pid);
+    }
+    // The exec failed: the child exits at once; reap it.
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 && errno() == libc::EINTR {}
+    Err(if got == 4 {
+        c_int::from_ne_bytes(buf)
+    } else {
+        libc::EINVAL
+    })
+}
+
+/// The child's side of [`spawn`]: never returns.
+unsafe fn child(
+    plan: &Plan,
+    argv: &[*const c_char],
+    envp: Option<&[*const c_char]>,
+    sources: &[RawFd; 3],
+    report: RawFd,
+) -> ! {
+    // SAFETY: async-signal-safe calls only (sigaction, sigprocmask, dup2,
+    // chdir, execve, write, _exit) on memory prepared before the fork.
+    unsafe {
+        let fail = |e: c_int| -> ! {
+            let bytes = e.to_ne_bytes();
+            libc::write(report, bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127)
+        };
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        for signo in 1..libc::SIGRTMAX() {
+            if signo != libc::SIGKILL && signo != libc::SIGSTOP {
+                libc::sigaction(signo, &action, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for (target, &src) in sources.iter().enumerate() {
+            if src >= 0 && libc::dup2(src, target as c_int) < 0 {
+                fail(*libc::__errno_location());
+            }
+        }
+        if let Some(cwd) = &plan.cwd
+            && libc::chdir(cwd.as_ptr()) != 0
+        {
+            fail(*libc::__errno_location());
+        }
+        let env = match envp {
+            Some(e) => e.as_ptr(),
+            None => environ,
+        };
+        let mut error = libc::ENOENT;
+        let mut denied = false;
+        for path in &plan.candidates {
+            libc::execve(path.as_ptr(), argv.as_ptr(), env);
+            error = *libc::__errno_location();
+            match error {
+                libc::EACCES => denied = true,
+                libc::ENOENT | libc::ENOTDIR => {}
+                _ => break,
+            }
+        }
+        if denied && matches!(error, libc::ENOENT | libc::ENOTDIR) {
+            error = libc::EACCES;
+        }
+        fail(error)
+    }
+}
+
+// ---------------------------------------------------------------------
+// Children and their reaping
+
+/// How a child ended: its wait status, or the `errno` of `waitpid`.
+type Ended = Result<c_int, c_int>;
+
+/// A started child, registered with the loop through its pidfd.
+struct Child {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    token: Option<Token>,
+    ended: Option<Ended>,
+    /// The operation of the coroutine waiting for the child's end.
+    waiter: Option<OpId>,
+}
+
+impl Child {
+    /// Reaps the child if it ended.
+    fn reap(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child without blocking.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            if r == self.pid {
+                self.ended = Some(Ok(status));
+            } else if r < 0 {
+                match errno() {
+                    libc::EINTR => continue,
+                    e => self.ended = Some(Err(e)),
+                }
+            }
+            return;
+        }
+    }
+}
+
+impl SourceHandler for Child {
+    fn ready(&mut self, _readiness: Readiness, done: &mut Completions) {
+        self.reap();
+        if let Some(ended) = self.ended
+            && let Some(op) = self.waiter.take()
+        {
+            done.push((op, Some(Box::new(ended) as Outcome)));
+        }
+    }
+}
+
+/// The children of a Lua state (a registry object).
+struct Children {
+    list: Vec<Rc<RefCell<Child>>>,
+}
+
+impl Object for Children {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:children",
+        methods: &[],
+        meta: &[],
+    };
+}
+
+impl Drop for Children {
+    /// The state is closing: its loop will not run again, so children
+    /// still running are left to the process-wide reaper.
+    fn drop(&mut self) {
+        for child in self.list.drain(..) {
+            let mut c = child.borrow_mut();
+            c.reap();
+            if c.ended.is_none() {
+                orphan(c.pid);
+            }
+            // Closing the pidfd also removes it from the poll.
+            c.pidfd = None;
+            c.waiter = None;
+        }
+    }
+}
+
+static CHILDREN_KEY: u8 = 0;
+
+/// The `Children` of `lua`'s state, created on first use; pushes nothing.
+fn children<'a>(lua: Lua) -> &'a mut Children {
+    let l = lua.raw();
+    let key = (&CHILDREN_KEY as *const u8).cast();
+    // SAFETY: registry access with a private key; the userdata stored there
+    // is a `Children` object anchored by the registry until the state closes.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
+        let found = class::test::<Children>(lua, -1).and_then(|s| s.as_mut());
+        ffi::lua_pop(l, 1);
+        if let Some(c) = found {
+            return c;
+        }
+        let slot = class::push(lua, Children { list: Vec::new() });
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
+        slot.as_mut().expect("just made")
+    }
+}
+
+/// Drops the children that ended and that nobody waits for: their pidfd
+/// leaves the loop and is closed.
+fn sweep(lua: Lua) {
+    let sl = state_loop(lua);
+    children(lua).list.retain(|child| {
+        let mut c = child.borrow_mut();
+        if let Some(op) = c.waiter
+            && sl.ops.borrow().waiter(op).is_none()
+        {
+            c.waiter = None; // its coroutine was closed
+        }
+        if c.ended.is_none() || c.waiter.is_some() {
+            return true;
+        }
+        if let (Some(fd), Some(token)) = (c.pidfd.as_ref().map(|f| f.as_raw_fd()), c.token.take()) {
+            let _ = sl.ops.borrow_mut().deregister(&mut SourceFd(&fd), token);
+        }
+        c.pidfd = None;
+        false
+    });
+}
+
+/// Pids of children of closed states, reaped on `SIGCHLD`.
+static ORPHANS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+fn reap_orphans() {
+    let mut orphans = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
+    orphans.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: reaps a child of this process without blocking.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        r == 0 || (r < 0 && errno() == libc::EINTR)
+    });
+}
+
+/// Leaves `pid` to the `SIGCHLD` reaper (subscribed once, for good).
+fn orphan(pid: libc::pid_t) {
+    static REAPER: OnceLock<Option<signal::Subscription>> = OnceLock::new();
+    ORPHANS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    REAPER.get_or_init(|| signal::subscribe(libc::SIGCHLD, Arc::new(|_| reap_orphans())).ok());
+    // It may have ended before the subscription.
+    reap_orphans();
+}
+
+// ---------------------------------------------------------------------
+// The Lua function
+
+/// Index of the first field pushed by the table form.
+const FIELDS: c_int = 2;
+const FIELD_NAMES: [&std::ffi::CStr; 7] = [
+    c"execfile",
+    c"runpath",
+    c"arguments",
+    c"environment",
+    c"stdin",
+    c"stdout",
+    c"stderr",
+];
+
+/// What/status | false, msg, code = system.execute(cmd, ...)
+fn execute(lua: Lua) -> Result<Await, Error> {
+    awaiting::require_coroutine(lua)?;
+    let table = lua.type_of(1) == ffi::LUA_TTABLE;
+    let (plan, specs) = if table {
+        parse_table(lua)?
+    } else {
+        parse_args(lua)?
+    };
+    // From here on, failures are returned, not raised.
+    let mut stdio: [Option<OwnedFd>; 3] = [None, None, None];
+    let mut parents: [Option<(OwnedFd, bool)>; 3] = [None, None, None];
+    for (i, spec) in specs.iter().enumerate() {
+        let made = match spec {
+            Spec::Inherit => continue,
+            Spec::Discard => null_device(),
+            Spec::Fd(fd) => dup_high(*fd),
+            Spec::Pipe { share } => socket_pair().map(|(parent, child)| {
+                parents[i] = Some((parent, *share));
+                child
+            }),
+        };
+        match made {
+            Ok(fd) => stdio[i] = Some(fd),
+            Err(e) => return Ok(Await::Done(fail::push(lua, e))),
+        }
+    }
+    let pid = match spawn(&plan, &stdio) {
+        Ok(pid) => pid,
+        Err(e) => return Ok(Await::Done(fail::push(lua, e))),
+    };
+    drop(stdio);
+    drop(plan);
+    // SAFETY: pidfd_open only takes integers; the pidfd is close-on-exec.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+    let child = Rc::new(RefCell::new(Child {
+        pid,
+        pidfd: None,
+        token: None,
+        ended: None,
+        waiter: None,
+    }));
+    let registered = if pidfd < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        // SAFETY: just created, ours.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let raw = pidfd.as_raw_fd();
+        child.borrow_mut().pidfd = Some(pidfd);
+        let handler: Rc<RefCell<dyn SourceHandler>> = child.clone();
+        state_loop(lua)
+            .ops
+            .borrow_mut()
+            .register_handler(&mut SourceFd(&raw), handler)
+    };
+    match registered {
+        Ok(token) => child.borrow_mut().token = Some(token),
+        Err(e) => {
+            // Nothing can tell when the child ends: kill and reap it.
+            child.borrow_mut().pidfd = None;
+            // SAFETY: signals and waits for our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Ok(Await::Done(fail::push_io(lua, &e)));
+        }
+    }
+    sweep(lua);
+    children(lua).list.push(child.clone());
+    if table {
+        lua.check_stack(4)?;
+        for (i, parent) in parents.into_iter().enumerate() {
+            if let Some((fd, share)) = parent {
+                if let Err(e) = share::push_fd_as(lua, fd, share) {
+                    drop(child);
+                    return Ok(Await::Done(fail::push_io(lua, &e)));
+                }
+                // SAFETY: a raw set into the table at 1 (no metamethod).
+                unsafe { rawset::set(lua, STREAMS[i]) };
+            }
+        }
+        lua.push_integer(pid as i64);
+        // SAFETY: as above.
+        unsafe { rawset::set(lua, "pid") };
+    }
+    let id = awaiting::wait(lua, state_loop(lua), Wait::External, deliver)?;
+    child.borrow_mut().waiter = Some(id);
+    Ok(Await::Keep(id, 0, kfn!(execute_k)))
+}
+
+mod rawset {
+    use super::*;
+
+    /// Sets `t[name]` of the table at 1 to the value on top, raw.
+    pub unsafe fn set(lua: Lua, name: &str) {
+        // SAFETY: the caller has the table at 1 and a value on top; two
+        // extra slots are checked by the caller.
+        unsafe {
+            lua.push_bytes(name.as_bytes());
+            ffi::lua_insert(lua.raw(), -2);
+            ffi::lua_rawset(lua.raw(), 1);
+        }
+    }
+}
+
+/// The table form: fields pushed at 2..8, then checked in order.
+fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
+    lua.set_top(1);
+    lua.check_stack(FIELD_NAMES.len() as c_int + 4)?;
+    for name in FIELD_NAMES {
+        // SAFETY: reads a field of the table at 1 (may run metamethods,
+        // before any Rust value with a destructor exists).
+        unsafe { ffi::lua_getfield(lua.raw(), 1, name.as_ptr()) };
+    }
+    let file = match lua.type_of(FIELDS) {
+        ffi::LUA_TSTRING => c_string(lua.to_bytes(FIELDS).unwrap_or_default()),
+        _ => return Err(bad_field("execfile", "must be a string")),
+    };
+    let cwd = match lua.type_of(FIELDS + 1) {
+        ffi::LUA_TNIL => None,
+        ffi::LUA_TSTRING => Some(c_string(lua.to_bytes(FIELDS + 1).unwrap_or_default())),
+        _ => return Err(bad_field("runpath", "must be a string")),
+    };
+    let mut argv = vec![file.clone()];
+    let at = FIELDS + 2;
+    match lua.type_of(at) {
+        ffi::LUA_TNIL => {}
+        ffi::LUA_TTABLE => {
+            // SAFETY: raw reads of the arguments table, one value at a time.
+            let len = unsafe { ffi::lua_rawlen(lua.raw(), at) } as i64;
+            for i in 1..=len {
+                unsafe { ffi::lua_rawgeti(lua.raw(), at, i) };
+                let ok = matches!(lua.type_of(-1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+                if !ok {
+                    lua.set_top(FIELDS + FIELD_NAMES.len() as c_int - 1);
+                    return Err(Error::msg(format!(
+                        "bad value #{i} in field 'arguments' (must be a string)"
+                    )));
+                }
+                argv.push(c_string(lua.to_bytes(-1).unwrap_or_default()));
+                lua.set_top(-2);
+            }
+        }
+        _ => return Err(Error::arg(1, "field 'arguments' must be a table")),
+    }
+    let at = FIELDS + 3;
+    let env = match lua.type_of(at) {
+        ffi::LUA_TNIL => None,
+        ffi::LUA_TTABLE => Some(pack_table(lua, at)?.vars),
+        ffi::LUA_TUSERDATA if class::test::<super::process::PackedEnv>(lua, at).is_some() => {
+            Some(check_env(lua, at)?.vars.clone())
+        }
+        _ => {
+            return Err(bad_field(
+                "environment",
+                &format!("coutil:procesenv expected, got {}", type_name(lua, at)),
+            ));
+        }
+    };
+    let mut specs = [Spec::Inherit, Spec::Inherit, Spec::Inherit];
+    for (k, field) in STREAMS.iter().enumerate() {
+        specs[k] = arg_stream(lua, FIELDS + 4 + k as c_int, field)?;
+    }
+    let plan = Plan {
+        candidates: candidates(&file, env.as_deref()),
+        argv,
+        env,
+        cwd,
+    };
+    Ok((plan, specs))
+}
+
+/// The string form: `execute(path, ...)`.
+fn parse_args(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
+    let file = c_string(lua.arg_bytes(1)?);
+    let mut argv = vec![file.clone()];
+    for i in 2..=lua.top() {
+        argv.push(c_string(lua.arg_bytes(i)?));
+    }
+    let plan = Plan {
+        candidates: candidates(&file, None),
+        argv,
+        env: None,
+        cwd: None,
+    };
+    Ok((plan, [Spec::Inherit, Spec::Inherit, Spec::Inherit]))
+}
+
+/// Continuation: the child's end, or the values of an explicit resume
+/// (the child keeps running and is still reaped by the loop).
+fn execute_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    let id = OpId::from_bits(ctx as u64);
+    let resumed = awaiting::resumed(lua, 0, ctx);
+    for child in &children(lua).list {
+        let mut c = child.borrow_mut();
+        if c.waiter == Some(id) {
+            c.waiter = None;
+        }
+    }
+    sweep(lua);
+    match resumed {
+        Resumed::User(n) => Ok(Await::Done(n)),
+        Resumed::Loop => Ok(Await::Done(lua.top() - 1)),
+    }
+}
+
+fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
+    let ended = match outcome.map(|o| o.downcast::<Ended>()) {
+        Some(Ok(ended)) => *ended,
+        _ => return fail::push(co, libc::ECANCELED),
+    };
+    match ended {
+        Ok(status) if libc::WIFEXITED(status) => {
+            co.push_bytes(b"exit");
+            co.push_integer(libc::WEXITSTATUS(status) as i64);
+            2
+        }
+        Ok(status) if libc::WIFSIGNALED(status) => {
+            let signo = libc::WTERMSIG(status);
+            co.push_bytes(signal::name_of(signo).unwrap_or("signal").as_bytes());
+            co.push_integer(signo as i64);
+            2
+        }
+        Ok(_) => fail::push(co, fail::UNKNOWN),
+        Err(e) => fail::push(co, e),
+    }
+}

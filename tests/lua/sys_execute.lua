@@ -1,0 +1,412 @@
+-- spec/process.md §3: system.execute.
+local T = require "testlib"
+local system = require "coutil.system"
+local memory = require "coutil.memory"
+
+-- The interpreter running this script: `coutil` (absolute path) or
+-- `lua5.4`, which finds coutil.so through the inherited LUA_CPATH.
+local interp = arg[-1]
+assert(type(interp) == "string", "no interpreter in arg[-1]")
+
+-- Lua code for a child interpreter: `body` runs in a coroutine with
+-- `system` and `memory`, driven by system.run.
+local function luachild(body)
+	return "local system = require 'coutil.system' "
+		.. "local memory = require 'coutil.memory' "
+		.. "local function main() " .. body .. "\nend "
+		.. "if coroutine.isyieldable() then main() "
+		.. "else coroutine.wrap(main)() system.run() end"
+end
+
+-- Calls f(...) where coroutines cannot yield (a sort comparator is a C
+-- boundary), whatever thread runs the test's main chunk.
+local function unyieldable(f, ...)
+	local args, res = table.pack(...), nil
+	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
+	return table.unpack(res, 1, res.n)
+end
+
+-- Runs f(...) in a tracked coroutine and the loop until all is done;
+-- raises the coroutine's error.
+local function go(f, ...)
+	local ok, err = false, "coroutine did not finish"
+	T.spawn(function(...)
+		local res = table.pack(xpcall(f, debug.traceback, ...))
+		ok, err = res[1], res[2]
+	end, ...)
+	system.run()
+	if not ok then error(err, 0) end
+end
+
+-- Reads everything from stream socket `s` until end of file.
+local function readall(s)
+	local buf = memory.create(4096)
+	local parts = {}
+	while true do
+		local n, err = s:read(buf)
+		if not n then
+			assert(err == "end of file", err)
+			break
+		end
+		parts[#parts + 1] = buf:tostring(1, n)
+	end
+	return table.concat(parts)
+end
+
+local function tmppath()
+	local path = os.tmpname()
+	os.remove(path)
+	return path
+end
+
+-- A connected pair of local stream sockets.
+local function pair()
+	local path = tmppath()
+	local l = assert(system.socket("passive", "local"))
+	assert(l:bind(path))
+	assert(l:listen(1))
+	local c = assert(system.socket("stream", "local"))
+	assert(c:connect(path))
+	local s = assert(l:accept())
+	l:close()
+	return c, s
+end
+
+-- Is `pid` a process (zombie or not)?
+local function exists(pid)
+	local f = io.open("/proc/" .. pid .. "/stat")
+	if f then f:close() end
+	return f ~= nil
+end
+
+T.case("outside a coroutine: unable to yield before argument checks", function()
+	for _, args in ipairs { {}, { {} }, { "true" }, { 1, 2 } } do
+		local ok, err = unyieldable(system.execute, table.unpack(args))
+		assert(not ok and tostring(err):find("unable to yield", 1, true), tostring(err))
+	end
+end)
+
+T.case("string form: exit status, PATH search, arguments", function()
+	go(function()
+		T.same({ "exit", 0 }, system.execute("true"))
+		T.same({ "exit", 1 }, system.execute("false"))
+		T.same({ "exit", 0 }, system.execute("/bin/true"))
+		T.same({ "exit", 7 }, system.execute("sh", "-c", "exit 7"))
+		-- numbers are arguments too ($0 is the first after the script)
+		T.same({ "exit", 42 }, system.execute("sh", "-c", "exit $0", 42))
+		T.same({ "exit", 255 }, system.execute("sh", "-c", "exit 255"))
+	end)
+end)
+
+T.case("string form: bad arguments", function()
+	go(function()
+		T.raises("bad argument #1 to", system.execute, nil)
+		T.raises("(string expected, got table)", system.execute, "sh", {})
+		T.raises("bad argument #3", system.execute, "sh", "-c", true)
+	end)
+end)
+
+T.case("cannot start: failure triple", function()
+	go(function()
+		T.same({ false, "no such file or directory", 2 }, system.execute("no-such-program-coutil"))
+		T.same({ false, "no such file or directory", 2 }, system.execute("/nonexistent/program"))
+		T.same({ false, "no such file or directory", 2 },
+			system.execute { execfile = "true", runpath = "/nonexistent/dir" })
+		T.same({ false, "permission denied", 13 }, system.execute("/etc/passwd"))
+		local t = { execfile = "no-such-program-coutil", stdout = "r" }
+		T.same({ false, "no such file or directory", 2 }, system.execute(t))
+		T.same({ "r" }, t.stdout) -- not replaced on failure
+		assert(t.pid == nil)
+	end)
+end)
+
+T.case("table form: bad fields raise exact texts", function()
+	go(function()
+		local x = system.execute
+		T.raises("bad field execfile (must be a string)", x, {})
+		T.raises("bad field execfile (must be a string)", x, { execfile = 1 })
+		T.raises("bad field runpath (must be a string)", x, { execfile = "true", runpath = 1 })
+		T.raises("(field 'arguments' must be a table)", x, { execfile = "true", arguments = "a" })
+		local msg = T.raises("(field 'arguments' must be a table)", x, { execfile = "true", arguments = 1 })
+		assert(msg:find("bad argument #1", 1, true), msg)
+		T.raises("bad value #2 in field 'arguments' (must be a string)", x,
+			{ execfile = "true", arguments = { "a", {} } })
+		T.raises("bad value #1 in field 'arguments' (must be a string)", x,
+			{ execfile = "true", arguments = { true } })
+		T.raises("coutil:procesenv expected", x, { execfile = "true", environment = 1 })
+		T.raises("coutil:procesenv expected", x, { execfile = "true", environment = io.stdout })
+		T.raises("bad name 'A=B'", x, { execfile = "true", environment = { ["A=B"] = "x" } })
+		T.raises("bad field stdin (got true)", x, { execfile = "true", stdin = true })
+		T.raises("bad field stdout (got true)", x, { execfile = "true", stdout = true })
+		T.raises("unknown 'stdout' mode char (got 'x')", x, { execfile = "true", stdout = "rx" })
+		T.raises("unknown 'stdin' mode char (got 'R')", x, { execfile = "true", stdin = "R" })
+		T.raises("bad field stderr (invalid stream)", x, { execfile = "true", stderr = {} })
+		T.raises("bad field stderr (invalid stream)", x, { execfile = "true", stderr = 1 })
+		local p = assert(system.socket("passive", "ipv4"))
+		T.raises("bad field stdin (invalid stream)", x, { execfile = "true", stdin = p })
+		p:close()
+		local s = assert(system.socket("stream", "local"))
+		s:close()
+		T.raises("bad field stdout (invalid stream)", x, { execfile = "true", stdout = s })
+		local f = io.tmpfile()
+		f:close()
+		T.raises("bad field stdout (invalid stream)", x, { execfile = "true", stdout = f })
+		-- other arguments are ignored
+		T.same({ "exit", 0 }, x({ execfile = "true" }, {}, 1))
+	end)
+end)
+
+T.case("table form: arguments, environment, runpath", function()
+	go(function()
+		local t = {
+			execfile = "sh",
+			arguments = { "-c", 'printf "%s|" "$@"', "x", "a", 1, "b\0c", "" },
+			stdout = "r",
+		}
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "a|1|b||" }, readall(t.stdout))
+		t.stdout:close()
+
+		t = { execfile = "/usr/bin/env", environment = { FOO = "bar" }, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "FOO=bar\n" }, readall(t.stdout))
+		t.stdout:close()
+
+		t = { execfile = "/usr/bin/env", environment = system.packenv { X = 1 }, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "X=1\n" }, readall(t.stdout))
+		t.stdout:close()
+
+		t = { execfile = "/usr/bin/env", environment = {}, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "" }, readall(t.stdout))
+		t.stdout:close()
+
+		-- PATH of the given environment is searched
+		t = { execfile = "sh", environment = { PATH = "/nonexistent" } }
+		T.same({ false, "no such file or directory", 2 }, system.execute(t))
+
+		t = { execfile = "pwd", runpath = "/", stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "/\n" }, readall(t.stdout))
+		t.stdout:close()
+	end)
+end)
+
+T.case("pipes in every direction", function()
+	go(function()
+		local t = { execfile = "cat", stdin = "w", stdout = "r" }
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		assert(tostring(t.stdin):find("coutil:pipeactive", 1, true), tostring(t.stdin))
+		assert(tostring(t.stdout):find("coutil:pipeactive", 1, true), tostring(t.stdout))
+		T.same({ "local" }, t.stdin:getdomain())
+		assert(t.stdin:write("hello "))
+		assert(t.stdin:write(memory.create("world")))
+		assert(t.stdin:shutdown())
+		T.same({ "hello world" }, readall(t.stdout))
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
+		t.stdin:close()
+		t.stdout:close()
+
+		t = { execfile = "sh", arguments = { "-c", "echo out; echo err >&2" }, stdout = "r", stderr = "r" }
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ "out\n" }, readall(t.stdout))
+		T.same({ "err\n" }, readall(t.stderr))
+		t.stdout:close()
+		t.stderr:close()
+
+		-- "s": share domain
+		t = { execfile = "true", stdin = "ws" }
+		T.same({ "exit", 0 }, system.execute(t))
+		assert(tostring(t.stdin):find("coutil:pipeshare", 1, true), tostring(t.stdin))
+		T.same({ "share" }, t.stdin:getdomain())
+		t.stdin:close()
+	end)
+end)
+
+T.case("discard streams", function()
+	go(function()
+		local t = {
+			execfile = "sh",
+			arguments = { "-c", "cat; echo out; echo err >&2" },
+			stdin = false, stdout = false, stderr = "r",
+		}
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "err\n" }, readall(t.stderr))
+		t.stderr:close()
+	end)
+end)
+
+T.case("a Lua io file as stream", function()
+	go(function()
+		local path = tmppath()
+		local f = assert(io.open(path, "w"))
+		T.same({ "exit", 0 }, system.execute { execfile = "sh", arguments = { "-c", "echo in file" }, stdout = f })
+		f:close()
+		f = assert(io.open(path))
+		T.same({ "in file\n" }, f:read("a"))
+		f:close()
+		f = assert(io.open(path))
+		local t = { execfile = "cat", stdin = f, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "in file\n" }, readall(t.stdout))
+		t.stdout:close()
+		f:close()
+		os.remove(path)
+	end)
+end)
+
+T.case("a connected stream socket as stream", function()
+	go(function()
+		local a, b = pair()
+		T.same({ "exit", 0 }, system.execute { execfile = "sh", arguments = { "-c", "echo via socket" }, stdout = a })
+		a:close() -- the child's copy is gone too: b reads end of file
+		T.same({ "via socket\n" }, readall(b))
+		b:close()
+	end)
+end)
+
+T.case("passing a socket to a child over a 'ws' stdin", function()
+	go(function()
+		local code = luachild [[
+			local buf = memory.create(8)
+			local n, sock = system.stdin:read(buf)
+			assert(n == 1 and sock, tostring(n) .. " " .. tostring(sock))
+			assert(sock:write("got:" .. buf:tostring(1, 1)))
+			sock:close()
+		]]
+		local t = { execfile = interp, arguments = { "-e", code }, stdin = "ws" }
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		local a, b = pair()
+		assert(t.stdin:write("x", 1, 1, a))
+		a:close()
+		T.same({ "got:x" }, readall(b))
+		b:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
+		t.stdin:close()
+	end)
+end)
+
+T.case("pid set before suspending; killed child gives the signal", function()
+	go(function()
+		local t = { execfile = "sleep", arguments = { "10" } }
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		assert(math.type(t.pid) == "integer" and t.pid > 0, tostring(t.pid))
+		assert(exists(t.pid))
+		T.same({ true }, system.emitsig(t.pid, "TERMINATE"))
+		while not done do system.suspend(0.01) end
+		T.same({ "TERMINATE", 9 }, table.unpack(done, 1, done.n))
+		assert(not exists(t.pid), "child not reaped")
+
+		t = { execfile = "sleep", arguments = { "10" } }
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ true }, system.emitsig(t.pid, "terminate"))
+		done = nil
+		while not done do system.suspend(0.01) end
+		T.same({ "terminate", 15 }, table.unpack(done, 1, done.n))
+		T.same({ "userdef1", 10 }, system.execute("sh", "-c", "kill -USR1 $$"))
+	end)
+end)
+
+T.case("child closing its pipes early", function()
+	go(function()
+		local t = {
+			execfile = "sh",
+			arguments = { "-c", "exec 1>&- 0<&-; sleep 0.2; exit 3" },
+			stdin = "w", stdout = "r",
+		}
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ "" }, readall(t.stdout)) -- end of file while it runs
+		assert(not done)
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 3 }, table.unpack(done, 1, done.n))
+		-- writing to the closed pipe fails instead of killing us
+		local ok, err = t.stdin:write("x")
+		T.same({ false, "broken pipe" }, ok, err)
+		t.stdin:close()
+		t.stdout:close()
+	end)
+end)
+
+T.case("SIGPIPE kills a child writing to a closed pipe", function()
+	go(function()
+		local t = { execfile = "sh", arguments = { "-c", "sleep 0.1; while :; do echo x; done" }, stdout = "r" }
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		t.stdout:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "brokenpipe", 13 }, table.unpack(done, 1, done.n))
+	end)
+end)
+
+T.case("explicit resume stops waiting; the child is still reaped", function()
+	go(function()
+		local t = { execfile = "sleep", arguments = { "0.3" } }
+		local co = T.spawn(function() return system.execute(t) end)
+		local pid = t.pid
+		assert(exists(pid))
+		T.same({ true, "stop", nil, 3 }, coroutine.resume(co, "stop", nil, 3))
+		T.same({ "dead" }, coroutine.status(co))
+		assert(exists(pid), "the child must not be killed")
+		-- the coroutine may await again at once
+		T.same({ "exit", 0 }, system.execute("true"))
+		for _ = 1, 200 do
+			if not exists(pid) then break end
+			system.suspend(0.01)
+		end
+		assert(not exists(pid), "child left a zombie")
+	end)
+end)
+
+T.case("resume then await again in the same coroutine", function()
+	local res
+	local co = T.spawn(function()
+		local first = table.pack(system.execute("sleep", "0.2"))
+		res = table.pack(first[1], system.execute("sh", "-c", "exit 5"))
+	end)
+	coroutine.resume(co, "cancelled")
+	system.run()
+	T.same({ "cancelled", "exit", 5 }, table.unpack(res, 1, res.n))
+end)
+
+T.case("closed coroutine: child still reaped", function()
+	local t = { execfile = "sleep", arguments = { "0.2" } }
+	local co = T.spawn(function() system.execute(t) end)
+	local pid = t.pid
+	coroutine.close(co)
+	system.run()
+	go(function()
+		for _ = 1, 200 do
+			if not exists(pid) then break end
+			system.suspend(0.01)
+		end
+	end)
+	assert(not exists(pid), "child left a zombie")
+end)
+
+T.case("many arguments and concurrent children", function()
+	go(function()
+		local args = { "-c", 'echo $#' }
+		for i = 1, 5000 do args[#args + 1] = tostring(i) end
+		local t = { execfile = "sh", arguments = args, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		T.same({ "4999\n" }, readall(t.stdout))
+		t.stdout:close()
+		local results = {}
+		for i = 1, 10 do
+			T.spawn(function() results[i] = table.pack(system.execute("sh", "-c", "exit " .. i)) end)
+		end
+		for i = 1, 10 do
+			while not results[i] do system.suspend(0.01) end
+			T.same({ "exit", i }, table.unpack(results[i], 1, 2))
+		end
+	end)
+end)
+
+T.done()
