@@ -4,6 +4,7 @@
 //! with an aggressive garbage collector. A script passes when it exits
 //! with status 0 (it prints `N passed, N failed` through testlib).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -75,6 +76,7 @@ fn run(program: &Path, script: &str, gc: bool) {
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
+        .process_group(0) // a timeout kills the script's children too
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let start = Instant::now();
@@ -83,7 +85,8 @@ fn run(program: &Path, script: &str, gc: bool) {
             break Some(status);
         }
         if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
+            // SAFETY: signals the process group made for this child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
             break None;
         }

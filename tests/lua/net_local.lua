@@ -19,11 +19,7 @@ local function methods(obj, expected)
 	end
 end
 
-local function unyieldable(f, ...)
-	local args, res = table.pack(...), nil
-	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
-	return table.unpack(res, 1, res.n)
-end
+local unyieldable = T.unyieldable
 
 -- Lets the loop deliver the I/O that is ready now: a fresh loop time makes
 -- the timer due only after the next poll.

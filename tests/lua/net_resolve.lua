@@ -5,13 +5,7 @@
 local T = require "testlib"
 local system = require "coutil.system"
 
--- Calls f(...) where coroutines cannot yield (a sort comparator is a C
--- boundary), whatever thread runs the test's main chunk.
-local function unyieldable(f, ...)
-	local args, res = table.pack(...), nil
-	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
-	return table.unpack(res, 1, res.n)
-end
+local unyieldable = T.unyieldable
 
 -- Runs f in a tracked coroutine and the loop; returns f's results.
 local function async(f, ...)

@@ -11,11 +11,7 @@ local loopback = {
 local ALL = { "close", "getdomain", "getaddress", "bind", "setoption", "connect",
 	"write", "read", "shutdown", "listen", "accept" }
 
-local function unyieldable(f, ...)
-	local args, res = table.pack(...), nil
-	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
-	return table.unpack(res, 1, res.n)
-end
+local unyieldable = T.unyieldable
 
 -- Lets the loop deliver the I/O that is ready now: a fresh loop time makes
 -- the timer due only after the next poll.

@@ -4,24 +4,7 @@ local T = require "testlib"
 local system = require "coutil.system"
 local memory = require "coutil.memory"
 
--- Calls f(...) where coroutines cannot yield (a sort comparator is a C
--- boundary), whatever thread runs the test's main chunk.
-local function unyieldable(f, ...)
-	local args, res = table.pack(...), nil
-	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
-	return table.unpack(res, 1, res.n)
-end
-
--- Runs f(...) in a new coroutine and the loop until it ends; returns its
--- results or raises its error.
-local function async(f, ...)
-	local res
-	T.spawn(function(...) res = table.pack(pcall(f, ...)) end, ...)
-	system.run()
-	assert(res, "the coroutine did not finish")
-	if not res[1] then error(res[2], 0) end
-	return table.unpack(res, 2, res.n)
-end
+local unyieldable, async = T.unyieldable, T.async
 
 local function shell(cmd)
 	local f = assert(io.popen(cmd))

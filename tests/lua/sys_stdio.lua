@@ -251,11 +251,16 @@ if hasscript() then
 			local t = {
 				execfile = "script",
 				arguments = { "-qec", "'" .. interp .. "' '" .. script .. "'", "/dev/null" },
+				-- NOTE: a pipe kept open: at the end of its input `script`
+				-- sends an EOF character to the terminal, which the child's
+				-- pending read could receive, depending on timing.
+				stdin = "w",
 				stdout = "r",
 			}
 			local done
 			T.spawn(function() done = table.pack(system.execute(t)) end)
 			local out = readall(t.stdout)
+			t.stdin:close()
 			t.stdout:close()
 			while not done do system.suspend(0.01) end
 			os.remove(script)

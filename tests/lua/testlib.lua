@@ -82,6 +82,26 @@ function T.same(expected, ...)
 	end
 end
 
+-- Calls f(...) where coroutines cannot yield (a sort comparator is a C
+-- boundary), whatever thread runs the test's main chunk; returns pcall's
+-- results.
+function T.unyieldable(f, ...)
+	local args, res = table.pack(...), nil
+	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
+	return table.unpack(res, 1, res.n)
+end
+
+-- Runs f(...) in a new coroutine and the loop until it ends; returns its
+-- results or raises its error.
+function T.async(f, ...)
+	local res
+	T.spawn(function(...) res = table.pack(pcall(f, ...)) end, ...)
+	system.run()
+	assert(res, "the coroutine did not finish")
+	if not res[1] then error(res[2], 0) end
+	return table.unpack(res, 2, res.n)
+end
+
 -- Runs one named case: body, then the leak check and the idle check.
 function T.case(name, body)
 	current = name

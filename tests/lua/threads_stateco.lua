@@ -5,11 +5,7 @@ local channel = require "coutil.channel"
 local stateco = require "coutil.coroutine"
 local memory = require "coutil.memory"
 
-local function unyieldable(f, ...)
-	local args, res = table.pack(...), nil
-	table.sort({ 1, 2 }, function() res = table.pack(pcall(f, table.unpack(args, 1, args.n))) return false end)
-	return table.unpack(res, 1, res.n)
-end
+local unyieldable = T.unyieldable
 
 -- Blocks the whole state until cond() holds.
 local function waitfor(cond)
