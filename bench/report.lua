@@ -81,7 +81,9 @@ local COLUMNS = {
 	{ key = "secs", ref = true, cell = ratio("secs") },
 	-- copy, smallops: the ref's median secs ÷ this row's, i.e. how many
 	-- times the ref's speed
-	{ key = "secs", ref = true, title = "speed ×", only = { copy = true, smallops = true },
+	{ key = "secs", ref = true, title = "speed ×",
+		only = { copy = true, smallops = true, spawn = true, pipe = true, signals = true,
+			pingpong = true, pooltasks = true, speedup = true },
 		cell = function(row, grp, i)
 			local ref = grp.bylabel[row.refs[i]]
 			local a, b = med(row, "secs"), ref and med(ref, "secs")
@@ -96,7 +98,8 @@ local COLUMNS = {
 	end },
 	{ key = "rsecs", title = "in read", cell = medcol("rsecs", "%.3f") },
 	{ key = "wsecs", title = "in write", cell = medcol("wsecs", "%.3f") },
-	{ key = "ops", title = "ops/s", only = { smallops = true }, cell = function(r)
+	{ key = "ops", title = "ops/s", only = { smallops = true, spawn = true, signals = true,
+		pingpong = true, pooltasks = true }, cell = function(r)
 		local s, ops = med(r, "secs"), med(r, "ops")
 		return fmt("%.0f", s and ops and ops / s)
 	end },
