@@ -5,13 +5,7 @@ local event = require "coutil.event"
 
 local pack, unpack = table.pack, table.unpack
 
--- Runs f in a non-yieldable context, even when the script itself runs
--- inside a coroutine (as in the `coutil` binary): sort comparators are
--- called through a C boundary.
-local function noyield(f, ...)
-	local args = pack(...)
-	table.sort({ 1, 2 }, function() f(unpack(args, 1, args.n)) return false end)
-end
+local noyield = T.noyield
 
 -- Spawns a coroutine that awaits with `await(...)` and then appends `name`
 -- (a string) to `log` and stores the packed results in `log[name]`.

@@ -6,12 +6,7 @@ local mutex = require "coutil.mutex"
 
 local pack, unpack = table.pack, table.unpack
 
--- Runs f in a non-yieldable context (sort comparators are called through a
--- C boundary), even if the script itself runs inside a coroutine.
-local function noyield(f, ...)
-	local args = pack(...)
-	table.sort({ 1, 2 }, function() f(unpack(args, 1, args.n)) return false end)
-end
+local noyield = T.noyield
 
 -- Spawns a coroutine that locks `e`, logs `name` (and whether it owns the
 -- lock, in log[name]), then holds the lock until resumed once more.

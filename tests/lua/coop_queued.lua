@@ -6,12 +6,7 @@ local queued = require "coutil.queued"
 
 local pack, unpack = table.pack, table.unpack
 
--- Runs f in a non-yieldable context (sort comparators are called through a
--- C boundary), even if the script itself runs inside a coroutine.
-local function noyield(f, ...)
-	local args = pack(...)
-	table.sort({ 1, 2 }, function() f(unpack(args, 1, args.n)) return false end)
-end
+local noyield = T.noyield
 
 -- Spawns a coroutine that awaits with `await(...)` and then appends `name`
 -- to `log` and stores the packed results in `log[name]`.

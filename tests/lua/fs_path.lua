@@ -5,27 +5,10 @@ local T = require "testlib"
 local system = require "coutil.system"
 
 local unyieldable, async = T.unyieldable, T.async
+local modes = T.modes
 
--- Runs body(call, tilde) in blocking mode, then as await functions.
-local function modes(body)
-	body(function(f, ...) return f(...) end, "~")
-	body(async, "")
-end
-
-local tmp = os.getenv("TMPDIR") or "/tmp"
-local base = assert(system.maketemp(tmp .. "/coutil-fs-path-", "~"))
-local count = 0
-local function newpath(name)
-	count = count + 1
-	return string.format("%s/%s%d", base, name or "p", count)
-end
-
-local function writefile(path, data)
-	local f = assert(io.open(path, "wb"))
-	f:write(data)
-	f:close()
-	return path
-end
+local base, newpath = T.tempdir("coutil-fs-path-")
+local writefile = T.writefile
 
 local function readfile(path)
 	local f = io.open(path, "rb")
@@ -46,14 +29,7 @@ local function argerror(n, text, f, ...)
 	assert(msg:find("bad argument #" .. n .. " to '", 1, true), msg)
 end
 
-local function rmtree(path)
-	if system.fileinfo(path, "~l?") == "directory" then
-		for name in system.listdir(path, "~") do rmtree(path .. "/" .. name) end
-		assert(system.removefile(path, "~d"))
-	else
-		assert(system.removefile(path, "~"))
-	end
-end
+local rmtree = T.rmtree
 
 local function perm(path) return system.fileinfo(path, "~lM") & 4095 end
 

@@ -20,30 +20,9 @@ local function methods(obj, expected)
 end
 
 local unyieldable = T.unyieldable
-
--- Lets the loop deliver the I/O that is ready now: a fresh loop time makes
--- the timer due only after the next poll.
-local function settle()
-	system.time("updated")
-	system.suspend(0.01)
-end
-
-local function go(f, ...)
-	local ok, err = false, "coroutine did not finish"
-	T.spawn(function(...)
-		local res = table.pack(xpcall(f, debug.traceback, ...))
-		ok, err = res[1], res[2]
-	end, ...)
-	system.run()
-	if not ok then error(err, 0) end
-end
-
--- A fresh path in the temporary directory (nothing exists there).
-local function tmppath()
-	local path = os.tmpname()
-	os.remove(path)
-	return path
-end
+local settle = T.settle
+local go = T.go
+local tmppath = T.tmppath
 
 local function exists(path)
 	return os.rename(path, path) == true

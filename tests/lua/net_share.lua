@@ -3,28 +3,9 @@ local T = require "testlib"
 local system = require "coutil.system"
 local memory = require "coutil.memory"
 
--- Lets the loop deliver the I/O that is ready now: a fresh loop time makes
--- the timer due only after the next poll.
-local function settle()
-	system.time("updated")
-	system.suspend(0.01)
-end
-
-local function go(f, ...)
-	local ok, err = false, "coroutine did not finish"
-	T.spawn(function(...)
-		local res = table.pack(xpcall(f, debug.traceback, ...))
-		ok, err = res[1], res[2]
-	end, ...)
-	system.run()
-	if not ok then error(err, 0) end
-end
-
-local function tmppath()
-	local path = os.tmpname()
-	os.remove(path)
-	return path
-end
+local settle = T.settle
+local go = T.go
+local tmppath = T.tmppath
 
 local function listener(domain)
 	if domain == "ipv4" then

@@ -26,24 +26,8 @@ local function methods(obj, expected)
 end
 
 local unyieldable = T.unyieldable
-
--- Runs f(...) in a coroutine, then the loop; raises f's error, if any.
--- Lets the loop deliver the I/O that is ready now: a fresh loop time makes
--- the timer due only after the next poll.
-local function settle()
-	system.time("updated")
-	system.suspend(0.01)
-end
-
-local function go(f, ...)
-	local ok, err = false, "coroutine did not finish"
-	T.spawn(function(...)
-		local res = table.pack(xpcall(f, debug.traceback, ...))
-		ok, err = res[1], res[2]
-	end, ...)
-	system.run()
-	if not ok then error(err, 0) end
-end
+local settle = T.settle
+local go = T.go
 
 local function listener(domain, backlog)
 	local s = assert(system.socket("passive", domain))

@@ -19,18 +19,7 @@ local function luachild(body)
 end
 
 local unyieldable = T.unyieldable
-
--- Runs f(...) in a tracked coroutine and the loop until all is done;
--- raises the coroutine's error.
-local function go(f, ...)
-	local ok, err = false, "coroutine did not finish"
-	T.spawn(function(...)
-		local res = table.pack(xpcall(f, debug.traceback, ...))
-		ok, err = res[1], res[2]
-	end, ...)
-	system.run()
-	if not ok then error(err, 0) end
-end
+local go = T.go
 
 -- Reads everything from stream socket `s` until end of file.
 local function readall(s)
@@ -47,11 +36,7 @@ local function readall(s)
 	return table.concat(parts)
 end
 
-local function tmppath()
-	local path = os.tmpname()
-	os.remove(path)
-	return path
-end
+local tmppath = T.tmppath
 
 -- A connected pair of local stream sockets.
 local function pair()

@@ -18,15 +18,7 @@ local function luachild(body)
 		.. "else coroutine.wrap(main)() system.run() end"
 end
 
-local function go(f, ...)
-	local ok, err = false, "coroutine did not finish"
-	T.spawn(function(...)
-		local res = table.pack(xpcall(f, debug.traceback, ...))
-		ok, err = res[1], res[2]
-	end, ...)
-	system.run()
-	if not ok then error(err, 0) end
-end
+local go = T.go
 
 local function readall(s)
 	local buf = memory.create(4096)
@@ -42,11 +34,7 @@ local function readall(s)
 	return table.concat(parts)
 end
 
-local function tmppath()
-	local path = os.tmpname()
-	os.remove(path)
-	return path
-end
+local tmppath = T.tmppath
 
 -- Runs the child `code` with the fields of `t` (stdout "r" unless given);
 -- returns its exit results and its whole stdout.

@@ -102,6 +102,78 @@ function T.async(f, ...)
 	return table.unpack(res, 2, res.n)
 end
 
+-- Runs f(...) in a tracked coroutine, then the loop; raises f's error (with
+-- its traceback), or an error if the coroutine did not finish.
+function T.go(f, ...)
+	local ok, err = false, "coroutine did not finish"
+	T.spawn(function(...)
+		local res = table.pack(xpcall(f, debug.traceback, ...))
+		ok, err = res[1], res[2]
+	end, ...)
+	system.run()
+	if not ok then error(err, 0) end
+end
+
+-- Calls f(...) where coroutines cannot yield, letting its errors through.
+function T.noyield(f, ...)
+	local args = table.pack(...)
+	table.sort({ 1, 2 }, function() f(table.unpack(args, 1, args.n)) return false end)
+end
+
+-- Inside a coroutine: lets the loop deliver the I/O that is ready now (a
+-- fresh loop time makes the timer due only after the next poll).
+function T.settle()
+	system.time("updated")
+	system.suspend(0.01)
+end
+
+-- Blocks the whole state until cond() holds.
+function T.waitfor(cond)
+	while not cond() do system.suspend(0.001, "~") end
+end
+
+-- Runs body(call, tilde) in blocking mode, then as await functions.
+function T.modes(body)
+	body(function(f, ...) return f(...) end, "~")
+	body(T.async, "")
+end
+
+-- A fresh path name (nothing is created there).
+function T.tmppath()
+	local path = os.tmpname()
+	os.remove(path)
+	return path
+end
+
+-- Makes a temporary directory named from `prefix`; returns its path and a
+-- function giving new unused paths inside it.
+function T.tempdir(prefix)
+	local tmp = os.getenv("TMPDIR") or "/tmp"
+	local base = assert(system.maketemp(tmp .. "/" .. prefix, "~"))
+	local count = 0
+	return base, function(name)
+		count = count + 1
+		return string.format("%s/%s%d", base, name or "p", count)
+	end
+end
+
+function T.writefile(path, data)
+	local f = assert(io.open(path, "wb"))
+	f:write(data)
+	f:close()
+	return path
+end
+
+-- Removes a file or a whole directory tree.
+function T.rmtree(path)
+	if system.fileinfo(path, "~l?") == "directory" then
+		for name in system.listdir(path, "~") do T.rmtree(path .. "/" .. name) end
+		assert(system.removefile(path, "~d"))
+	else
+		assert(system.removefile(path, "~"))
+	end
+end
+
 -- Runs one named case: body, then the leak check and the idle check.
 function T.case(name, body)
 	current = name

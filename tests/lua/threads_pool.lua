@@ -5,9 +5,7 @@ local channel = require "coutil.channel"
 local stateco = require "coutil.coroutine"
 local threads = require "coutil.threads"
 
-local function waitfor(cond)
-	while not cond() do system.suspend(0.001, "~") end
-end
+local waitfor = T.waitfor
 
 -- Receives `count` messages sent by tasks to channel `name` with
 -- coroutine.yield(name, "out", ...); returns them packed, in order.

@@ -6,11 +6,7 @@ local stateco = require "coutil.coroutine"
 local memory = require "coutil.memory"
 
 local unyieldable = T.unyieldable
-
--- Blocks the whole state until cond() holds.
-local function waitfor(cond)
-	while not cond() do system.suspend(0.001, "~") end
-end
+local waitfor = T.waitfor
 
 -- Resumes `co` from a new coroutine when it fails at once (no yield).
 local function refused(co, ...)

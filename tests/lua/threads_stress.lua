@@ -12,9 +12,7 @@ local threads = require "coutil.threads"
 -- build); COUTIL_STRESS_N=<n> runs 8 x n instead.
 local N = tonumber(os.getenv("COUTIL_STRESS_N")) or 100000
 
-local function waitfor(cond)
-	while not cond() do system.suspend(0.001, "~") end
-end
+local waitfor = T.waitfor
 
 -- Collects `count` messages of channel `name` in the main state.
 local function receive(name, count, each)
