@@ -120,6 +120,31 @@ pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -
     console::open(unsafe { Lua::from_raw(l) })
 }
 
+/// Keeps `coutil.so` loaded for the life of the process: worker and
+/// dispatcher threads may still run its code after the state that loaded
+/// it closed (and `dlclose`d it). Only meaningful for the module build.
+pub(crate) fn pin_library() {
+    #[cfg(feature = "module")]
+    {
+        static PINNED: std::sync::Once = std::sync::Once::new();
+        PINNED.call_once(|| {
+            // SAFETY: dladdr fills `info` for an address of this library;
+            // dlopen of an already loaded object only adds a reference
+            // (RTLD_NOLOAD) and marks it undeletable.
+            unsafe {
+                let mut info: libc::Dl_info = std::mem::zeroed();
+                let here = pin_library as *const std::ffi::c_void;
+                if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
+                    libc::dlopen(
+                        info.dli_fname,
+                        libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+                    );
+                }
+            }
+        });
+    }
+}
+
 /// Every module of the library: `require` name and entry point.
 pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"coutil.system", luaopen_coutil_system),

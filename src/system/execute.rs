@@ -43,6 +43,7 @@ use crate::lua::awaiting::{self, Await, Resumed, state_loop};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, fail, ffi};
 use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token, Wait};
+use crate::system::errno::{errno, errno_location};
 use crate::{afn, kfn};
 
 pub const FUNCTIONS: &[Reg] = &[(c"execute", afn!(execute))];
@@ -197,12 +198,6 @@ fn candidates(file: &CString, env: Option<&[CString]>) -> Vec<CString> {
             c_string(&full)
         })
         .collect()
-}
-
-fn errno() -> c_int {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EINVAL)
 }
 
 /// A close-on-exec duplicate of `fd` numbered 3 or more (so that `dup2`
@@ -400,13 +395,13 @@ unsafe fn child(
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         for (target, &src) in sources.iter().enumerate() {
             if src >= 0 && libc::dup2(src, target as c_int) < 0 {
-                fail(*libc::__errno_location());
+                fail(*errno_location());
             }
         }
         if let Some(cwd) = &plan.cwd
             && libc::chdir(cwd.as_ptr()) != 0
         {
-            fail(*libc::__errno_location());
+            fail(*errno_location());
         }
         let env = match envp {
             Some(e) => e.as_ptr(),
@@ -416,7 +411,7 @@ unsafe fn child(
         let mut denied = false;
         for path in &plan.candidates {
             libc::execve(path.as_ptr(), argv.as_ptr(), env);
-            error = *libc::__errno_location();
+            error = *errno_location();
             match error {
                 libc::EACCES => denied = true,
                 libc::ENOENT | libc::ENOTDIR => {}

@@ -12,6 +12,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::system::errno::{errno as last_errno, errno_location};
 
 pub const FUNCTIONS: &[Reg] = &[
     (c"getpriority", cfn!(getpriority)),
@@ -33,12 +34,6 @@ const PRIORITIES: &[(&str, i64)] = &[
     ("below", 10),
     ("low", 19),
 ];
-
-fn last_errno() -> c_int {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(fail::UNKNOWN)
-}
 
 fn arg_pid(lua: Lua, i: c_int) -> Result<libc::id_t, Error> {
     let pid = lua.arg_integer(i)?;
@@ -71,19 +66,6 @@ fn getpriority(lua: Lua) -> Ret {
     lua.push_bytes(name.as_bytes());
     lua.push_integer(value);
     Ok(2)
-}
-
-fn errno_location() -> *mut c_int {
-    // SAFETY: the calling thread's errno address.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    unsafe {
-        libc::__errno_location()
-    }
-    // SAFETY: as above.
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    unsafe {
-        libc::__error()
-    }
 }
 
 /// true | false, msg, code = system.setpriority(pid, value)

@@ -31,6 +31,7 @@ use crate::lua::awaiting::{self, Await, Resumed, state_loop};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
 use crate::runtime::{OpId, Outcome, Remote, Wait};
+use crate::system::errno::{errno as last_errno, errno_location};
 use crate::system::sys_loop;
 use crate::{afn, cfn, kfn};
 
@@ -137,19 +138,6 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// Write end of the self-pipe (non-blocking), or -1 before it exists.
 static PIPE_WR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
-fn errno_location() -> *mut c_int {
-    // SAFETY: returns the calling thread's errno address; async-signal-safe.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    unsafe {
-        libc::__errno_location()
-    }
-    // SAFETY: as above.
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    unsafe {
-        libc::__error()
-    }
-}
-
 /// The signal handler: writes the signal number to the self-pipe. Only
 /// async-signal-safe calls; errno is preserved.
 extern "C" fn on_signal(signo: c_int) {
@@ -200,16 +188,10 @@ fn start() -> Result<(), c_int> {
             }
             return Err(e.raw_os_error().unwrap_or(libc::EAGAIN));
         }
-        pin_library();
+        crate::pin_library();
         PIPE_WR.store(fds[1], std::sync::atomic::Ordering::Relaxed);
         Ok(())
     })
-}
-
-fn last_errno() -> c_int {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EINVAL)
 }
 
 /// The dispatcher thread: forwards each signal read from the pipe to the
@@ -236,26 +218,6 @@ fn dispatch(rd: c_int) {
             for notify in notifies {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notify(signo)));
             }
-        }
-    }
-}
-
-/// Keeps `coutil.so` loaded for the life of the process once the
-/// dispatcher thread (and the signal handler) run its code. Only
-/// meaningful for the module build.
-fn pin_library() {
-    #[cfg(feature = "module")]
-    // SAFETY: dladdr fills `info` for an address of this library; dlopen of
-    // an already loaded object with RTLD_NOLOAD only adds a reference and
-    // marks it undeletable.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        let here = pin_library as *const c_void;
-        if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
-            libc::dlopen(
-                info.dli_fname,
-                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-            );
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::cfn;
 use crate::lua::{Lua, Ret, ffi};
 
 use super::net::share;
+use crate::system::errno::errno;
 
 const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
 
@@ -91,12 +92,6 @@ fn index(lua: Lua) -> Ret {
         lua.push_nil();
     }
     Ok(1)
-}
-
-fn errno() -> c_int {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EINVAL)
 }
 
 /// A new description of what `fd` designates, through `/proc/self/fd`,

@@ -30,6 +30,8 @@ use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
 use crate::memory::{self, range};
 use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token, Wait};
+use crate::system::errno::errno;
+use crate::system::net::{Reply, deliver_reply, push_reply};
 use crate::{afn, cfn, kfn};
 
 const METHODS: &[Reg] = &[
@@ -40,14 +42,6 @@ const METHODS: &[Reg] = &[
     (c"setmode", cfn!(setmode)),
     (c"winsize", cfn!(winsize)),
 ];
-
-/// Outcomes of terminal operations.
-enum Reply {
-    True,
-    Fail(i32),
-    /// A read woken by `close`.
-    Closed,
-}
 
 struct Queued {
     /// The waiting coroutine's op; `None` once it was cancelled.
@@ -72,12 +66,6 @@ struct TermIo {
 }
 
 type Shared = Rc<RefCell<TermIo>>;
-
-fn errno() -> c_int {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(fail::UNKNOWN)
-}
 
 impl TermIo {
     fn raw(&self) -> c_int {
@@ -261,28 +249,6 @@ fn gc(lua: Lua) -> Ret {
     Ok(0)
 }
 
-fn push_reply(lua: Lua, reply: Reply) -> c_int {
-    match reply {
-        Reply::True => {
-            lua.push_bool(true);
-            1
-        }
-        Reply::Fail(e) => fail::push(lua, e),
-        Reply::Closed => {
-            lua.push_bool(false);
-            lua.push_bytes(b"closed");
-            2
-        }
-    }
-}
-
-fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
-    match outcome.and_then(|o| o.downcast::<Reply>().ok()) {
-        Some(reply) => push_reply(co, *reply),
-        None => 0,
-    }
-}
-
 /// Kept by a pending read: the terminal, buffer, i, j.
 const READ_KEEP: c_int = 4;
 
@@ -327,7 +293,7 @@ fn read_or_wait(lua: Lua, io: &Shared) -> Result<Await, Error> {
     }
     match errno() {
         libc::EAGAIN => {
-            let id = awaiting::wait(lua, state_loop(lua), Wait::External, deliver)?;
+            let id = awaiting::wait(lua, state_loop(lua), Wait::External, deliver_reply)?;
             io.borrow_mut().reader = Some((id, false));
             Ok(Await::Keep(id, READ_KEEP, kfn!(read_k)))
         }
@@ -403,7 +369,7 @@ fn shutdown(lua: Lua) -> Result<Await, Error> {
 }
 
 fn enqueue(lua: Lua, io: &Shared, bytes: Vec<u8>, shutdown: bool) -> Result<Await, Error> {
-    let id = awaiting::wait(lua, state_loop(lua), Wait::External, deliver)?;
+    let id = awaiting::wait(lua, state_loop(lua), Wait::External, deliver_reply)?;
     io.borrow_mut().queue.push_back(Queued {
         op: Some(id),
         bytes,

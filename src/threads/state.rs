@@ -109,7 +109,7 @@ const STANDARD: &[(&CStr, ffi::lua_CFunction)] = &[
 /// is stored for [`task_pool`] and [`task_park`]. A load error returns its
 /// message.
 pub fn create(creator: Lua, source: Source, task: TaskLink) -> Result<IndState, Vec<u8>> {
-    pin_library();
+    crate::pin_library();
     let mut setup = Setup {
         loaders: loaders_of(creator),
         domain: super::domain_of(creator),
@@ -297,29 +297,4 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
         }
     }
     0
-}
-
-/// Keeps `coutil.so` loaded for the life of the process: worker threads
-/// may still run its code after the state that loaded it closed (and
-/// `dlclose`d it). Only meaningful for the module build.
-fn pin_library() {
-    #[cfg(feature = "module")]
-    {
-        static PINNED: std::sync::Once = std::sync::Once::new();
-        PINNED.call_once(|| {
-            // SAFETY: dladdr fills `info` for an address of this library;
-            // dlopen of an already loaded object only adds a reference
-            // (RTLD_NOLOAD) and marks it undeletable.
-            unsafe {
-                let mut info: libc::Dl_info = std::mem::zeroed();
-                let here = pin_library as *const c_void;
-                if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
-                    libc::dlopen(
-                        info.dli_fname,
-                        libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-                    );
-                }
-            }
-        });
-    }
 }

@@ -37,7 +37,7 @@ pub fn push_reply(lua: Lua, reply: Reply) -> c_int {
 
 /// The `Deliver` of every socket op: nothing for a readiness wake-up (the
 /// continuation retries), the values of a [`Reply`] otherwise.
-fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
+pub fn deliver_reply(co: Lua, outcome: Option<Outcome>) -> c_int {
     match outcome.and_then(|o| o.downcast::<Reply>().ok()) {
         Some(reply) => push_reply(co, *reply),
         None => 0,
@@ -71,7 +71,12 @@ pub fn park(
     slot: Slot,
     k: ffi::lua_KFunction,
 ) -> Result<Await, Error> {
-    let id = awaiting::wait(lua, awaiting::state_loop(lua), Wait::External, deliver)?;
+    let id = awaiting::wait(
+        lua,
+        awaiting::state_loop(lua),
+        Wait::External,
+        deliver_reply,
+    )?;
     *core.borrow_mut().slot(slot) = Some(Waiting {
         op: id,
         woken: false,
@@ -205,7 +210,12 @@ pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
 }
 
 fn enqueue(lua: Lua, core: &Shared, what: Payload) -> Result<Await, Error> {
-    let id = awaiting::wait(lua, awaiting::state_loop(lua), Wait::External, deliver)?;
+    let id = awaiting::wait(
+        lua,
+        awaiting::state_loop(lua),
+        Wait::External,
+        deliver_reply,
+    )?;
     core.borrow_mut()
         .queue
         .push_back(Request { op: Some(id), what });
