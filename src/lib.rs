@@ -4,7 +4,10 @@
 //! `coutil.so`, a native module for a host `lua5.4` (feature `module`),
 //! and the `coutil` command with Lua built in (feature `vendored`). Each
 //! Lua module has a `luaopen_coutil_*` entry point here; [`preload`]
-//! registers them all in `package.preload` for embedding.
+//! registers them all in `package.preload` for embedding, and
+//! [`add_searcher`] makes them requirable with a searcher instead (the
+//! command's way: an empty `package.preload` is cheaper to copy into every
+//! independent state).
 //!
 //! Layers: `lua` (binding layer: argument checks, userdata classes, the
 //! await protocol), `runtime` (the event loop, Lua-agnostic), and the
@@ -160,6 +163,49 @@ pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"coutil.coroutine", luaopen_coutil_coroutine),
     (c"coutil.threads", luaopen_coutil_threads),
 ];
+
+/// A `package.searchers` entry for the modules of [`MODULES`]: the loader
+/// and `":preload:"`, as the preload searcher gives; nothing for other
+/// names, so `require`'s error message stays the standard one.
+unsafe extern "C-unwind" fn search(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with the module name.
+    unsafe {
+        let name = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
+        if name.is_null() {
+            return 0;
+        }
+        let name = CStr::from_ptr(name);
+        match MODULES.iter().find(|(n, _)| *n == name) {
+            Some((_, open)) => {
+                ffi::lua_pushcfunction(l, *open);
+                ffi::lua_pushstring(l, c":preload:".as_ptr());
+                2
+            }
+            None => 0,
+        }
+    }
+}
+
+/// Inserts a searcher for every module of the library in
+/// `package.searchers` of state `l`, right after the preload searcher.
+///
+/// # Safety
+/// `l` must be a valid state with the `package` library open, and enough
+/// stack space for 4 values.
+pub unsafe fn add_searcher(l: *mut ffi::lua_State) {
+    // SAFETY: plain table operations on package.searchers, run as a
+    // constant chunk of ours with the searcher as argument.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let code = c"local searchers, search = package.searchers, ...
+            table.insert(searchers, math.min(2, #searchers + 1), search)";
+        if ffi::luaL_loadstring(l, code.as_ptr()) == ffi::LUA_OK {
+            ffi::lua_pushcfunction(l, search);
+            ffi::lua_pcall(l, 1, 0, 0);
+        }
+        ffi::lua_settop(l, top);
+    }
+}
 
 /// Registers every module in `package.preload` of state `l`.
 ///

@@ -699,3 +699,23 @@ fn closing_the_state_with_pending_operations() {
     assert_eq!(out.status, 3, "{}", out.stderr);
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn library_modules_come_from_a_searcher_after_preload() {
+    let out = run(&[
+        "-e",
+        "print(package.preload['coutil.system'], package.searchers[2] ~= nil)",
+        "-e",
+        "print(select(2, require 'coutil.console'), select('#', require 'coutil.console'))",
+        "-e",
+        "package.loaded.memory = nil; package.preload.memory = function() return 'mine' end",
+        "-e",
+        "print((require 'memory'))",
+        "-e",
+        "print((select(2, pcall(require, 'coutil.nope')):match('^[^\\n]*\\n[^\\n]*')))",
+    ]);
+    assert_ok(
+        &out,
+        "nil\ttrue\n:preload:\t1\nmine\nmodule 'coutil.nope' not found:\n\tno field package.preload['coutil.nope']\n",
+    );
+}

@@ -1,7 +1,7 @@
 //! The `coutil` command: Lua 5.4 with the library built in. All of its
 //! behaviour (options, REPL, error reports) is the Lua console chunk
-//! `src/lua/console.lua`; this file only makes the state, preloads the
-//! library and hands the command line to that chunk.
+//! `src/lua/console.lua`; this file only makes the state, adds the
+//! library's searcher and hands the command line to that chunk.
 
 use std::ffi::{CString, c_int};
 use std::os::unix::ffi::OsStrExt;
@@ -67,7 +67,7 @@ fn main() {
             std::process::exit(1);
         }
         ffi::luaL_openlibs(l);
-        coutil::preload(l);
+        coutil::add_searcher(l);
         add_system_paths(l);
         ffi::lua_pushcfunction(l, traceback);
         let loaded = ffi::luaL_loadbufferx(

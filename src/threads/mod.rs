@@ -2,7 +2,9 @@
 //! states, transferable values, channels, state coroutines and thread
 //! pools.
 //!
-//! * [`state`]: independent Lua states and the copy of preload loaders;
+//! * [`origin`]: what a new state takes from its creator (compiled chunk,
+//!   preload loaders), cached in the creator;
+//! * [`state`]: independent Lua states, and their reuse by pool tasks;
 //! * [`transfer`]: values copied between states;
 //! * [`matcher`]: the process-wide table of channel names (one `Mutex`);
 //! * [`channel`]: `coutil.channel` and `system.awaitch`;
@@ -16,6 +18,7 @@
 
 pub mod channel;
 pub mod matcher;
+pub mod origin;
 pub mod pool;
 pub mod state;
 pub mod stateco;

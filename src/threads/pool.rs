@@ -12,9 +12,10 @@
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use super::state::{self, Source};
-use super::stateco::{c_string, opt_c_string};
-use super::task::{Park, Pool, Task};
+use super::origin::{self, Source};
+use super::state;
+use super::stateco::{opt_c_string, opt_name, up_to_nul};
+use super::task::{Body, Park, Pool, Task};
 use super::transfer;
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
@@ -211,18 +212,13 @@ fn add(lua: Lua, pool: &Arc<Pool>, source: Source, first: c_int) -> Ret {
         Ok(args) => args,
         Err(msg) => return fail_msg(lua, msg.as_bytes()),
     };
-    let park = Arc::new(Park::default());
-    let link = state::TaskLink {
-        pool: Arc::as_ptr(pool) as *const c_void,
-        park: Arc::as_ptr(&park) as *const c_void,
-    };
-    match state::create(lua, source, link) {
-        Ok(state) => {
+    match origin::prepare(lua, source) {
+        Ok((code, origin)) => {
             pool.push(Task {
-                state,
+                body: Body::New(code, origin),
                 args,
                 pool: pool.clone(),
-                park,
+                park: Arc::new(Park::default()),
             });
             lua.push_bool(true);
             Ok(1)
@@ -241,8 +237,8 @@ fn fail_msg(lua: Lua, msg: &[u8]) -> Ret {
 fn dostring(lua: Lua) -> Ret {
     let pool = check(lua, 1)?.pool.clone();
     let chunk = crate::memory::arg_bytes(lua, 2)?;
-    let name = opt_c_string(lua, 3)?.unwrap_or_else(|| c_string(chunk));
-    let mode = opt_c_string(lua, 4)?;
+    let name = opt_name(lua, 3)?.unwrap_or_else(|| up_to_nul(chunk));
+    let mode = opt_name(lua, 4)?;
     add(lua, &pool, Source::Text { chunk, name, mode }, 5)
 }
 

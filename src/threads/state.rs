@@ -3,39 +3,45 @@
 //!
 //! A new state has only `package` opened, without a `package` global but
 //! with the global `require`; `package.preload` holds the standard
-//! libraries, every `coutil` module, and a copy of the creator's preload
-//! loaders (C functions shared: a C function pointer is valid in every
-//! state of the process; Lua functions re-loaded from their `lua_dump`).
-//! Warnings start off (`luaL_newstate`'s handler, turned on by `@on`).
-//! The chunk is loaded on a new thread of the state, which runs it as a
-//! coroutine.
+//! libraries, every `coutil` module, and the creator's preload loaders
+//! ([`Origin`]). Warnings start off (`luaL_newstate`'s handler, turned on
+//! by `@on`). The chunk ([`Code`], compiled by the creator) is loaded on a
+//! new thread of the state, which runs it as a coroutine.
+//!
+//! A pool task's state is *watched* while it runs: a call hook removes
+//! itself at the first call made by the chunk. A chunk that returned
+//! without calling anything and left the globals as they were cannot have
+//! changed anything else a later chunk could see (no library is loaded,
+//! no metatable set, no finalizer pending), so the state can run another
+//! chunk of the same origin as if it were new ([`IndState::pristine`]).
 //!
 //! An [`IndState`] is owned by exactly one Rust value at a time and only
 //! used by the thread that holds it; it closes the state when dropped.
 
-use std::ffi::{CStr, CString, c_int, c_void};
+use std::ffi::{CStr, c_int, c_void};
+use std::sync::Arc;
 
+use super::origin::{self, Code, Loader, Origin, Source};
 use crate::lua::{Lua, ffi};
 
 /// An independent state and the thread that runs its chunk.
 pub struct IndState {
     main: *mut ffi::lua_State,
     co: *mut ffi::lua_State,
+    origin: Origin,
+    /// The global `require` of a new state.
+    require: *const c_void,
+    /// A task state keeps its last chunk loaded (in its registry) to run
+    /// it again.
+    loaded: Option<Arc<Code>>,
+    task: bool,
 }
 
 // SAFETY: a Lua state has no affinity to the OS thread that made it; an
 // IndState is the only handle to its state (nothing else keeps the
 // pointers) and is moved between threads as a whole, so at most one thread
-// uses the state at any time.
+// uses the state at any time. Its Origin is Send (plain data in Arcs).
 unsafe impl Send for IndState {}
-
-impl IndState {
-    /// The thread that runs the chunk.
-    pub fn co(&self) -> Lua {
-        // SAFETY: the thread is anchored in the registry of the live state.
-        unsafe { Lua::from_raw(self.co) }
-    }
-}
 
 impl Drop for IndState {
     fn drop(&mut self) {
@@ -44,33 +50,11 @@ impl Drop for IndState {
     }
 }
 
-/// Where the chunk comes from.
-pub enum Source<'a> {
-    Text {
-        chunk: &'a [u8],
-        name: CString,
-        mode: Option<CString>,
-    },
-    /// A file (`None`: standard input), as `luaL_loadfilex`.
-    File {
-        path: Option<CString>,
-        mode: Option<CString>,
-    },
-}
-
-/// A loader copied from the creator's `package.preload`.
-enum Loader {
-    Native(ffi::lua_CFunction),
-    Dumped(Vec<u8>),
-}
-
 struct Setup<'a> {
-    loaders: Vec<(Vec<u8>, Loader)>,
-    domain: u64,
+    origin: &'a Origin,
     task: TaskLink,
-    source: Source<'a>,
     co: *mut ffi::lua_State,
-    error: Option<Vec<u8>>,
+    require: *const c_void,
 }
 
 /// What a task state knows of its task: raw pointers to its pool and its
@@ -92,6 +76,7 @@ impl TaskLink {
 static POOL_KEY: u8 = 0;
 static PARK_KEY: u8 = 0;
 static BODY_KEY: u8 = 0;
+static CHUNK_KEY: u8 = 0;
 
 const STANDARD: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"_G", ffi::luaopen_base),
@@ -105,51 +90,203 @@ const STANDARD: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"debug", ffi::luaopen_debug),
 ];
 
-/// Makes an independent state of `creator` with `source` loaded. `task`
-/// is stored for [`task_pool`] and [`task_park`]. A load error returns its
-/// message.
-pub fn create(creator: Lua, source: Source, task: TaskLink) -> Result<IndState, Vec<u8>> {
-    crate::pin_library();
-    let mut setup = Setup {
-        loaders: loaders_of(creator),
-        domain: super::domain_of(creator),
-        task,
-        source,
-        co: std::ptr::null_mut(),
-        error: None,
-    };
-    // SAFETY: a new state used only here; `init` runs protected and only
-    // reads `setup` through the light userdata, which outlives the call.
-    unsafe {
-        let l = ffi::luaL_newstate();
-        if l.is_null() {
-            return Err(b"not enough memory".to_vec());
-        }
-        let mut state = IndState {
-            main: l,
+/// Makes an independent state of `creator` with `source` loaded, or
+/// returns the load error message.
+pub fn create(creator: Lua, source: Source) -> Result<IndState, Vec<u8>> {
+    let (code, origin) = origin::prepare(creator, source)?;
+    let mut state = IndState::new(&origin, TaskLink::NONE)?;
+    state.load(&code)?;
+    Ok(state)
+}
+
+const NO_MEMORY: &[u8] = b"not enough memory";
+
+impl IndState {
+    /// A new state inheriting `origin`, with `task` stored for
+    /// [`task_pool`] and [`task_park`]; its chunk is loaded by [`load`].
+    ///
+    /// [`load`]: IndState::load
+    pub fn new(origin: &Origin, task: TaskLink) -> Result<IndState, Vec<u8>> {
+        crate::pin_library();
+        let mut setup = Setup {
+            origin,
+            task,
             co: std::ptr::null_mut(),
+            require: std::ptr::null(),
         };
-        ffi::lua_pushcfunction(l, init);
-        ffi::lua_pushlightuserdata(l, &mut setup as *mut Setup as *mut c_void);
-        if ffi::lua_pcall(l, 1, 0, 0) != ffi::LUA_OK {
-            return Err(b"not enough memory".to_vec());
+        // SAFETY: a new state used only here; `init` runs protected and
+        // only reads `setup` through the light userdata, which outlives the
+        // call.
+        unsafe {
+            let l = ffi::luaL_newstate();
+            if l.is_null() {
+                return Err(NO_MEMORY.to_vec());
+            }
+            let mut state = IndState {
+                main: l,
+                co: std::ptr::null_mut(),
+                origin: origin.clone(),
+                require: std::ptr::null(),
+                loaded: None,
+                task: !task.pool.is_null(),
+            };
+            ffi::lua_pushcfunction(l, init);
+            ffi::lua_pushlightuserdata(l, &mut setup as *mut Setup as *mut c_void);
+            if ffi::lua_pcall(l, 1, 0, 0) != ffi::LUA_OK {
+                return Err(NO_MEMORY.to_vec());
+            }
+            state.co = setup.co;
+            state.require = setup.require;
+            Ok(state)
         }
-        if let Some(e) = setup.error {
-            return Err(e);
+    }
+
+    /// The thread that runs the chunk.
+    pub fn co(&self) -> Lua {
+        // SAFETY: the thread is anchored in the registry of the live state.
+        unsafe { Lua::from_raw(self.co) }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Puts the chunk on the (empty) stack of the thread that runs it.
+    pub fn load(&mut self, code: &Arc<Code>) -> Result<(), Vec<u8>> {
+        let bytes = code.bytes();
+        // SAFETY: the thread is ours and has room for two values (its
+        // stack is empty); a binary load runs protected and pushes one
+        // value; CHUNK_KEY exists in the registry, so setting it does not
+        // allocate.
+        unsafe {
+            if self.loaded.as_ref().is_some_and(|c| Arc::ptr_eq(c, code)) {
+                ffi::lua_rawgetp(self.co, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+                return Ok(());
+            }
+            let status = ffi::luaL_loadbufferx(
+                self.co,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                c"=?".as_ptr(),
+                c"b".as_ptr(),
+            );
+            if status != ffi::LUA_OK {
+                ffi::lua_settop(self.co, 0);
+                return Err(NO_MEMORY.to_vec());
+            }
+            if self.task {
+                ffi::lua_pushvalue(self.co, -1);
+                ffi::lua_rawsetp(self.co, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+                self.loaded = Some(code.clone());
+            }
         }
-        state.co = setup.co;
-        Ok(state)
+        Ok(())
+    }
+
+    /// Stores the parking slot of the task about to run in this state.
+    pub fn set_park(&self, park: *const c_void) {
+        // SAFETY: registry write with a private key; a state whose task
+        // link was set at creation already has this key, so no allocation.
+        unsafe {
+            ffi::lua_pushlightuserdata(self.main, park as *mut c_void);
+            ffi::lua_rawsetp(self.main, ffi::LUA_REGISTRYINDEX, key(&PARK_KEY));
+        }
+    }
+
+    /// Watches the chunk about to run for its first call.
+    pub fn watch(&self) {
+        // SAFETY: sets a hook on our own thread.
+        unsafe { ffi::lua_sethook(self.co, Some(first_call), ffi::LUA_MASKCALL, 0) }
+    }
+
+    /// After the watched chunk returned: can the state run another chunk
+    /// as if new? Then it is made ready for [`load`](IndState::load). The
+    /// kept chunk must also be as loaded: its first upvalue the globals,
+    /// the others nil.
+    pub fn pristine(&self) -> bool {
+        let l = self.main;
+        // SAFETY: reads our own state; lua_next on the raw globals table
+        // does not raise; the main thread's stack is empty between runs
+        // and always has room for 3 values.
+        unsafe {
+            let ours = ffi::lua_gethook(self.co)
+                .is_some_and(|h| std::ptr::fn_addr_eq(h, first_call as ffi::lua_Hook));
+            if !ours {
+                return false;
+            }
+            ffi::lua_sethook(self.co, None, 0, 0);
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+            ffi::lua_pushnil(l);
+            let only_require = ffi::lua_next(l, -2) != 0
+                && ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+                && Lua::from_raw(l).to_bytes(-2) == Some(b"require")
+                && ffi::lua_topointer(l, -1) == self.require
+                && {
+                    ffi::lua_pop(l, 1);
+                    ffi::lua_next(l, -2) == 0
+                }
+                && kept_chunk_fresh(l);
+            ffi::lua_settop(l, 0);
+            ffi::lua_settop(self.co, 0);
+            only_require
+        }
     }
 }
 
-fn registry_pointer(lua: Lua, key: &'static u8) -> *const c_void {
+/// Is the chunk kept in `l`'s registry as loaded, its first upvalue the
+/// globals table (at stack index 1), the others nil?
+///
+/// # Safety
+/// `l` is the main thread of an independent state, with the globals at 1
+/// and room for 2 more values.
+unsafe fn kept_chunk_fresh(l: *mut ffi::lua_State) -> bool {
+    // SAFETY: reads of the registry and of the function's upvalues.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+        if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
+            return true;
+        }
+        let chunk = ffi::lua_gettop(l);
+        for n in 1.. {
+            if ffi::lua_getupvalue(l, chunk, n).is_null() {
+                break;
+            }
+            let fresh = if n == 1 {
+                ffi::lua_rawequal(l, -1, 1) != 0
+            } else {
+                ffi::lua_isnil(l, -1) != 0
+            };
+            ffi::lua_pop(l, 1);
+            if !fresh {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The call hook of [`IndState::watch`]: removes itself at the first call
+/// other than the chunk's own start.
+unsafe extern "C-unwind" fn first_call(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls the hook with a valid state and activation record;
+    // lua_getstack only fills `caller`.
+    unsafe {
+        let mut caller = std::mem::MaybeUninit::<ffi::lua_Debug>::zeroed();
+        if (*ar).event == ffi::LUA_HOOKTAILCALL || ffi::lua_getstack(l, 1, caller.as_mut_ptr()) != 0
+        {
+            ffi::lua_sethook(l, None, 0, 0);
+        }
+    }
+}
+
+fn key(k: &'static u8) -> *const c_void {
+    k as *const u8 as *const c_void
+}
+
+fn registry_pointer(lua: Lua, k: &'static u8) -> *const c_void {
     // SAFETY: registry read with a private key.
     unsafe {
-        ffi::lua_rawgetp(
-            lua.raw(),
-            ffi::LUA_REGISTRYINDEX,
-            key as *const u8 as *const c_void,
-        );
+        ffi::lua_rawgetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(k));
         let p = ffi::lua_touserdata(lua.raw(), -1);
         ffi::lua_pop(lua.raw(), 1);
         p
@@ -171,65 +308,18 @@ pub fn is_body(lua: Lua) -> bool {
     registry_pointer(lua, &BODY_KEY) == lua.raw() as *const c_void
 }
 
-unsafe extern "C-unwind" fn writer(
-    _l: *mut ffi::lua_State,
-    p: *const c_void,
-    size: usize,
-    ud: *mut c_void,
-) -> c_int {
-    // SAFETY: `ud` is the Vec given to lua_dump below; `p` points to
-    // `size` bytes.
-    unsafe {
-        let buf = &mut *(ud as *mut Vec<u8>);
-        buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, size));
-    }
-    0
-}
-
-/// The string-keyed function entries of `creator`'s `package.preload`.
-fn loaders_of(creator: Lua) -> Vec<(Vec<u8>, Loader)> {
-    let l = creator.raw();
-    let mut loaders = Vec::new();
-    if creator.check_stack(4).is_err() {
-        return loaders;
-    }
-    // SAFETY: raw reads of the registry's preload table (lua_getfield on
-    // the registry and lua_next with raw keys do not raise); lua_dump only
-    // calls `writer`, which appends to a Vec of ours.
-    unsafe {
-        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE) == ffi::LUA_TTABLE {
-            ffi::lua_pushnil(l);
-            while ffi::lua_next(l, -2) != 0 {
-                if ffi::lua_type(l, -2) == ffi::LUA_TSTRING
-                    && ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION
-                {
-                    let name = creator.to_bytes(-2).unwrap_or_default().to_vec();
-                    if ffi::lua_iscfunction(l, -1) != 0 {
-                        if let Some(f) = ffi::lua_tocfunction(l, -1) {
-                            loaders.push((name, Loader::Native(f)));
-                        }
-                    } else {
-                        let mut code = Vec::new();
-                        let data = &mut code as *mut Vec<u8> as *mut c_void;
-                        if ffi::lua_dump(l, writer, data, 0) == 0 {
-                            loaders.push((name, Loader::Dumped(code)));
-                        }
-                    }
-                }
-                ffi::lua_pop(l, 1);
-            }
-        }
-        ffi::lua_pop(l, 1);
-    }
-    loaders
-}
-
 unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by lua_pcall in `create` with the Setup pointer; every
-    // value below is plain data or borrowed from `setup`, so a memory error
-    // longjmp skips no destructor.
+    // SAFETY: called by lua_pcall in `IndState::new` with the Setup
+    // pointer; every value below is plain data or borrowed from `setup`,
+    // so a memory error longjmp skips no destructor.
     unsafe {
         let setup = &mut *(ffi::lua_touserdata(l, 1) as *mut Setup);
+        let loaders = &setup.origin.preload.loaders;
+        // The preload table made at its final size, before `package`
+        // (which takes the one in the registry).
+        let size = STANDARD.len() + crate::MODULES.len() + loaders.len();
+        ffi::lua_createtable(l, 0, size as c_int);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
         ffi::luaL_requiref(l, c"package".as_ptr(), ffi::luaopen_package, 0);
         ffi::lua_settop(l, 0);
         ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
@@ -237,7 +327,7 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_pushcfunction(l, *f);
             ffi::lua_setfield(l, 1, name.as_ptr());
         }
-        for (name, loader) in &setup.loaders {
+        for (name, loader) in loaders {
             ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
             match loader {
                 Loader::Native(f) => ffi::lua_pushcfunction(l, *f),
@@ -258,43 +348,26 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_rawset(l, 1);
         }
         ffi::lua_settop(l, 0);
-        super::set_domain(Lua::from_raw(l), setup.domain);
+        super::set_domain(Lua::from_raw(l), setup.origin.domain);
+        ffi::lua_getglobal(l, c"require".as_ptr());
+        setup.require = ffi::lua_topointer(l, -1);
+        ffi::lua_settop(l, 0);
         let co = ffi::lua_newthread(l);
         ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let link = setup.task;
-        for (key, p) in [
+        for (k, p) in [
             (&POOL_KEY, link.pool),
             (&PARK_KEY, link.park),
             (&BODY_KEY, co as *const c_void),
         ] {
             if !p.is_null() {
                 ffi::lua_pushlightuserdata(l, p as *mut c_void);
-                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key as *const u8 as *const c_void);
+                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(k));
             }
         }
-        let status = match &setup.source {
-            Source::Text { chunk, name, mode } => ffi::luaL_loadbufferx(
-                l,
-                chunk.as_ptr().cast(),
-                chunk.len(),
-                name.as_ptr(),
-                mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
-            ),
-            Source::File { path, mode } => ffi::luaL_loadfilex(
-                l,
-                path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-                mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
-            ),
-        };
-        if status == ffi::LUA_OK {
-            ffi::lua_xmove(l, co, 1);
-            setup.co = co;
-        } else {
-            let msg = Lua::from_raw(l)
-                .to_bytes(-1)
-                .unwrap_or(b"(error object is not a string)");
-            setup.error = Some(msg.to_vec());
-        }
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+        setup.co = co;
     }
     0
 }

@@ -12,7 +12,8 @@
 use std::ffi::{CString, c_int};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::state::{self, IndState, Source};
+use super::origin::Source;
+use super::state::{self, IndState};
 use super::transfer::{self, Value};
 use crate::lua::awaiting::{self, Await};
 use crate::lua::class::{self, Class, Object};
@@ -92,26 +93,32 @@ pub fn open(lua: Lua) -> c_int {
     1
 }
 
-/// A C string of `bytes` up to its first NUL (as Lua reads chunk names).
-pub fn c_string(bytes: &[u8]) -> CString {
+/// `bytes` up to its first NUL (as Lua reads chunk names and modes).
+pub fn up_to_nul(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    CString::new(&bytes[..end]).unwrap_or_default()
+    &bytes[..end]
 }
 
-/// An optional string argument as a C string (`string expected` else).
-pub fn opt_c_string(lua: Lua, i: c_int) -> Result<Option<CString>, Error> {
+/// An optional string argument up to its first NUL (`string expected`
+/// else).
+pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
     if lua.is_none_or_nil(i) {
         return Ok(None);
     }
     if lua.type_of(i) != ffi::LUA_TSTRING && lua.type_of(i) != ffi::LUA_TNUMBER {
         return Err(Error::Type(i, c"string"));
     }
-    Ok(lua.to_bytes(i).map(c_string))
+    Ok(lua.to_bytes(i).map(up_to_nul))
+}
+
+/// [`opt_name`] as a C string.
+pub fn opt_c_string(lua: Lua, i: c_int) -> Result<Option<CString>, Error> {
+    Ok(opt_name(lua, i)?.map(|s| CString::new(s).unwrap_or_default()))
 }
 
 /// Pushes a new state coroutine for `source`, or `false, msg`.
 fn push_new(lua: Lua, source: Source) -> Ret {
-    match state::create(lua, source, state::TaskLink::NONE) {
+    match state::create(lua, source) {
         Ok(st) => {
             let inner = Inner {
                 state: Some(st),
@@ -138,8 +145,8 @@ fn push_new(lua: Lua, source: Source) -> Ret {
 /// co | false, msg = coroutine.load(chunk [, chunkname [, mode]])
 fn load(lua: Lua) -> Ret {
     let chunk = crate::memory::arg_bytes(lua, 1)?;
-    let name = opt_c_string(lua, 2)?.unwrap_or_else(|| c_string(chunk));
-    let mode = opt_c_string(lua, 3)?;
+    let name = opt_name(lua, 2)?.unwrap_or_else(|| up_to_nul(chunk));
+    let mode = opt_name(lua, 3)?;
     push_new(lua, Source::Text { chunk, name, mode })
 }
 

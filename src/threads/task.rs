@@ -10,25 +10,33 @@
 //! calls the matcher.
 
 use std::collections::VecDeque;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::channel;
 use super::matcher::{self, Pending};
-use super::state::IndState;
+use super::origin::{Code, Origin};
+use super::state::{IndState, TaskLink};
 use super::transfer::{self, Value};
 use crate::lua::{Lua, ffi};
 
 /// A chunk to run in a pool, with the values for its next resume.
 pub struct Task {
-    pub state: IndState,
+    pub body: Body,
     pub args: Vec<Value>,
     /// Keeps the pool alive for `threads.create()` in the task, which finds
     /// it through a raw pointer in the task state's registry.
     pub pool: Arc<Pool>,
     /// Same for `system.run` and `system.awaitch` in the task.
     pub park: Arc<Park>,
+}
+
+/// The state of a task: made by the worker that first runs it.
+pub enum Body {
+    New(Arc<Code>, Origin),
+    Started(IndState),
 }
 
 /// Parking of a task whose `system.run` waits only for `awaitch` calls
@@ -108,11 +116,21 @@ pub struct Queue {
     parked: Vec<Arc<Park>>,
     /// Freed: every thread exits.
     closed: bool,
+    /// Threads waiting for work, and how many of them were signalled.
+    idle: usize,
+    signalled: usize,
+    /// Threads waiting in `free`.
+    closers: usize,
 }
 
 impl Queue {
     pub fn tasks(&self) -> usize {
         self.running + self.pending.len() + self.suspended
+    }
+
+    /// Has a thread waiting in `free` something to see?
+    fn closers_due(&self) -> bool {
+        self.closers > 0 && (self.tasks() == 0 || self.actual == 0)
     }
 }
 
@@ -123,9 +141,21 @@ pub struct Pool {
     /// Signalled for threads: a task was queued, or the thread count
     /// changed.
     work: Condvar,
-    /// Signalled for closers: a task ended or a thread exited.
+    /// Signalled for closers when the pool has no tasks or no threads.
     changed: Condvar,
+    /// Tasks ever queued: a thread out of work watches it for a while
+    /// before it sleeps.
+    pushes: AtomicU64,
+    /// Whether a thread is watching `pushes`: only one at a time, so that
+    /// watching threads do not take the processors from the ones queuing
+    /// tasks.
+    watching: AtomicBool,
 }
+
+/// How long a thread out of work waits for a new task before it sleeps:
+/// a task queued meanwhile then costs its caller no system call, and the
+/// thread no wake-up.
+const SPIN: Duration = Duration::from_micros(20);
 
 static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -136,6 +166,8 @@ impl Pool {
             queue: Mutex::default(),
             work: Condvar::new(),
             changed: Condvar::new(),
+            pushes: AtomicU64::new(0),
+            watching: AtomicBool::new(false),
         })
     }
 
@@ -184,10 +216,31 @@ impl Pool {
     pub fn push(self: &Arc<Pool>, task: Task) {
         let mut q = self.lock();
         q.pending.push_back(task);
+        self.pushes.fetch_add(1, Ordering::Relaxed);
         // A thread that cannot start leaves the task to an existing one.
         let _ = self.on_demand(&mut q);
+        // One sleeping thread per pending task a watching thread will not
+        // take, and no system call when every thread is busy or already
+        // signalled.
+        let watching = self.watching.load(Ordering::Relaxed) as usize;
+        let wake = q.idle > q.signalled && q.pending.len() > watching;
+        if wake {
+            q.signalled += 1;
+        }
         drop(q);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Releases the lock, then wakes the threads waiting in `free` if
+    /// what they wait for happened.
+    fn tell_closers(&self, q: MutexGuard<'_, Queue>) {
+        let closers = q.closers_due();
+        drop(q);
+        if closers {
+            self.changed.notify_all();
+        }
     }
 
     /// A suspended task was matched: queue it with the results of its yield.
@@ -197,7 +250,7 @@ impl Pool {
         task.args.extend(peer);
         self.lock().suspended -= 1;
         self.push(task);
-        self.changed.notify_all();
+        self.tell_closers(self.lock());
     }
 
     /// Blocks until the pool has no tasks or no threads, then frees it:
@@ -205,7 +258,9 @@ impl Pool {
     pub fn free(&self) {
         let mut q = self.lock();
         while q.tasks() > 0 && q.actual > 0 {
+            q.closers += 1;
             q = self.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.closers -= 1;
         }
         q.closed = true;
         drop(q);
@@ -227,27 +282,50 @@ impl Pool {
     }
 
     fn work_loop(self: Arc<Pool>) {
+        // A state left pristine by its task, for the next task.
+        let mut spare = None;
+        let mut spin = false;
+        // SAFETY: reads this thread's scheduling policy.
+        let normal = unsafe { libc::sched_getscheduler(0) } == libc::SCHED_OTHER;
         let mut q = self.lock();
         loop {
             if q.closed || q.actual > q.expected {
                 q.actual -= 1;
-                drop(q);
-                self.changed.notify_all();
+                self.tell_closers(q);
                 return;
             }
             let Some(task) = q.pending.pop_front() else {
-                q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                if std::mem::take(&mut spin) {
+                    let seen = self.pushes.load(Ordering::Relaxed);
+                    drop(q);
+                    self.watch_pushes(seen);
+                    q = self.lock();
+                    continue;
+                }
+                q.idle += 1;
+                q = batch_while(normal, || {
+                    self.work.wait(q).unwrap_or_else(|e| e.into_inner())
+                });
+                q.idle -= 1;
+                q.signalled = q.signalled.saturating_sub(1);
                 continue;
             };
             q.running += 1;
+            spin = true;
             drop(q);
-            let after = run(task);
+            let after = self.run(task, &mut spare);
             q = self.lock();
             q.running -= 1;
             match after {
-                After::Ended(task) => {
+                After::Ended(task, clean) => {
                     drop(q);
-                    drop(task); // closes its state without the lock
+                    // Closes its state without the lock, or keeps it.
+                    if let Body::Started(state) = task.body
+                        && clean
+                        && state.pristine()
+                    {
+                        spare = Some(state);
+                    }
                     q = self.lock();
                 }
                 After::Requeue(task) => q.pending.push_back(task),
@@ -265,8 +343,63 @@ impl Pool {
                     q = self.lock();
                 }
             }
-            self.changed.notify_all();
+            if q.closers_due() {
+                self.changed.notify_all();
+            }
         }
+    }
+
+    /// Returns when a task was queued since `pushes` was `seen`, or after
+    /// [`SPIN`].
+    fn watch_pushes(&self, seen: u64) {
+        if self.watching.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let start = Instant::now();
+        'watch: loop {
+            for _ in 0..64 {
+                if self.pushes.load(Ordering::Relaxed) != seen {
+                    break 'watch;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                break;
+            }
+        }
+        self.watching.store(false, Ordering::Relaxed);
+    }
+
+    /// Gives `task` its state: the spare one if it has the same origin,
+    /// else a new one; false if it cannot be made (no memory).
+    fn start(self: &Arc<Pool>, task: &mut Task, spare: &mut Option<IndState>) -> bool {
+        let Body::New(code, origin) = &task.body else {
+            return true;
+        };
+        let park = Arc::as_ptr(&task.park) as *const c_void;
+        let mut state = match spare.take() {
+            Some(state) if state.origin().same(origin) => {
+                state.set_park(park);
+                state
+            }
+            other => {
+                drop(other);
+                let link = TaskLink {
+                    pool: Arc::as_ptr(self) as *const c_void,
+                    park,
+                };
+                match IndState::new(origin, link) {
+                    Ok(state) => state,
+                    Err(_) => return false,
+                }
+            }
+        };
+        if state.load(code).is_err() {
+            return false;
+        }
+        state.watch();
+        task.body = Body::Started(state);
+        true
     }
 
     fn park(self: &Arc<Pool>, task: Task) {
@@ -278,7 +411,7 @@ impl Pool {
             q.parked.retain(|p| !Arc::ptr_eq(p, &task.park));
             drop(q);
             pool.push(task);
-            pool.changed.notify_all();
+            pool.tell_closers(pool.lock());
         });
         if let Some(requeue) = park.park(requeue) {
             requeue();
@@ -293,7 +426,7 @@ impl Pool {
         ep: matcher::Endpoint,
         values: Vec<Value>,
     ) {
-        let domain = super::domain_of(task.state.co());
+        let domain = task.origin().domain;
         let pool = self.clone();
         let pending = Pending {
             key: matcher::next_key(),
@@ -305,11 +438,33 @@ impl Pool {
     }
 }
 
+/// Runs `wait` (a pool thread waiting for work) under the SCHED_BATCH
+/// policy if the thread has the normal one (`normal`): a batch thread
+/// woken up does not preempt the one that woke it, so the thread queuing
+/// tasks keeps its processor while the woken thread takes an idle one (or
+/// runs at the next scheduler tick). Tasks run under the normal policy, so
+/// processes they start do not inherit the batch one.
+fn batch_while<T>(normal: bool, wait: impl FnOnce() -> T) -> T {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: changes this thread's policy between the two normal ones
+    // (priority 0 is the only one they accept).
+    unsafe {
+        if normal {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
+        }
+        let woken = wait();
+        if normal {
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        }
+        woken
+    }
+}
+
 /// The parking slot of the task running in `lua`'s state, if any.
 pub fn park_ref<'a>(lua: Lua) -> Option<&'a Park> {
     let p = super::state::task_park(lua) as *const Park;
-    // SAFETY: stored by `state::create` for a task, whose `park` Arc lives
-    // as long as the task's state (the one running this call).
+    // SAFETY: stored by `Pool::start` for the task running in the state
+    // (the one running this call), whose `park` Arc lives as long as it.
     unsafe { p.as_ref() }
 }
 
@@ -328,21 +483,45 @@ pub fn park_arc(lua: Lua) -> Option<Arc<Park>> {
 
 /// What a worker does with a task after resuming it.
 enum After {
-    Ended(Task),
+    /// The task ended; true if its chunk returned.
+    Ended(Task, bool),
     Requeue(Task),
     /// `system.run` in the task waits only for `awaitch` calls.
     Park(Task),
     Await(Task, Vec<u8>, matcher::Endpoint, Vec<Value>),
 }
 
-/// Resumes `task` until it ends or yields something that releases the
-/// thread.
-fn run(mut task: Task) -> After {
+impl Task {
+    fn origin(&self) -> &Origin {
+        match &self.body {
+            Body::New(_, origin) => origin,
+            Body::Started(state) => state.origin(),
+        }
+    }
+}
+
+impl Pool {
+    /// Resumes `task` until it ends or yields something that releases the
+    /// thread.
+    fn run(self: &Arc<Pool>, mut task: Task, spare: &mut Option<IndState>) -> After {
+        if !self.start(&mut task, spare) {
+            return After::Ended(task, false);
+        }
+        let Body::Started(state) = &task.body else {
+            return After::Ended(task, false);
+        };
+        let co = state.co();
+        resume(task, co)
+    }
+}
+
+/// Resumes `task`, whose chunk runs in `co`, until it ends or yields
+/// something that releases the thread.
+fn resume(mut task: Task, co: Lua) -> After {
     loop {
-        let co = task.state.co();
         let args = std::mem::take(&mut task.args);
         if transfer::push(co, &args).is_err() {
-            return After::Ended(task);
+            return After::Ended(task, false);
         }
         let mut nres = 0;
         // SAFETY: this worker holds the task, so nothing else uses its
@@ -356,7 +535,7 @@ fn run(mut task: Task) -> After {
             )
         };
         match status {
-            ffi::LUA_OK => return After::Ended(task),
+            ffi::LUA_OK => return After::Ended(task, true),
             ffi::LUA_YIELD => {
                 let first = co.top() - nres + 1;
                 if nres == 0 && task.park.requested.swap(false, Ordering::Relaxed) {
@@ -384,7 +563,7 @@ fn run(mut task: Task) -> After {
                     None => text.extend_from_slice(b"(error object is not a string)"),
                 }
                 co.warn(&text);
-                return After::Ended(task);
+                return After::Ended(task, false);
             }
         }
     }

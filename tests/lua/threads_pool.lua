@@ -147,6 +147,8 @@ T.case("suspended tasks release their thread; other yields re-queue", function()
 	]])
 	local got = receive("results", 1)
 	T.same({ n = 2, "requeued", 0 }, table.unpack(got[1], 1, got[1].n))
+	-- the sender ends after the exchange, on its own thread
+	waitfor(function() return pool:count("n") == 1 end)
 	T.same({ 1, 1, 0, 0 }, pool:count("nsrp"))
 	T.same({ true }, channel.getnames().park)
 	T.same({ true }, sync("park", "out"))
@@ -333,6 +335,80 @@ T.case("task errors end the task; the pool goes on", function()
 	pool:dostring('require("coroutine").yield("after", "out", "still working")')
 	local got = receive("after", 1)
 	T.same({ n = 1, "still working" }, table.unpack(got[1], 1, got[1].n))
+	idle(pool)
+	pool:close()
+end)
+
+-- A task that makes no call and leaves the globals alone may leave its
+-- state to the next task of its thread; whatever a task does, the next one
+-- must find a new state.
+T.case("every task gets a fresh state, even after tasks that made no call", function()
+	local pool = threads.create(1)
+	local report = [[
+		local coroutine = require "coroutine"
+		coroutine.yield("fresh", "out", leaked == nil, require("debug").gethook())
+	]]
+	local chunk = [[
+		local mode = ...
+		if mode == "global" then leaked = true return end
+		if mode == "env" then _ENV = { leaked = true } return end
+		if mode == "loop" then local n = 0 for i = 1, 1000 do n = n + i end return n end
+		local coroutine = require "coroutine"
+		coroutine.yield("fresh", "out", leaked == nil, require("debug").gethook())
+	]]
+	for _, mode in ipairs { "loop", "global", "loop", "env", "loop", "report" } do
+		assert(pool:dostring(chunk, "=fresh", "t", mode))
+		assert(pool:dostring(report, "=report"))
+	end
+	-- a binary chunk whose second upvalue a task changes without a call
+	local later
+	local function upvalues(mode)
+		local req = require
+		if mode == "set" then later = true return end
+		req("coroutine").yield("fresh", "out", later == nil, req("debug").gethook())
+	end
+	local dumped = string.dump(upvalues)
+	for _, mode in ipairs { "set", "report", "set", "set", "report" } do
+		assert(pool:dostring(dumped, "=upvalues", "b", mode))
+	end
+	local got = receive("fresh", 9)
+	for i = 1, 9 do T.same({ n = 2, true, nil }, table.unpack(got[i], 1, got[i].n)) end
+	idle(pool)
+	pool:close()
+	local _ = later
+end)
+
+T.case("chunks are compiled per name and mode; the preload copy follows changes", function()
+	local pool = threads.create(1)
+	local chunk = [[
+		local name = ...
+		local ok, loaded = require("_G").pcall(require, "test.changing")
+		require("coroutine").yield("compiled", "out", require("debug").getinfo(1, "S").source,
+			ok and loaded or "missing")
+	]]
+	local preload = package.preload
+	preload["test.changing"] = function() return "first" end
+	assert(pool:dostring(chunk, "=one", "t"))
+	assert(pool:dostring(chunk, "=one", "t"))
+	preload["test.changing"] = function() return "second" end
+	assert(pool:dostring(chunk, "=two", "t"))
+	preload["test.changing"] = string.upper
+	assert(pool:dostring(chunk, "=one", "bt"))
+	preload["test.changing"] = nil
+	assert(pool:dostring(chunk, "=three"))
+	local got = receive("compiled", 5)
+	T.same({ n = 2, "=one", "first" }, table.unpack(got[1], 1, got[1].n))
+	T.same({ n = 2, "=one", "first" }, table.unpack(got[2], 1, got[2].n))
+	T.same({ n = 2, "=two", "second" }, table.unpack(got[3], 1, got[3].n))
+	T.same({ n = 2, "=one", "TEST.CHANGING" }, table.unpack(got[4], 1, got[4].n))
+	T.same({ n = 2, "=three", "missing" }, table.unpack(got[5], 1, got[5].n))
+	local binary = string.dump(function() end)
+	T.same({ true }, pool:dostring(binary, "=bin", "b"))
+	T.same({ false, "attempt to load a binary chunk (mode is 't')" }, pool:dostring(binary, "=bin", "t"))
+	T.same({ false, [[[string "return +"]:1: unexpected symbol near '+']] },
+		pool:dostring("return +"))
+	T.same({ false, [[[string "return +"]:1: unexpected symbol near '+']] },
+		pool:dostring("return +"))
 	idle(pool)
 	pool:close()
 end)

@@ -1,0 +1,343 @@
+//! What an independent state takes from the state that creates it (spec
+//! threads.md §1): the chunk, compiled by the creator so that load errors
+//! are reported at once, and the creator's `package.preload` loaders.
+//!
+//! Both are plain Rust data ([`Code`], [`Origin`]) so that the state can be
+//! built later on another thread (pool tasks are built by the worker that
+//! runs them). Both are cached in the creator's registry: text chunks by
+//! their bytes, name and mode (a pool commonly runs one chunk many times),
+//! and the preload copy until the preload table changes. The check for a
+//! change walks the table and compares every loader's name and function
+//! by address; the cache keeps those names and functions alive, so an
+//! address seen before cannot come back as another value.
+
+use std::ffi::{CString, c_int, c_void};
+use std::sync::Arc;
+
+use super::matcher::Domain;
+use crate::lua::class::{self, Class, Object};
+use crate::lua::{Lua, ffi};
+
+/// A compiled main chunk: the `lua_dump` of the creator's load.
+pub struct Code(Box<[u8]>);
+
+impl Code {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Where the chunk comes from (names and modes end at their first NUL,
+/// as Lua reads them).
+pub enum Source<'a> {
+    Text {
+        chunk: &'a [u8],
+        name: &'a [u8],
+        mode: Option<&'a [u8]>,
+    },
+    /// A file (`None`: standard input), as `luaL_loadfilex`.
+    File {
+        path: Option<CString>,
+        mode: Option<CString>,
+    },
+}
+
+/// A loader copied from the creator's `package.preload`.
+pub enum Loader {
+    /// A C function: its pointer is valid in every state of the process.
+    Native(ffi::lua_CFunction),
+    /// A Lua function, re-loaded from its dump.
+    Dumped(Box<[u8]>),
+}
+
+/// The creator's string-keyed preload functions.
+pub struct Preload {
+    pub loaders: Vec<(Box<[u8]>, Loader)>,
+}
+
+/// What a new state inherits besides its chunk.
+#[derive(Clone)]
+pub struct Origin {
+    pub preload: Arc<Preload>,
+    /// Channel names are shared within a domain.
+    pub domain: Domain,
+}
+
+impl Origin {
+    /// Would a state made for `self` be the same as one made for `other`?
+    pub fn same(&self, other: &Origin) -> bool {
+        Arc::ptr_eq(&self.preload, &other.preload) && self.domain == other.domain
+    }
+}
+
+/// Text chunks kept compiled per creator state.
+const CHUNKS: usize = 8;
+
+struct Compiled {
+    chunk: Box<[u8]>,
+    name: Box<[u8]>,
+    mode: Option<Box<[u8]>>,
+    code: Arc<Code>,
+}
+
+/// The caches of a creator state, in its registry.
+struct Cache {
+    /// Addresses of the names and functions of the preload copy, in
+    /// table order.
+    marks: Vec<(usize, usize)>,
+    origin: Option<Origin>,
+    /// The state's channel domain.
+    domain: Option<Domain>,
+    /// Most recently used first.
+    chunks: Vec<Compiled>,
+}
+
+impl Object for Cache {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:origins",
+        methods: &[],
+        meta: &[],
+    };
+}
+
+static CACHE_KEY: u8 = 0;
+static ANCHOR_KEY: u8 = 0;
+
+fn key(k: &'static u8) -> *const c_void {
+    k as *const u8 as *const c_void
+}
+
+/// The cache of `lua`'s state, made on first use.
+fn cache<'a>(lua: Lua) -> Option<&'a mut Cache> {
+    let l = lua.raw();
+    lua.check_stack(2).ok()?;
+    // SAFETY: registry access with a private key, where only a Cache
+    // object is ever stored (so the userdata there holds an Option<Cache>,
+    // see `class::push`); it lives until the state closes.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&CACHE_KEY));
+        let found = (ffi::lua_touserdata(l, -1) as *mut Option<Cache>)
+            .as_mut()
+            .and_then(|c| c.as_mut());
+        ffi::lua_pop(l, 1);
+        if found.is_some() {
+            return found;
+        }
+        let slot = class::push(
+            lua,
+            Cache {
+                marks: Vec::new(),
+                origin: None,
+                domain: None,
+                chunks: Vec::new(),
+            },
+        );
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&CACHE_KEY));
+        slot.as_mut()
+    }
+}
+
+unsafe extern "C-unwind" fn writer(
+    _l: *mut ffi::lua_State,
+    p: *const c_void,
+    size: usize,
+    ud: *mut c_void,
+) -> c_int {
+    // SAFETY: `ud` is the Vec given to lua_dump by `dump`; `p` points to
+    // `size` bytes.
+    unsafe {
+        let buf = &mut *(ud as *mut Vec<u8>);
+        buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, size));
+    }
+    0
+}
+
+/// The dump of the Lua function on top of `lua`'s stack.
+fn dump(lua: Lua) -> Box<[u8]> {
+    let mut code = Vec::new();
+    // SAFETY: lua_dump only calls `writer`, which appends to our Vec.
+    unsafe {
+        ffi::lua_dump(
+            lua.raw(),
+            writer,
+            &mut code as *mut Vec<u8> as *mut c_void,
+            0,
+        );
+    }
+    code.into_boxed_slice()
+}
+
+/// What a new state made now by `lua`'s state for `source` is made of:
+/// the compiled chunk and the origin; or the load error message.
+pub fn prepare(lua: Lua, source: Source) -> Result<(Arc<Code>, Origin), Vec<u8>> {
+    let Some(cache) = cache(lua).filter(|_| lua.check_stack(5).is_ok()) else {
+        return Err(b"not enough memory".to_vec());
+    };
+    Ok((compile(lua, cache, source)?, origin(lua, cache)))
+}
+
+fn c_string(bytes: &[u8]) -> CString {
+    CString::new(bytes).unwrap_or_default()
+}
+
+/// Compiles `source` in `lua`'s state, or returns the load error message.
+fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec<u8>> {
+    if let Source::Text { chunk, name, mode } = &source {
+        let hit = cache.chunks.iter().position(|c| {
+            c.chunk[..] == chunk[..] && c.name[..] == name[..] && c.mode.as_deref() == *mode
+        });
+        if let Some(i) = hit {
+            let code = cache.chunks[i].code.clone();
+            cache.chunks[..=i].rotate_right(1);
+            return Ok(code);
+        }
+    }
+    let l = lua.raw();
+    // SAFETY: the load functions run protected and push one value.
+    let status = unsafe {
+        match &source {
+            Source::Text { chunk, name, mode } => ffi::luaL_loadbufferx(
+                l,
+                chunk.as_ptr().cast(),
+                chunk.len(),
+                c_string(name).as_ptr(),
+                mode.map(c_string)
+                    .as_ref()
+                    .map_or(std::ptr::null(), |m| m.as_ptr()),
+            ),
+            Source::File { path, mode } => ffi::luaL_loadfilex(
+                l,
+                path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+            ),
+        }
+    };
+    let result = if status == ffi::LUA_OK {
+        Ok(Arc::new(Code(dump(lua))))
+    } else {
+        let msg = lua
+            .to_bytes(-1)
+            .unwrap_or(b"(error object is not a string)");
+        Err(msg.to_vec())
+    };
+    lua.set_top(lua.top() - 1);
+    if let (Ok(code), Source::Text { chunk, name, mode }) = (&result, source) {
+        cache.chunks.truncate(CHUNKS - 1);
+        cache.chunks.insert(
+            0,
+            Compiled {
+                chunk: chunk.into(),
+                name: name.into(),
+                mode: mode.map(Into::into),
+                code: code.clone(),
+            },
+        );
+    }
+    result
+}
+
+/// Calls `each(name, function)` for the string-keyed functions of the
+/// table on top of `lua`'s stack, in table order; stops when it returns
+/// false.
+fn walk(lua: Lua, mut each: impl FnMut(c_int, c_int) -> bool) {
+    let l = lua.raw();
+    // SAFETY: lua_next with the raw keys it returns does not raise; the
+    // callback gets the stack indices of the key and the value.
+    unsafe {
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, -2) != 0 {
+            if ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+                && ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION
+                && !each(lua.top() - 1, lua.top())
+            {
+                ffi::lua_pop(l, 2);
+                return;
+            }
+            ffi::lua_pop(l, 1);
+        }
+    }
+}
+
+fn address(lua: Lua, i: c_int) -> usize {
+    // SAFETY: reads a stack slot.
+    unsafe { ffi::lua_topointer(lua.raw(), i) as usize }
+}
+
+/// What a state made now by `lua`'s state inherits from it.
+fn origin(lua: Lua, cache: &mut Cache) -> Origin {
+    let domain = *cache.domain.get_or_insert_with(|| super::domain_of(lua));
+    let l = lua.raw();
+    // SAFETY: getfield on the registry does not raise (no metatable).
+    unsafe { ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE) };
+    let is_table = lua.type_of(-1) == ffi::LUA_TTABLE;
+    if let Some(origin) = cache.origin.as_ref().filter(|o| o.domain == domain) {
+        let mut seen = 0;
+        let mut same = is_table;
+        if is_table {
+            walk(lua, |k, v| {
+                same = cache.marks.get(seen) == Some(&(address(lua, k), address(lua, v)));
+                seen += 1;
+                same
+            });
+        }
+        if same && seen == cache.marks.len() {
+            lua.set_top(lua.top() - 1);
+            return origin.clone();
+        }
+    }
+    // First a new table anchors every name and function of the copy
+    // (stack: preload, anchor); a memory error there skips no Rust value.
+    // SAFETY: rawset into a new table only raises on memory exhaustion.
+    unsafe {
+        ffi::lua_createtable(l, 0, 0);
+        if is_table {
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, -3) != 0 {
+                ffi::lua_pushvalue(l, -2);
+                ffi::lua_insert(l, -2);
+                ffi::lua_rawset(l, -4);
+            }
+        }
+    }
+    // Then the marks in the preload table's order, and the copy, without
+    // any allocation in Lua.
+    cache.marks.clear();
+    // SAFETY: pushes the preload table again (stack space checked above).
+    unsafe { ffi::lua_pushvalue(l, -2) };
+    if is_table {
+        walk(lua, |k, v| {
+            cache.marks.push((address(lua, k), address(lua, v)));
+            true
+        });
+    }
+    lua.set_top(lua.top() - 1);
+    let mut loaders = Vec::new();
+    walk(lua, |k, v| {
+        // SAFETY: the value at `v` is a Lua or C function; lua_dump of a
+        // Lua function does not allocate in Lua.
+        let loader = unsafe {
+            match ffi::lua_tocfunction(l, v) {
+                Some(f) if ffi::lua_iscfunction(l, v) != 0 => Loader::Native(f),
+                _ => {
+                    ffi::lua_pushvalue(l, v);
+                    let code = dump(lua);
+                    ffi::lua_pop(l, 1);
+                    Loader::Dumped(code)
+                }
+            }
+        };
+        loaders.push((lua.to_bytes(k).unwrap_or_default().into(), loader));
+        true
+    });
+    // SAFETY: the anchor replaces the previous one (stack: preload, anchor).
+    unsafe {
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&ANCHOR_KEY));
+        ffi::lua_pop(l, 1);
+    }
+    let origin = Origin {
+        preload: Arc::new(Preload { loaders }),
+        domain,
+    };
+    cache.origin = Some(origin.clone());
+    origin
+}
