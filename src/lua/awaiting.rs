@@ -218,6 +218,12 @@ fn unreference(lua: Lua, key: c_int) {
     unsafe { ffi::luaL_unref(lua.raw(), ffi::LUA_REGISTRYINDEX, key) }
 }
 
+/// Cancels the operation `id` of a coroutine that no longer waits for it
+/// (closed with `coroutine.close`).
+pub fn abandon(lua: Lua, id: OpId) {
+    cancel(lua, state_loop(lua), id);
+}
+
 /// Cancels `id` after an explicit resume and drops its reference.
 fn cancel(lua: Lua, sl: &SysLoop, id: OpId) {
     let key = {

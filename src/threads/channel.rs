@@ -6,6 +6,12 @@
 //! closure completes that operation through a [`Remote`], from whatever
 //! thread matches it; the coroutine is then resumed by its own state's
 //! `system.run`, which pushes the peer's values.
+//!
+//! A waiting `awaitch` keeps a to-be-closed *guard* on its stack (one per
+//! channel object, reused): a coroutine closed with `coroutine.close`
+//! while it waits closes the guard, which takes its waiter out of the
+//! channel at once, so no later peer matches it and the channel is no
+//! longer in use.
 
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
@@ -16,16 +22,27 @@ use super::transfer::{self, Value};
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, ffi};
-use crate::runtime::{Outcome, Remote, Wait};
+use crate::runtime::{OpId, Outcome, Remote, Wait};
 use crate::system::sys_loop;
 use crate::{afn, cfn, kfn};
 
 pub struct Channel {
     domain: matcher::Domain,
     name: Box<[u8]>,
-    /// Key of this object's pending `awaitch`, until its coroutine resumes.
-    waiting: Option<u64>,
+    /// This object's pending `awaitch`, until its coroutine resumes.
+    waiting: Option<Waiting>,
 }
+
+#[derive(Clone, Copy)]
+struct Waiting {
+    /// The waiter's key in the matcher.
+    key: u64,
+    /// The loop operation of the waiting coroutine.
+    op: OpId,
+}
+
+/// The to-be-closed value of a waiting `awaitch` (user value: its channel).
+struct Guard;
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
@@ -60,10 +77,19 @@ impl Object for Channel {
     };
 }
 
+impl Object for Guard {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:awaitguard",
+        methods: &[],
+        meta: &[(c"__close", cfn!(guard_close))],
+    };
+}
+
 impl Drop for Channel {
     fn drop(&mut self) {
         // Removed waiters are dropped after the matcher's lock is released.
-        drop(matcher::release(self.domain, &self.name, self.waiting));
+        let key = self.waiting.map(|w| w.key);
+        drop(matcher::release(self.domain, &self.name, key));
     }
 }
 
@@ -256,28 +282,77 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     };
     // A peer that came meanwhile wakes us at once, through the loop.
     matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
-    ch.waiting = Some(key);
-    Ok(Await::Keep(id, 1, kfn!(awaitch_k)))
+    ch.waiting = Some(Waiting { key, op: id });
+    push_guard(lua);
+    Ok(Await::Keep(id, 2, kfn!(awaitch_k)))
 }
 
-fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
-    let resumed = awaiting::resumed(lua, 1, ctx);
+/// Puts the guard of the channel at 1 (made on first use) at 2, above
+/// it, and marks it to be closed.
+fn push_guard(lua: Lua) {
+    let l = lua.raw();
+    lua.set_top(1);
+    // SAFETY: the channel at 1 was made by `class::push`, with one user
+    // value; the guard's user value is the channel. The guard has a
+    // `__close` metamethod and is the topmost value, as lua_toclose
+    // requires. Stack space: LUA_MINSTACK.
+    unsafe {
+        if ffi::lua_getiuservalue(l, 1, 1) != ffi::LUA_TUSERDATA {
+            ffi::lua_pop(l, 1);
+            class::push(lua, Guard);
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_setiuservalue(l, -2, 1);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setiuservalue(l, 1, 1);
+        }
+        ffi::lua_toclose(l, -1);
+    }
+}
+
+/// Ends the wait of the channel's pending `awaitch` for its coroutine:
+/// a task's count of armed waits; if the coroutine did not get a peer,
+/// its waiter leaves the channel.
+fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
+    let waiting = ch.waiting.take()?;
     if let Some(p) = task::park_ref(lua) {
         p.awaiting.fetch_sub(1, Ordering::Relaxed);
     }
-    let key = class::test::<Channel>(lua, 1)
-        .and_then(|slot| slot.as_mut())
-        .and_then(|ch| ch.waiting.take().map(|k| (ch, k)));
-    match resumed {
-        // [ch, token, results...]
-        Resumed::Loop => Ok(Await::Done(lua.top() - 2)),
-        Resumed::User(n) => {
-            if let Some((ch, key)) = key {
-                drop(matcher::remove(ch.domain, &ch.name, key));
-            }
-            Ok(Await::Done(n))
-        }
+    if !matched {
+        drop(matcher::remove(ch.domain, &ch.name, waiting.key));
     }
+    Some(waiting)
+}
+
+fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    let resumed = awaiting::resumed(lua, 2, ctx);
+    let matched = matches!(resumed, Resumed::Loop);
+    if let Some(ch) = class::test::<Channel>(lua, 1).and_then(|slot| slot.as_mut()) {
+        end_wait(lua, ch, matched);
+    }
+    match resumed {
+        // [ch, guard, token, results...]
+        Resumed::Loop => Ok(Await::Done(lua.top() - 3)),
+        Resumed::User(n) => Ok(Await::Done(n)),
+    }
+}
+
+/// `__close` of the guard: only has work when the coroutine is closed
+/// while it waits (a resumed `awaitch` ended its wait already).
+fn guard_close(lua: Lua) -> Ret {
+    // SAFETY: reads the user value of a guard (the channel), if it is one.
+    unsafe {
+        if class::test::<Guard>(lua, 1).is_none() {
+            return Ok(0);
+        }
+        ffi::lua_getiuservalue(lua.raw(), 1, 1);
+    }
+    let top = lua.top();
+    if let Some(ch) = class::test::<Channel>(lua, top).and_then(|slot| slot.as_mut())
+        && let Some(waiting) = end_wait(lua, ch, false)
+    {
+        awaiting::abandon(lua, waiting.op);
+    }
+    Ok(0)
 }
 
 fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {

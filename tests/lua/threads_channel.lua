@@ -298,4 +298,49 @@ T.case("a coroutine waiting forever is collectable with its channel", function()
 	T.same({ "" }, names())
 end)
 
+T.case("a coroutine closed while it waits leaves the channel at once", function()
+	local a, b = channel.create("closed-waiter"), channel.create("closed-waiter")
+	local closed = {}
+	local co = coroutine.create(function()
+		local guard <close> = setmetatable({}, { __close = function() closed[#closed + 1] = "mine" end })
+		system.awaitch(a, "in", "never")
+	end)
+	coroutine.resume(co)
+	T.raises("in use", channel.close, a)
+	T.same({ true }, coroutine.close(co))
+	T.same({ "mine" }, table.unpack(closed))
+	-- no peer can match the closed coroutine; its object is usable again
+	T.same({ false, "empty" }, b:sync("out", "lost?"))
+	local got
+	T.spawn(function() got = table.pack(system.awaitch(a, "in", "back")) end)
+	T.same({ true, "back" }, b:sync("out", "found"))
+	system.run()
+	T.same({ n = 2, true, "found" }, table.unpack(got, 1, got.n))
+	T.same({ true }, a:close())
+	T.same({ false }, system.run())
+	-- the same inside a pool task, whose state coroutine waits
+	local threads = require "coutil.threads"
+	local pool = threads.create(1)
+	assert(pool:dostring([[
+		local system = require "coutil.system"
+		local channel = require "coutil.channel"
+		local coroutine = require "coroutine"
+		local ch = channel.create("task-waiter")
+		local co = coroutine.create(function() system.awaitch(ch, "in") end)
+		coroutine.resume(co)
+		coroutine.close(co)
+		local report = channel.create("task-report")
+		coroutine.wrap(function()
+			system.awaitch(report, "out", ch:close(), channel.create("task-waiter"):sync("out"))
+		end)()
+		system.run()
+	]]))
+	local report = channel.create("task-report")
+	local res
+	T.spawn(function() res = table.pack(system.awaitch(report, "in")) end)
+	system.run()
+	T.same({ n = 4, true, true, false, "empty" }, table.unpack(res, 1, res.n))
+	pool:close()
+end)
+
 T.done()
