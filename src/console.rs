@@ -7,6 +7,10 @@
 //! (it is shared with the parent process). A read cancelled by an explicit
 //! resume still completes in the background and its bytes are lost; the
 //! REPL never cancels its reads.
+//!
+//! The console chunk itself ([`CHUNK`]) lives here too: the command runs
+//! it, and `pool:dofile(arg[-1], ...)` (spec console.md §5) loads it when
+//! the path names the running `coutil` executable ([`is_command`]).
 
 use std::ffi::c_int;
 
@@ -19,6 +23,42 @@ const FUNCTIONS: &[Reg] = &[
     (c"readstdin", crate::afn!(readstdin)),
     (c"isatty", cfn!(isatty)),
 ];
+
+/// The console chunk (`src/lua/console.lua`).
+pub const CHUNK: &str = include_str!("lua/console.lua");
+
+/// Does `path`, a file name given to `dofile`/`loadfile`, name the running
+/// executable when that is the `coutil` command? A name without `/` that
+/// is not a file of the current directory is looked up in `PATH`, as the
+/// shell found the command.
+#[cfg(feature = "vendored")]
+pub fn is_command(path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let Some(exe) = id(Path::new("/proc/self/exe")) else {
+        return false;
+    };
+    let path = Path::new(std::ffi::OsStr::from_bytes(path));
+    if path.as_os_str().is_empty() {
+        return false;
+    }
+    if path.as_os_str().as_bytes().contains(&b'/') || path.exists() {
+        return id(path) == Some(exe);
+    }
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&dirs)
+        .map(|dir| dir.join(path))
+        .find(|p: &PathBuf| p.is_file())
+        .is_some_and(|p| id(&p) == Some(exe))
+}
+
+/// In `coutil.so` the host is some other interpreter.
+#[cfg(not(feature = "vendored"))]
+pub fn is_command(_path: &[u8]) -> bool {
+    false
+}
 
 /// `require "coutil.console"`: the module table.
 pub fn open(lua: Lua) -> c_int {

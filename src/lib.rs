@@ -26,6 +26,9 @@ pub mod threads;
 
 use std::ffi::{CStr, c_int};
 
+/// The chunk of the `coutil` command (`src/lua/console.lua`).
+pub const CONSOLE: &str = console::CHUNK;
+
 use lua::{Lua, ffi};
 
 /// Loads an embedded Lua module chunk and runs it; returns its result.

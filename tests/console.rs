@@ -719,3 +719,11 @@ fn library_modules_come_from_a_searcher_after_preload() {
         "nil\ttrue\n:preload:\t1\nmine\nmodule 'coutil.nope' not found:\n\tno field package.preload['coutil.nope']\n",
     );
 }
+
+#[test]
+fn pool_runs_the_console_from_its_command_path() {
+    assert_ok(
+        &run(&["pool.lua"]),
+        "1 pool-worker.lua true globals\n2 pool-worker.lua true globals\n3 pool-worker.lua true globals\nclosed\n",
+    );
+}

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use coutil::lua::ffi;
 
-const CONSOLE: &str = include_str!("../lua/console.lua");
+use coutil::CONSOLE;
 
 unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by lua_pcall as the message handler.

@@ -16,6 +16,13 @@
 -- Returns the exit status: 0, or 1 once an error was reported with the
 -- program name (the original always returned 0; spec §4 allows non-zero).
 
+-- The standard libraries as globals (spec §2): a state running this chunk
+-- as a pool task starts with `require` only.
+require "_G"
+for _, name in ipairs { "coroutine", "debug", "io", "math", "os", "package", "string", "table", "utf8" } do
+	_ENV[name] = require(name)
+end
+
 local argv = ...
 local progname
 if type(argv) == "table" then

@@ -182,6 +182,26 @@ fn c_string(bytes: &[u8]) -> CString {
 
 /// Compiles `source` in `lua`'s state, or returns the load error message.
 fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec<u8>> {
+    // `pool:dofile(arg[-1], ...)` in the command: the console chunk.
+    if let Source::File {
+        path: Some(path),
+        mode,
+    } = &source
+        && crate::console::is_command(path.as_bytes())
+    {
+        let name = [b"@", path.as_bytes()].concat();
+        let mode = mode.as_ref().map(|m| m.as_bytes());
+        let chunk = crate::CONSOLE.as_bytes();
+        return compile(
+            lua,
+            cache,
+            Source::Text {
+                chunk,
+                name: &name,
+                mode,
+            },
+        );
+    }
     if let Source::Text { chunk, name, mode } = &source {
         let hit = cache.chunks.iter().position(|c| {
             c.chunk[..] == chunk[..] && c.name[..] == name[..] && c.mode.as_deref() == *mode
