@@ -17,7 +17,7 @@ use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
 use super::matcher::{self, Endpoint, Exchanged, Pending};
-use super::task;
+use super::park;
 use super::transfer::{self, Value};
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
@@ -265,7 +265,7 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
         .map_err(|e| Error::msg(e.to_string()))?;
     let key = matcher::next_key();
     // In a pool task, a match also ends the parking of its `system.run`.
-    let park = task::park_arc(lua);
+    let park = park::park_arc(lua);
     if let Some(p) = &park {
         p.awaiting.fetch_add(1, Ordering::Relaxed);
     }
@@ -314,7 +314,7 @@ fn push_guard(lua: Lua) {
 /// its waiter leaves the channel.
 fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
     let waiting = ch.waiting.take()?;
-    if let Some(p) = task::park_ref(lua) {
+    if let Some(p) = park::park_ref(lua) {
         p.awaiting.fetch_sub(1, Ordering::Relaxed);
     }
     if !matched {

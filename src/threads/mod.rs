@@ -9,7 +9,8 @@
 //! * [`matcher`]: the process-wide table of channel names (one `Mutex`);
 //! * [`channel`]: `coutil.channel` and `system.awaitch`;
 //! * [`stateco`]: `coutil.coroutine` and `system.resume`;
-//! * [`pool`]: `coutil.threads`, and [`task`]: its threads and tasks.
+//! * [`pool`]: `coutil.threads`; [`workers`]: a pool's threads and queue;
+//!   [`task`]: the life of a task; [`park`]: tasks parked by `system.run`.
 //!
 //! Thread safety by construction: a Lua state is only ever used by the one
 //! thread that holds its owner value ([`state::IndState`], moved as a
@@ -19,11 +20,13 @@
 pub mod channel;
 pub mod matcher;
 pub mod origin;
+pub mod park;
 pub mod pool;
 pub mod state;
 pub mod stateco;
 pub mod task;
 pub mod transfer;
+pub mod workers;
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,11 +80,11 @@ fn key() -> *const c_void {
 /// thread instead? Yes when `lua` runs the task's chunk, can yield, every
 /// pending operation is an `awaitch` and none is matched yet (a match
 /// after this check finds the task parking and queues it again at once,
-/// see `task::Park`); the task is then marked to
+/// see `park::Park`); the task is then marked to
 /// park when it yields (with no values), and a match of one of those
 /// `awaitch` calls queues it again.
 pub fn park_run(lua: Lua, active: usize) -> bool {
-    let Some(park) = task::park_ref(lua) else {
+    let Some(park) = park::park_ref(lua) else {
         return false;
     };
     if active == 0

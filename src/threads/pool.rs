@@ -13,10 +13,12 @@ use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
 use super::origin::{self, Source};
+use super::park::Park;
 use super::state;
 use super::stateco::{opt_c_string, opt_name, up_to_nul};
-use super::task::{Body, Park, Pool, Task};
+use super::task::{Body, Task};
 use super::transfer;
+use super::workers::Pool;
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};

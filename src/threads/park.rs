@@ -1,0 +1,99 @@
+//! Parking of pool tasks (spec loop-time.md, `system.run` in pool tasks):
+//! a task whose `system.run` waits only for `awaitch` calls yields its
+//! system thread, and the first match of one of those calls queues it
+//! again.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::lua::Lua;
+
+/// Parking of a task whose `system.run` waits only for `awaitch` calls
+/// (spec loop-time.md, `system.run` in pool tasks): the task yields its
+/// system thread, and the first match of one of its state's `awaitch`
+/// calls queues it again.
+#[derive(Default)]
+pub struct Park {
+    slot: Mutex<Parking>,
+    /// Armed `awaitch` operations of the task state; only changed by the
+    /// thread running the task.
+    pub awaiting: AtomicUsize,
+    /// Set by `system.run` right before it yields to park the task.
+    pub requested: AtomicBool,
+}
+
+#[derive(Default)]
+enum Parking {
+    #[default]
+    Running,
+    /// Matched while not parked: the next park returns at once.
+    Woken,
+    /// Parked: queues the task again.
+    Parked(Box<dyn FnOnce() + Send>),
+}
+
+impl Park {
+    fn lock(&self) -> MutexGuard<'_, Parking> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An `awaitch` of the task state was matched (called under the
+    /// matcher's lock; the requeue takes the pool's lock after it).
+    pub fn notify(&self) {
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Parking::Running) {
+            Parking::Parked(requeue) => {
+                drop(slot);
+                requeue();
+            }
+            _ => *slot = Parking::Woken,
+        }
+    }
+
+    /// Parks with `requeue`, or gives it back if a match came meanwhile.
+    pub(super) fn park(
+        &self,
+        requeue: Box<dyn FnOnce() + Send>,
+    ) -> Option<Box<dyn FnOnce() + Send>> {
+        let mut slot = self.lock();
+        match *slot {
+            Parking::Woken => {
+                *slot = Parking::Running;
+                Some(requeue)
+            }
+            _ => {
+                *slot = Parking::Parked(requeue);
+                None
+            }
+        }
+    }
+
+    /// Takes the requeue of a parked task (to discard the task).
+    pub(super) fn discard(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        match std::mem::take(&mut *self.lock()) {
+            Parking::Parked(requeue) => Some(requeue),
+            _ => None,
+        }
+    }
+}
+
+/// The parking slot of the task running in `lua`'s state, if any.
+pub fn park_ref<'a>(lua: Lua) -> Option<&'a Park> {
+    let p = super::state::task_park(lua) as *const Park;
+    // SAFETY: stored by `Pool::start` (task.rs) for the task running in the state
+    // (the one running this call), whose `park` Arc lives as long as it.
+    unsafe { p.as_ref() }
+}
+
+/// Like [`park_ref`], as a new reference.
+pub fn park_arc(lua: Lua) -> Option<Arc<Park>> {
+    let p = super::state::task_park(lua) as *const Park;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: as in `park_ref`; one more strong reference is made.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Some(Arc::from_raw(p))
+    }
+}

@@ -1,0 +1,341 @@
+//! The threads of a pool (spec threads.md §5): the shared [`Pool`], its
+//! queue of tasks and the loop its system threads run.
+//!
+//! A task is always in exactly one place: a pool's pending queue, the
+//! hands of the worker running it, or the wake closure of a channel waiter
+//! (suspended); so each task state is used by one thread at a time. Lock
+//! order: the matcher's lock, then a pool's; a worker never holds its
+//! pool's lock while it runs Lua code or calls the matcher.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::matcher::{self, Pending};
+use super::park::Park;
+use super::task::{After, Body, Task};
+use super::transfer::Value;
+
+#[derive(Default)]
+pub struct Queue {
+    pub pending: VecDeque<Task>,
+    pub running: usize,
+    pub suspended: usize,
+    pub expected: usize,
+    pub actual: usize,
+    /// Parking slots of parked tasks (counted as suspended).
+    parked: Vec<Arc<Park>>,
+    /// Freed: every thread exits.
+    closed: bool,
+    /// Threads waiting for work, and how many of them were signalled.
+    idle: usize,
+    signalled: usize,
+    /// Threads waiting in `free`.
+    closers: usize,
+}
+
+impl Queue {
+    pub fn tasks(&self) -> usize {
+        self.running + self.pending.len() + self.suspended
+    }
+
+    /// Has a thread waiting in `free` something to see?
+    fn closers_due(&self) -> bool {
+        self.closers > 0 && (self.tasks() == 0 || self.actual == 0)
+    }
+}
+
+pub struct Pool {
+    /// Group of its suspended tasks in the matcher.
+    pub id: u64,
+    queue: Mutex<Queue>,
+    /// Signalled for threads: a task was queued, or the thread count
+    /// changed.
+    work: Condvar,
+    /// Signalled for closers when the pool has no tasks or no threads.
+    changed: Condvar,
+    /// Tasks ever queued: a thread out of work watches it for a while
+    /// before it sleeps.
+    pushes: AtomicU64,
+    /// Whether a thread is watching `pushes`: only one at a time, so that
+    /// watching threads do not take the processors from the ones queuing
+    /// tasks.
+    watching: AtomicBool,
+}
+
+/// How long a thread out of work waits for a new task before it sleeps:
+/// a task queued meanwhile then costs its caller no system call, and the
+/// thread no wake-up.
+const SPIN: Duration = Duration::from_micros(20);
+
+static POOL_IDS: AtomicU64 = AtomicU64::new(1);
+
+impl Pool {
+    pub fn new() -> Arc<Pool> {
+        Arc::new(Pool {
+            id: POOL_IDS.fetch_add(1, Ordering::Relaxed),
+            queue: Mutex::default(),
+            work: Condvar::new(),
+            changed: Condvar::new(),
+            pushes: AtomicU64::new(0),
+            watching: AtomicBool::new(false),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the expected thread count; starts threads now if `create`,
+    /// else as pending tasks need them. Surplus threads exit when free.
+    pub fn resize(self: &Arc<Pool>, size: usize, create: bool) -> std::io::Result<()> {
+        let mut q = self.lock();
+        q.expected = size;
+        let result = if create {
+            (q.actual..size).try_for_each(|_| self.spawn(&mut q))
+        } else {
+            self.on_demand(&mut q)
+        };
+        drop(q);
+        self.work.notify_all();
+        result
+    }
+
+    fn spawn(self: &Arc<Pool>, q: &mut Queue) -> std::io::Result<()> {
+        let pool = self.clone();
+        std::thread::Builder::new()
+            .name("coutil-threads".into())
+            .spawn(move || pool.work_loop())?;
+        q.actual += 1;
+        Ok(())
+    }
+
+    /// Starts threads for pending tasks no idle thread will take.
+    fn on_demand(self: &Arc<Pool>, q: &mut Queue) -> std::io::Result<()> {
+        // Threads not running a task take pending ones (idle threads, and
+        // those about to look at the queue).
+        while !q.closed
+            && q.pending.len() > q.actual.saturating_sub(q.running)
+            && q.actual < q.expected
+        {
+            self.spawn(q)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a task as pending.
+    pub fn push(self: &Arc<Pool>, task: Task) {
+        let mut q = self.lock();
+        q.pending.push_back(task);
+        self.pushes.fetch_add(1, Ordering::Relaxed);
+        // A thread that cannot start leaves the task to an existing one.
+        let _ = self.on_demand(&mut q);
+        // One sleeping thread per pending task a watching thread will not
+        // take, and no system call when every thread is busy or already
+        // signalled.
+        let watching = self.watching.load(Ordering::Relaxed) as usize;
+        let wake = q.idle > q.signalled && q.pending.len() > watching;
+        if wake {
+            q.signalled += 1;
+        }
+        drop(q);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Releases the lock, then wakes the threads waiting in `free` if
+    /// what they wait for happened.
+    fn tell_closers(&self, q: MutexGuard<'_, Queue>) {
+        let closers = q.closers_due();
+        drop(q);
+        if closers {
+            self.changed.notify_all();
+        }
+    }
+
+    /// A suspended task was matched: queue it with the results of its yield.
+    fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) {
+        task.args = Vec::with_capacity(peer.len() + 1);
+        task.args.push(Value::Bool(true));
+        task.args.extend(peer);
+        self.lock().suspended -= 1;
+        self.push(task);
+        self.tell_closers(self.lock());
+    }
+
+    /// Blocks until the pool has no tasks or no threads, then frees it:
+    /// its threads exit and its remaining tasks are discarded.
+    pub fn free(&self) {
+        let mut q = self.lock();
+        while q.tasks() > 0 && q.actual > 0 {
+            q.closers += 1;
+            q = self.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.closers -= 1;
+        }
+        q.closed = true;
+        drop(q);
+        self.work.notify_all();
+        // Suspended tasks leave the channels; woken ones become pending.
+        drop(matcher::remove_group(self.id));
+        let (pending, parked) = {
+            let mut q = self.lock();
+            q.suspended = 0;
+            (
+                std::mem::take(&mut q.pending),
+                std::mem::take(&mut q.parked),
+            )
+        };
+        drop(pending); // closes their states, outside the lock
+        for park in parked {
+            drop(park.discard());
+        }
+    }
+
+    fn work_loop(self: Arc<Pool>) {
+        // A state left pristine by its task, for the next task.
+        let mut spare = None;
+        let mut spin = false;
+        // SAFETY: reads this thread's scheduling policy.
+        let normal = unsafe { libc::sched_getscheduler(0) } == libc::SCHED_OTHER;
+        let mut q = self.lock();
+        loop {
+            if q.closed || q.actual > q.expected {
+                q.actual -= 1;
+                self.tell_closers(q);
+                return;
+            }
+            let Some(task) = q.pending.pop_front() else {
+                if std::mem::take(&mut spin) {
+                    let seen = self.pushes.load(Ordering::Relaxed);
+                    drop(q);
+                    self.watch_pushes(seen);
+                    q = self.lock();
+                    continue;
+                }
+                q.idle += 1;
+                q = batch_while(normal, || {
+                    self.work.wait(q).unwrap_or_else(|e| e.into_inner())
+                });
+                q.idle -= 1;
+                q.signalled = q.signalled.saturating_sub(1);
+                continue;
+            };
+            q.running += 1;
+            spin = true;
+            drop(q);
+            let after = self.run(task, &mut spare);
+            q = self.lock();
+            q.running -= 1;
+            match after {
+                After::Ended(task, clean) => {
+                    drop(q);
+                    // Closes its state without the lock, or keeps it.
+                    if let Body::Started(state) = task.body
+                        && clean
+                        && state.pristine()
+                    {
+                        spare = Some(state);
+                    }
+                    q = self.lock();
+                }
+                After::Requeue(task) => q.pending.push_back(task),
+                After::Park(task) => {
+                    q.suspended += 1;
+                    q.parked.push(task.park.clone());
+                    drop(q);
+                    self.park(task);
+                    q = self.lock();
+                }
+                After::Await(task, name, endpoint, values) => {
+                    q.suspended += 1;
+                    drop(q);
+                    self.suspend(task, &name, endpoint, values);
+                    q = self.lock();
+                }
+            }
+            if q.closers_due() {
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// Returns when a task was queued since `pushes` was `seen`, or after
+    /// [`SPIN`].
+    fn watch_pushes(&self, seen: u64) {
+        if self.watching.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let start = Instant::now();
+        'watch: loop {
+            for _ in 0..64 {
+                if self.pushes.load(Ordering::Relaxed) != seen {
+                    break 'watch;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                break;
+            }
+        }
+        self.watching.store(false, Ordering::Relaxed);
+    }
+
+    fn park(self: &Arc<Pool>, task: Task) {
+        let park = task.park.clone();
+        let pool = self.clone();
+        let requeue = Box::new(move || {
+            let mut q = pool.lock();
+            q.suspended -= 1;
+            q.parked.retain(|p| !Arc::ptr_eq(p, &task.park));
+            drop(q);
+            pool.push(task);
+            pool.tell_closers(pool.lock());
+        });
+        if let Some(requeue) = park.park(requeue) {
+            requeue();
+        }
+    }
+
+    /// Queues a task that yielded a channel name as a waiter of that name.
+    fn suspend(
+        self: &Arc<Pool>,
+        task: Task,
+        name: &[u8],
+        ep: matcher::Endpoint,
+        values: Vec<Value>,
+    ) {
+        let domain = task.origin().domain;
+        let pool = self.clone();
+        let pending = Pending {
+            key: matcher::next_key(),
+            group: self.id,
+            counted: true,
+            wake: Box::new(move |peer| pool.wake(task, peer)),
+        };
+        matcher::exchange(domain, name, ep, values, Some(pending));
+    }
+}
+
+/// Runs `wait` (a pool thread waiting for work) under the SCHED_BATCH
+/// policy if the thread has the normal one (`normal`): a batch thread
+/// woken up does not preempt the one that woke it, so the thread queuing
+/// tasks keeps its processor while the woken thread takes an idle one (or
+/// runs at the next scheduler tick). Tasks run under the normal policy, so
+/// processes they start do not inherit the batch one.
+fn batch_while<T>(normal: bool, wait: impl FnOnce() -> T) -> T {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: changes this thread's policy between the two normal ones
+    // (priority 0 is the only one they accept).
+    unsafe {
+        if normal {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
+        }
+        let woken = wait();
+        if normal {
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+        }
+        woken
+    }
+}
