@@ -59,13 +59,26 @@ fn lua54() -> Option<&'static str> {
 /// Runs `program script` with the test environment; panics on failure,
 /// showing the script's output (kept in a log file, not printed on success).
 fn run(program: &Path, script: &str, gc: bool) {
+    run_with(program, script, gc, None);
+}
+
+/// Like [`run`], with one more environment variable (also in the log name).
+fn run_with(program: &Path, script: &str, gc: bool, var: Option<(&str, &str)>) {
     let path = root().join("tests/lua").join(format!("{script}.lua"));
     let logs = root().join("target/lua-tests");
     std::fs::create_dir_all(&logs).unwrap();
     let tag = program.file_name().unwrap().to_string_lossy();
-    let log = logs.join(format!("{script}-{tag}{}.log", if gc { "-gc" } else { "" }));
+    let extra = var.map(|(name, _)| format!("-{name}")).unwrap_or_default();
+    let log = logs.join(format!(
+        "{script}-{tag}{}{extra}.log",
+        if gc { "-gc" } else { "" }
+    ));
     let out = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some((name, value)) = var {
+        command.env(name, value);
+    }
+    let mut child = command
         .arg(&path)
         .current_dir(root())
         .env("LUA_PATH", "tests/lua/?.lua;;")
@@ -156,6 +169,18 @@ lua_tests!(
     threads_pool,
     threads_stress,
 );
+
+/// Processes watched through `SIGCHLD` instead of a pidfd, as on Linux
+/// before 5.3 or under valgrind.
+#[test]
+fn sys_execute_without_pidfd() {
+    run_with(
+        env!("CARGO_BIN_EXE_coutil").as_ref(),
+        "sys_execute",
+        false,
+        Some(("COUTIL_TEST_NOPIDFD", "1")),
+    );
+}
 
 /// Every script in tests/lua/ is listed above.
 #[test]

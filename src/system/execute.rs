@@ -13,36 +13,22 @@
 //! is reaped at once). Signals are blocked in the parent around `clone` so
 //! that no handler of the library runs in the child.
 //!
-//! Waiting: a `pidfd` (pidfd_open(2)) of the child is registered with the
-//! loop's poll; its [`Child`] is the source handler, which reaps the child
-//! with `waitpid(WNOHANG)` when the pidfd is readable (the process ended)
-//! and completes the waiting coroutine's `External` operation with the
-//! wait status. No polling, no `SIGCHLD`.
-//!
-//! An explicit resume only detaches the coroutine: the pidfd stays
-//! registered, so the child is still reaped by the loop when it ends. The
-//! children of a Lua state are listed in a registry object; ended children
-//! without a waiter are dropped from the loop (pidfd closed) by the next
-//! `execute` or continuation. When the state is closed, children still
-//! running are handed to a process-wide reaper driven by `SIGCHLD`
-//! (`signal::subscribe`), so none is left a zombie.
+//! Waiting: the child is watched by the loop (see [`children`]), which
+//! completes the waiting coroutine's `External` operation with the wait
+//! status; an explicit resume only detaches the coroutine.
 
-use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_int};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::rc::Rc;
-use std::sync::{Arc, Mutex, OnceLock};
 
-use mio::unix::SourceFd;
-
+use super::children::{self, Ended};
 use super::net::{share, socket};
 use super::process::{check_env, pack_table};
 use super::signal;
 use crate::lua::awaiting::{self, Await, Resumed, state_loop};
-use crate::lua::class::{self, Class, Object};
+use crate::lua::class;
 use crate::lua::{Error, Lua, Reg, fail, ffi};
-use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token, Wait};
+use crate::runtime::{OpId, Outcome, Wait};
 use crate::system::errno::{errno, errno_location};
 use crate::{afn, kfn};
 
@@ -426,151 +412,6 @@ unsafe fn child(
 }
 
 // ---------------------------------------------------------------------
-// Children and their reaping
-
-/// How a child ended: its wait status, or the `errno` of `waitpid`.
-type Ended = Result<c_int, c_int>;
-
-/// A started child, registered with the loop through its pidfd.
-struct Child {
-    pid: libc::pid_t,
-    pidfd: Option<OwnedFd>,
-    token: Option<Token>,
-    ended: Option<Ended>,
-    /// The operation of the coroutine waiting for the child's end.
-    waiter: Option<OpId>,
-}
-
-impl Child {
-    /// Reaps the child if it ended.
-    fn reap(&mut self) {
-        if self.ended.is_some() {
-            return;
-        }
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for our own child without blocking.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.ended = Some(Ok(status));
-            } else if r < 0 {
-                match errno() {
-                    libc::EINTR => continue,
-                    e => self.ended = Some(Err(e)),
-                }
-            }
-            return;
-        }
-    }
-}
-
-impl SourceHandler for Child {
-    fn ready(&mut self, _readiness: Readiness, done: &mut Completions) {
-        self.reap();
-        if let Some(ended) = self.ended
-            && let Some(op) = self.waiter.take()
-        {
-            done.push((op, Some(Box::new(ended) as Outcome)));
-        }
-    }
-}
-
-/// The children of a Lua state (a registry object).
-struct Children {
-    list: Vec<Rc<RefCell<Child>>>,
-}
-
-impl Object for Children {
-    const CLASS: &'static Class = &Class {
-        name: c"coutil:children",
-        methods: &[],
-        meta: &[],
-    };
-}
-
-impl Drop for Children {
-    /// The state is closing: its loop will not run again, so children
-    /// still running are left to the process-wide reaper.
-    fn drop(&mut self) {
-        for child in self.list.drain(..) {
-            let mut c = child.borrow_mut();
-            c.reap();
-            if c.ended.is_none() {
-                orphan(c.pid);
-            }
-            // Closing the pidfd also removes it from the poll.
-            c.pidfd = None;
-            c.waiter = None;
-        }
-    }
-}
-
-static CHILDREN_KEY: u8 = 0;
-
-/// The `Children` of `lua`'s state, created on first use; pushes nothing.
-fn children<'a>(lua: Lua) -> &'a mut Children {
-    let l = lua.raw();
-    let key = (&CHILDREN_KEY as *const u8).cast();
-    // SAFETY: registry access with a private key; the userdata stored there
-    // is a `Children` object anchored by the registry until the state closes.
-    unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
-        let found = class::test::<Children>(lua, -1).and_then(|s| s.as_mut());
-        ffi::lua_pop(l, 1);
-        if let Some(c) = found {
-            return c;
-        }
-        let slot = class::push(lua, Children { list: Vec::new() });
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
-        slot.as_mut().expect("just made")
-    }
-}
-
-/// Drops the children that ended and that nobody waits for: their pidfd
-/// leaves the loop and is closed.
-fn sweep(lua: Lua) {
-    let sl = state_loop(lua);
-    children(lua).list.retain(|child| {
-        let mut c = child.borrow_mut();
-        if let Some(op) = c.waiter
-            && sl.ops.borrow().waiter(op).is_none()
-        {
-            c.waiter = None; // its coroutine was closed
-        }
-        if c.ended.is_none() || c.waiter.is_some() {
-            return true;
-        }
-        if let (Some(fd), Some(token)) = (c.pidfd.as_ref().map(|f| f.as_raw_fd()), c.token.take()) {
-            let _ = sl.ops.borrow_mut().deregister(&mut SourceFd(&fd), token);
-        }
-        c.pidfd = None;
-        false
-    });
-}
-
-/// Pids of children of closed states, reaped on `SIGCHLD`.
-static ORPHANS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
-
-fn reap_orphans() {
-    let mut orphans = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
-    orphans.retain(|&pid| {
-        let mut status = 0;
-        // SAFETY: reaps a child of this process without blocking.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        r == 0 || (r < 0 && errno() == libc::EINTR)
-    });
-}
-
-/// Leaves `pid` to the `SIGCHLD` reaper (subscribed once, for good).
-fn orphan(pid: libc::pid_t) {
-    static REAPER: OnceLock<Option<signal::Subscription>> = OnceLock::new();
-    ORPHANS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
-    REAPER.get_or_init(|| signal::subscribe(libc::SIGCHLD, Arc::new(|_| reap_orphans())).ok());
-    // It may have ended before the subscription.
-    reap_orphans();
-}
-
-// ---------------------------------------------------------------------
 // The Lua function
 
 /// Index of the first field pushed by the table form.
@@ -618,43 +459,10 @@ fn execute(lua: Lua) -> Result<Await, Error> {
     };
     drop(stdio);
     drop(plan);
-    // SAFETY: pidfd_open only takes integers; the pidfd is close-on-exec.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
-    let child = Rc::new(RefCell::new(Child {
-        pid,
-        pidfd: None,
-        token: None,
-        ended: None,
-        waiter: None,
-    }));
-    let registered = if pidfd < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        // SAFETY: just created, ours.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        let raw = pidfd.as_raw_fd();
-        child.borrow_mut().pidfd = Some(pidfd);
-        let handler: Rc<RefCell<dyn SourceHandler>> = child.clone();
-        state_loop(lua)
-            .ops
-            .borrow_mut()
-            .register_handler(&mut SourceFd(&raw), handler)
+    let child = match children::adopt(lua, pid) {
+        Ok(child) => child,
+        Err(e) => return Ok(Await::Done(fail::push_io(lua, &e))),
     };
-    match registered {
-        Ok(token) => child.borrow_mut().token = Some(token),
-        Err(e) => {
-            // Nothing can tell when the child ends: kill and reap it.
-            child.borrow_mut().pidfd = None;
-            // SAFETY: signals and waits for our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            return Ok(Await::Done(fail::push_io(lua, &e)));
-        }
-    }
-    sweep(lua);
-    children(lua).list.push(child.clone());
     if table {
         lua.check_stack(4)?;
         for (i, parent) in parents.into_iter().enumerate() {
@@ -779,13 +587,13 @@ fn parse_args(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
 fn execute_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     let resumed = awaiting::resumed(lua, 0, ctx);
-    for child in &children(lua).list {
+    for child in &children::children(lua).list {
         let mut c = child.borrow_mut();
         if c.waiter == Some(id) {
             c.waiter = None;
         }
     }
-    sweep(lua);
+    children::sweep(lua);
     match resumed {
         Resumed::User(n) => Ok(Await::Done(n)),
         Resumed::Loop => Ok(Await::Done(lua.top() - 1)),

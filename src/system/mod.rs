@@ -3,6 +3,7 @@
 //! assembles them. Every function gets the state's loop userdata as its
 //! first upvalue (see [`sys_loop`]).
 
+mod children;
 mod errno;
 mod execute;
 pub mod fs;
