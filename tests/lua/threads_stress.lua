@@ -165,6 +165,36 @@ T.case("thousands of short tasks", function()
 	pool:close()
 end)
 
+T.case("thousands of tasks mixing traceless ones and ones leaving traces", function()
+	-- Traceless tasks may leave their state to the next task of a thread;
+	-- every task checks that it sees a new state and reports it.
+	local pool = threads.create(2)
+	local count = 4000
+	local chunk = [[
+		local i, mode = ...
+		if mode == 0 then local x = i * 2 return x end -- no call: traceless
+		if mode == 1 then seen = i return end -- a global
+		if mode == 2 then _ENV = nil return end -- the chunk's upvalue
+		local fresh = seen == nil and require("debug").gethook() == nil
+		require("coroutine").yield("mixed", "out", fresh and i or -i)
+	]]
+	local reports = 0
+	for i = 1, count do
+		local mode = i % 4
+		if mode == 3 then reports = reports + 1 end
+		assert(pool:dostring(chunk, "=mixed", "t", i, mode))
+	end
+	local sum, bad = 0, 0
+	receive("mixed", reports, function(i)
+		if i < 0 then bad = bad + 1 end
+		sum = sum + math.abs(i)
+	end)
+	T.same({ 0 }, bad)
+	T.same({ reports * (3 + 4 * reports - 1) // 2 }, sum) -- 3 + 7 + 11 + ...
+	waitfor(function() return pool:count("n") == 0 end)
+	pool:close()
+end)
+
 T.case("many state coroutines cancelled and resumed in loops", function()
 	local cos = {}
 	for i = 1, 8 do
