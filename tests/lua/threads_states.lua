@@ -249,4 +249,28 @@ T.case("a process exits with tasks and coroutines still waiting on channels", fu
 	T.same({ "closing the state", true }, output, ok)
 end)
 
+T.case("a pool stuck in an endless task does not stop another pool", function()
+	local output, ok = runchild([[
+		local threads = require "coutil.threads"
+		local channel = require "coutil.channel"
+		local system = require "coutil.system"
+		local stuck, working = threads.create(1), threads.create(1)
+		stuck:dostring("while true do end", "@endless")
+		while stuck:count("r") < 1 do system.suspend(0.001, "~") end
+		for i = 1, 50 do
+			working:dostring('require("coroutine").yield("work", "out", ...)', "@work", "t", i)
+		end
+		local ch = channel.create("work")
+		local sum = 0
+		coroutine.wrap(function()
+			for _ = 1, 50 do sum = sum + select(2, system.awaitch(ch, "in")) end
+		end)()
+		system.run()
+		working:close()
+		io.write(sum, " ", stuck:count("r"))
+		os.exit(true)
+	]])
+	T.same({ "1275 1", true }, output, ok)
+end)
+
 T.done()
