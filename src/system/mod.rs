@@ -14,7 +14,6 @@ mod random;
 mod run;
 mod signal;
 mod stdio;
-mod terminal;
 mod time;
 
 use std::ffi::c_int;

@@ -28,7 +28,8 @@
 use std::ffi::{CString, c_int};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use super::{fs, terminal};
+use super::fs;
+use super::net::terminal;
 use crate::cfn;
 use crate::lua::{Lua, Ret, ffi};
 

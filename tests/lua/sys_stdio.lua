@@ -209,6 +209,13 @@ if hasscript() then
 		go(function()
 			local code = luachild [[
 				local t = system.stdin
+				local function stty() -- the terminal's settings, as stty sees them
+					local p = io.popen("stty -g")
+					local settings = p:read("a")
+					p:close()
+					return settings
+				end
+				local before = stty()
 				local out = { tostring(t):match("^coutil:%a+"), tostring(t.winsize ~= nil) }
 				local w, h = t:winsize()
 				out[#out + 1] = math.type(w) .. "/" .. math.type(h)
@@ -224,7 +231,15 @@ if hasscript() then
 				local reader = coroutine.create(function(...) got = table.pack(t:read(...)) end)
 				coroutine.resume(reader, memory.create(4))
 				out[#out + 1] = tostring(select(2, pcall(t.read, t, memory.create(4))))
+				-- a changed mode is restored by close
+				t:setmode("raw")
+				out[#out + 1] = tostring(stty() ~= before)
 				out[#out + 1] = tostring(t:close())
+				out[#out + 1] = tostring(stty() == before)
+				-- shutdown: no half-close, later writes fail
+				local o = system.stdout
+				out[#out + 1] = table.concat({ tostring(o:shutdown()), select(2, o:write("x")),
+					(select(2, o:shutdown())) }, ":")
 				system.suspend(0.05)
 				out[#out + 1] = got and tostring(got[1]) .. ":" .. tostring(got[2]) or "reader pending"
 				out[#out + 1] = tostring(select(2, pcall(t.close, t))):match("closed object")
@@ -256,7 +271,8 @@ if hasscript() then
 			assert(result, "no result from the child: " .. out)
 			T.same({
 				"coutil:terminal,true,integer/integer,true,true,true,"
-				.. "false:invalid option 'bad',true,true,already in use,true,"
+				.. "false:invalid option 'bad',true,true,already in use,true,true,true,"
+				.. "true:broken pipe:socket is not connected,"
 				.. "false:closed,closed object,closed object,true"
 			}, result)
 			assert(out:find("[W]M", 1, true), out)

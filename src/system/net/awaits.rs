@@ -199,7 +199,7 @@ pub fn write(
 /// Ends the writing direction after the queued writes.
 pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
     if core.borrow().queue.is_empty() {
-        let result = core.borrow().sock().shutdown(std::net::Shutdown::Write);
+        let result = core.borrow().shut_write();
         let n = match result {
             Ok(()) => push_reply(lua, Reply::True),
             Err(e) => fail::push_io(lua, &e),

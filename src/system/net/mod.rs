@@ -11,6 +11,7 @@ pub mod share;
 pub mod socket;
 mod stream;
 mod sys;
+pub mod terminal;
 mod udp;
 
 use crate::lua::Reg;

@@ -28,7 +28,7 @@ use std::rc::Rc;
 
 use socket2::{SockAddr, Socket};
 
-use super::sys;
+use super::{socket, sys};
 use crate::lua::fail;
 use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token};
 
@@ -118,6 +118,11 @@ pub struct Core {
     pub connected: bool,
     /// The path this socket bound, removed when it is closed (as libuv).
     pub path: Option<Vec<u8>>,
+    /// A terminal's attributes to restore when it is closed, once its mode
+    /// was changed.
+    pub saved_mode: Option<libc::termios>,
+    /// A terminal after `shutdown`: writes fail.
+    pub write_shut: bool,
 }
 
 pub type Shared = Rc<RefCell<Core>>;
@@ -137,6 +142,8 @@ impl Core {
             listening: false,
             connected: false,
             path: None,
+            saved_mode: None,
+            write_shut: false,
         }
     }
 
@@ -171,10 +178,19 @@ impl Core {
         }
     }
 
+    /// Ends the writing direction: `shutdown(2)`, or nothing for a
+    /// terminal (which has no half-close; its object refuses writes).
+    pub fn shut_write(&self) -> io::Result<()> {
+        if self.kind == socket::TERMINAL {
+            return Ok(());
+        }
+        self.sock().shutdown(std::net::Shutdown::Write)
+    }
+
     /// Sends the front request as far as the OS takes it.
     fn step(&self, req: &mut Request) -> Option<Reply> {
         match &mut req.what {
-            Payload::Shutdown => Some(match self.sock().shutdown(std::net::Shutdown::Write) {
+            Payload::Shutdown => Some(match self.shut_write() {
                 Ok(()) => Reply::True,
                 Err(e) => Reply::Fail(fail::code_of(&e)),
             }),
@@ -236,6 +252,10 @@ impl Core {
             }
         }
         self.received.clear();
+        if let (Some(saved), Some(fd)) = (self.saved_mode.take(), &self.fd) {
+            // SAFETY: sets attributes saved from this terminal.
+            unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &saved) };
+        }
         (self.fd.take(), self.token.take(), done)
     }
 }

@@ -1,4 +1,5 @@
 //! `system.socket` and what every socket class shares: the six classes
+//! (and terminals, see `terminal`)
 //! and their method tables, creation, `close` (also `__gc`, `__close`),
 //! `getdomain`, `getaddress` and `bind`.
 //!
@@ -22,7 +23,7 @@ use mio::unix::SourceFd;
 use socket2::{SockAddr, Socket, Type};
 
 use super::netio::{Core, Domain, Shared};
-use super::{address, options, passive, stream, udp};
+use super::{address, options, passive, stream, terminal, udp};
 use crate::lua::awaiting::state_loop;
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
 use crate::{afn, cfn};
@@ -35,6 +36,7 @@ pub const TCPPASSIVE: u8 = 2;
 pub const PIPEACTIVE: u8 = 3;
 pub const PIPESHARE: u8 = 4;
 pub const PIPEPASSIVE: u8 = 5;
+pub const TERMINAL: u8 = 6;
 
 macro_rules! active_methods {
     ($k:ident) => {
@@ -53,7 +55,7 @@ macro_rules! active_methods {
 }
 
 /// Class names and methods, by class index.
-const CLASSES: [(&CStr, &[Reg]); 6] = [
+const CLASSES: [(&CStr, &[Reg]); 7] = [
     (
         c"coutil:udp",
         &[
@@ -91,6 +93,17 @@ const CLASSES: [(&CStr, &[Reg]); 6] = [
             (c"setoption", cfn!(options::setoption::<PIPEPASSIVE>)),
             (c"listen", cfn!(passive::listen::<PIPEPASSIVE>)),
             (c"accept", afn!(passive::accept::<PIPEPASSIVE>)),
+        ],
+    ),
+    (
+        c"coutil:terminal",
+        &[
+            (c"close", cfn!(close::<TERMINAL>)),
+            (c"read", afn!(stream::read::<TERMINAL>)),
+            (c"write", afn!(terminal::write)),
+            (c"shutdown", afn!(terminal::shutdown)),
+            (c"setmode", cfn!(terminal::setmode)),
+            (c"winsize", cfn!(terminal::winsize)),
         ],
     ),
 ];
