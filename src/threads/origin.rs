@@ -290,7 +290,7 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     // SAFETY: getfield on the registry does not raise (no metatable).
     unsafe { ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE) };
     let is_table = lua.type_of(-1) == ffi::LUA_TTABLE;
-    if let Some(origin) = cache.origin.as_ref().filter(|o| o.domain == domain) {
+    if let Some(origin) = &cache.origin {
         let mut seen = 0;
         let mut same = is_table;
         if is_table {
