@@ -337,16 +337,23 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
         // Lua function does not allocate in Lua.
         let loader = unsafe {
             match ffi::lua_tocfunction(l, v) {
-                Some(f) if ffi::lua_iscfunction(l, v) != 0 => Loader::Native(f),
+                // A C closure with upvalues cannot work without them: skipped.
+                Some(_) if !ffi::lua_getupvalue(l, v, 1).is_null() => {
+                    ffi::lua_pop(l, 1);
+                    None
+                }
+                Some(f) if ffi::lua_iscfunction(l, v) != 0 => Some(Loader::Native(f)),
                 _ => {
                     ffi::lua_pushvalue(l, v);
                     let code = dump(lua);
                     ffi::lua_pop(l, 1);
-                    Loader::Dumped(code)
+                    Some(Loader::Dumped(code))
                 }
             }
         };
-        loaders.push((lua.to_bytes(k).unwrap_or_default().into(), loader));
+        if let Some(loader) = loader {
+            loaders.push((lua.to_bytes(k).unwrap_or_default().into(), loader));
+        }
         true
     });
     // SAFETY: the anchor replaces the previous one (stack: preload, anchor).

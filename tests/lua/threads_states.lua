@@ -89,20 +89,23 @@ T.case("the creator's preload loaders are copied at creation", function()
 	preload["test.native"] = string.upper
 	preload["test.notfunction"] = "ignored"
 	preload[1] = function() end
+	-- a C closure would run without its upvalues: skipped
+	preload["test.closure"] = string.gmatch("abc", "b")
 	local co = assert(stateco.load([[
 		local preload = require("package").preload
 		require "_G"
 		local upvalue = require "test.upvalue"
 		return require "test.lua", type(upvalue), upvalue == _ENV, require "test.native",
-			preload["test.notfunction"], preload[1], preload["test.later"]
+			preload["test.notfunction"], preload[1], preload["test.later"], preload["test.closure"]
 	]]))
 	preload["test.later"] = function() end
 	local res
 	T.spawn(function() res = table.pack(system.resume(co)) end)
 	system.run()
-	T.same({ n = 8, true, "lua:test.lua::preload:", "table", true, "TEST.NATIVE", nil, nil, nil },
+	T.same({ n = 9, true, "lua:test.lua::preload:", "table", true, "TEST.NATIVE", nil, nil, nil, nil },
 		table.unpack(res, 1, res.n))
-	for _, name in ipairs { "test.lua", "test.upvalue", "test.native", "test.notfunction", "test.later" } do
+	for _, name in ipairs { "test.lua", "test.upvalue", "test.native", "test.notfunction", "test.later",
+		"test.closure" } do
 		preload[name] = nil
 	end
 	preload[1] = nil
