@@ -22,6 +22,7 @@
 //! `stamp`, and entries whose stamp is stale are skipped when met.
 
 mod clock;
+pub mod idle;
 mod io;
 pub mod pool;
 mod timer;

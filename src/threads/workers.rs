@@ -8,14 +8,14 @@
 //! pool's lock while it runs Lua code or calls the matcher.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use super::matcher::{self, Pending};
 use super::park::Park;
 use super::task::{After, Body, Task};
 use super::transfer::Value;
+use crate::runtime::idle::{self, Watch};
 
 #[derive(Default)]
 pub struct Queue {
@@ -55,19 +55,9 @@ pub struct Pool {
     work: Condvar,
     /// Signalled for closers when the pool has no tasks or no threads.
     changed: Condvar,
-    /// Tasks ever queued: a thread out of work watches it for a while
-    /// before it sleeps.
-    pushes: AtomicU64,
-    /// Whether a thread is watching `pushes`: only one at a time, so that
-    /// watching threads do not take the processors from the ones queuing
-    /// tasks.
-    watching: AtomicBool,
+    /// How threads out of work wait (see `runtime::idle`).
+    watch: Watch,
 }
-
-/// How long a thread out of work waits for a new task before it sleeps:
-/// a task queued meanwhile then costs its caller no system call, and the
-/// thread no wake-up.
-const SPIN: Duration = Duration::from_micros(20);
 
 static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -78,8 +68,7 @@ impl Pool {
             queue: Mutex::default(),
             work: Condvar::new(),
             changed: Condvar::new(),
-            pushes: AtomicU64::new(0),
-            watching: AtomicBool::new(false),
+            watch: Watch::default(),
         })
     }
 
@@ -128,13 +117,13 @@ impl Pool {
     pub fn push(self: &Arc<Pool>, task: Task) {
         let mut q = self.lock();
         q.pending.push_back(task);
-        self.pushes.fetch_add(1, Ordering::Relaxed);
+        self.watch.pushed();
         // A thread that cannot start leaves the task to an existing one.
         let _ = self.on_demand(&mut q);
         // One sleeping thread per pending task a watching thread will not
         // take, and no system call when every thread is busy or already
         // signalled.
-        let watching = self.watching.load(Ordering::Relaxed) as usize;
+        let watching = self.watch.watching() as usize;
         let wake = q.idle > q.signalled && q.pending.len() > watching;
         if wake {
             q.signalled += 1;
@@ -197,8 +186,7 @@ impl Pool {
         // A state left pristine by its task, for the next task.
         let mut spare = None;
         let mut spin = false;
-        // SAFETY: reads this thread's scheduling policy.
-        let normal = unsafe { libc::sched_getscheduler(0) } == libc::SCHED_OTHER;
+        let normal = idle::normal_policy();
         let mut q = self.lock();
         loop {
             if q.closed || q.actual > q.expected {
@@ -208,14 +196,14 @@ impl Pool {
             }
             let Some(task) = q.pending.pop_front() else {
                 if std::mem::take(&mut spin) {
-                    let seen = self.pushes.load(Ordering::Relaxed);
+                    let seen = self.watch.seen();
                     drop(q);
-                    self.watch_pushes(seen);
+                    self.watch.watch(seen);
                     q = self.lock();
                     continue;
                 }
                 q.idle += 1;
-                q = batch_while(normal, || {
+                q = idle::batch_while(normal, || {
                     self.work.wait(q).unwrap_or_else(|e| e.into_inner())
                 });
                 q.idle -= 1;
@@ -261,27 +249,6 @@ impl Pool {
         }
     }
 
-    /// Returns when a task was queued since `pushes` was `seen`, or after
-    /// [`SPIN`].
-    fn watch_pushes(&self, seen: u64) {
-        if self.watching.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let start = Instant::now();
-        'watch: loop {
-            for _ in 0..64 {
-                if self.pushes.load(Ordering::Relaxed) != seen {
-                    break 'watch;
-                }
-                std::hint::spin_loop();
-            }
-            if start.elapsed() > SPIN {
-                break;
-            }
-        }
-        self.watching.store(false, Ordering::Relaxed);
-    }
-
     fn park(self: &Arc<Pool>, task: Task) {
         let park = task.park.clone();
         let pool = self.clone();
@@ -315,27 +282,5 @@ impl Pool {
             wake: Box::new(move |peer| pool.wake(task, peer)),
         };
         matcher::exchange(domain, name, ep, values, Some(pending));
-    }
-}
-
-/// Runs `wait` (a pool thread waiting for work) under the SCHED_BATCH
-/// policy if the thread has the normal one (`normal`): a batch thread
-/// woken up does not preempt the one that woke it, so the thread queuing
-/// tasks keeps its processor while the woken thread takes an idle one (or
-/// runs at the next scheduler tick). Tasks run under the normal policy, so
-/// processes they start do not inherit the batch one.
-fn batch_while<T>(normal: bool, wait: impl FnOnce() -> T) -> T {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: changes this thread's policy between the two normal ones
-    // (priority 0 is the only one they accept).
-    unsafe {
-        if normal {
-            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
-        }
-        let woken = wait();
-        if normal {
-            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
-        }
-        woken
     }
 }
