@@ -23,6 +23,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use super::{Error, Lua, ffi, raise};
 use crate::runtime::{Loop, OpId, Outcome, Wait};
@@ -45,6 +46,8 @@ pub struct SysLoop {
     pub ops: RefCell<Loop<Waiter>>,
     /// The operation being delivered, for the reuse rule.
     delivering: Cell<Option<OpId>>,
+    /// When [`drop_closed`] last looked (monotonic ns).
+    swept: Cell<u64>,
 }
 
 /// What an await function's body decided.
@@ -128,6 +131,7 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
         p.write(SysLoop {
             ops: RefCell::new(Loop::new()),
             delivering: Cell::new(None),
+            swept: Cell::new(0),
         });
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushcfunction(l, loop_gc);
@@ -376,6 +380,41 @@ pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
     let released = sl.ops.borrow_mut().finish(id);
     if let Some(w) = released {
         unreference(main, w.key);
+    }
+}
+
+/// How often at most [`drop_closed`] looks at every waiting coroutine.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// Polls shorter than this need no look: the timers they wait for will
+/// release the operations of closed coroutines anyway.
+const SWEEP_ABOVE: Duration = Duration::from_millis(10);
+
+/// Before the loop blocks in its poll for up to `timeout` (`None`: no
+/// limit): cancels the operations of coroutines closed with
+/// `coroutine.close` while they waited (any armed operation whose
+/// coroutine is not suspended any more: an await is always suspended until
+/// its continuation runs), so that they do not keep `system.run` from
+/// returning. Looks at most every [`SWEEP_EVERY`]; when it may not look
+/// yet, shortens `timeout` to when it may.
+pub fn drop_closed(lua: Lua, sl: &SysLoop, timeout: &mut Option<Duration>) {
+    if timeout.is_some_and(|t| t < SWEEP_ABOVE) {
+        return;
+    }
+    let now = crate::runtime::monotonic_ns();
+    let next = sl.swept.get().saturating_add(SWEEP_EVERY.as_nanos() as u64);
+    if now < next {
+        let wait = Duration::from_nanos(next - now);
+        *timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        return;
+    }
+    sl.swept.set(now);
+    let dead = sl.ops.borrow().armed_where(|w| {
+        // SAFETY: the registry reference of the waiter keeps its thread
+        // alive while the operation is armed; lua_status only reads it.
+        unsafe { ffi::lua_status(w.thread) != ffi::LUA_YIELD }
+    });
+    for id in dead {
+        cancel(lua, sl, id);
     }
 }
 

@@ -236,6 +236,19 @@ impl<W> Loop<W> {
     }
 
     /// The closing operation whose waiter satisfies `pred`, if any.
+    /// The armed operations whose waiter matches `pred`.
+    pub fn armed_where(&self, pred: impl Fn(&W) -> bool) -> Vec<OpId> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.state == State::Armed && op.waiter.as_ref().is_some_and(&pred))
+            .map(|(index, op)| OpId {
+                index: index as u32,
+                generation: op.generation,
+            })
+            .collect()
+    }
+
     pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
         self.closing
             .iter()

@@ -116,6 +116,7 @@ fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<bool> {
         }
         timeout = sl.ops.borrow_mut().poll_timeout();
     }
+    awaiting::drop_closed(lua, sl, &mut timeout);
     sl.ops.borrow_mut().poll(timeout)?;
     loop {
         let next = sl.ops.borrow_mut().pop_ready();

@@ -8,7 +8,7 @@
 //! pool's lock while it runs Lua code or calls the matcher.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::matcher::{self, Pending};
@@ -61,6 +61,14 @@ pub struct Pool {
 
 static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// The most threads all pools of the process may have at once; more fail
+/// with `EAGAIN`, as `pthread_create` does at a system limit. Without a
+/// limit a huge `threads.create(n)` would go on until memory mappings run
+/// out, and a Rust thread that cannot map its signal stack aborts the
+/// process instead of failing.
+const MAX_THREADS: usize = 4096;
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
 impl Pool {
     pub fn new() -> Arc<Pool> {
         Arc::new(Pool {
@@ -92,10 +100,21 @@ impl Pool {
     }
 
     fn spawn(self: &Arc<Pool>, q: &mut Queue) -> std::io::Result<()> {
+        if THREADS.fetch_add(1, Ordering::Relaxed) >= MAX_THREADS {
+            THREADS.fetch_sub(1, Ordering::Relaxed);
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
         let pool = self.clone();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("coutil-threads".into())
-            .spawn(move || pool.work_loop())?;
+            .spawn(move || {
+                pool.work_loop();
+                THREADS.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            THREADS.fetch_sub(1, Ordering::Relaxed);
+            return Err(e);
+        }
         q.actual += 1;
         Ok(())
     }

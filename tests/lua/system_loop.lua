@@ -197,6 +197,26 @@ T.case("coroutine closed while waiting is dropped by the loop", function()
 	local co = T.spawn(function() system.suspend(0.01) error("never") end)
 	assert(coroutine.close(co))
 	T.same({ false }, system.run())
+	-- long waits too: run returns without waiting for them
+	local start = system.nanosecs()
+	local waits = {
+		function() system.suspend(3600) end,
+		function() system.awaitsig("userdef2") end,
+		function() system.openfile(os.tmpname(), "w") system.suspend(1e9) end,
+	}
+	for _, wait in ipairs(waits) do
+		local waiting = T.spawn(wait)
+		assert(coroutine.close(waiting))
+	end
+	T.same({ false }, system.run())
+	assert(system.nanosecs() - start < 2e9, "run waited for closed coroutines")
+	-- live waiters are still waited for
+	local woke
+	T.spawn(function() system.suspend(0.2) woke = true end)
+	local closed = T.spawn(function() system.suspend(3600) end)
+	assert(coroutine.close(closed))
+	T.same({ false }, system.run())
+	T.same({ true }, woke)
 end)
 
 T.case("errors in resumed coroutines do not stop the loop", function()
