@@ -155,6 +155,7 @@ fn create(lua: Lua) -> Ret {
     if let Err(e) = pool.resize(size, true) {
         // The threads already started exit at once.
         pool.free();
+        pool.join();
         return Ok(fail::push_io(lua, &e));
     }
     class::push(lua, PoolRef { pool, own: false });

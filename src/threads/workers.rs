@@ -107,10 +107,7 @@ impl Pool {
         let pool = self.clone();
         let spawned = std::thread::Builder::new()
             .name("coutil-threads".into())
-            .spawn(move || {
-                pool.work_loop();
-                THREADS.fetch_sub(1, Ordering::Relaxed);
-            });
+            .spawn(move || pool.work_loop());
         if let Err(e) = spawned {
             THREADS.fetch_sub(1, Ordering::Relaxed);
             return Err(e);
@@ -173,6 +170,17 @@ impl Pool {
         self.tell_closers(self.lock());
     }
 
+    /// Blocks until every thread of a freed pool has left (so that they no
+    /// longer count against [`MAX_THREADS`]).
+    pub fn join(&self) {
+        let mut q = self.lock();
+        while q.actual > 0 {
+            q.closers += 1;
+            q = self.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.closers -= 1;
+        }
+    }
+
     /// Blocks until the pool has no tasks or no threads, then frees it:
     /// its threads exit and its remaining tasks are discarded.
     pub fn free(&self) {
@@ -210,6 +218,7 @@ impl Pool {
         loop {
             if q.closed || q.actual > q.expected {
                 q.actual -= 1;
+                THREADS.fetch_sub(1, Ordering::Relaxed);
                 self.tell_closers(q);
                 return;
             }

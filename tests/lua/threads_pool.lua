@@ -36,6 +36,12 @@ T.case("create: threads started now, counts, errors", function()
 	T.same({ 0, 0, 0, 0, 3, 3 }, pool:count("nrpsea"))
 	T.same({ 3, 3, 0 }, threads.count(pool, "aen"))
 	T.same({ true }, pool:close())
+	-- more threads than all pools may have (4096): a failure, and the
+	-- threads started meanwhile are gone
+	T.same({ false, "resource temporarily unavailable", 11 }, threads.create(5000))
+	local after = threads.create(4000)
+	T.same({ 4000 }, after:count("a"))
+	after:close()
 	for _, size in ipairs({ 0, -1, -100 }) do
 		local empty = threads.create(size)
 		T.same({ 0, 0 }, empty:count("ea"))
