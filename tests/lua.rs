@@ -168,6 +168,7 @@ lua_tests!(
     threads_stateco,
     threads_pool,
     threads_stress,
+    fuzz_args,
 );
 
 /// Processes watched through `SIGCHLD` instead of a pidfd, as on Linux

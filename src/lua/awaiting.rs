@@ -413,6 +413,10 @@ pub fn drop_closed(lua: Lua, sl: &SysLoop, timeout: &mut Option<Duration>) {
         // alive while the operation is armed; lua_status only reads it.
         unsafe { ffi::lua_status(w.thread) != ffi::LUA_YIELD }
     });
+    if !dead.is_empty() {
+        // The cancelled operations close in this iteration: no waiting.
+        *timeout = Some(Duration::ZERO);
+    }
     for id in dead {
         cancel(lua, sl, id);
     }

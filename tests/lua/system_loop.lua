@@ -197,8 +197,13 @@ T.case("coroutine closed while waiting is dropped by the loop", function()
 	local co = T.spawn(function() system.suspend(0.01) error("never") end)
 	assert(coroutine.close(co))
 	T.same({ false }, system.run())
-	-- long waits too: run returns without waiting for them
+	-- long waits too: run returns without waiting for them, alone
 	local start = system.nanosecs()
+	local alone = T.spawn(function() system.suspend(3600) end)
+	assert(coroutine.close(alone))
+	T.same({ false }, system.run())
+	assert(system.nanosecs() - start < 2e9, "run waited for a closed coroutine")
+	-- or with other kinds of waits
 	local waits = {
 		function() system.suspend(3600) end,
 		function() system.awaitsig("userdef2") end,
