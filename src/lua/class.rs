@@ -7,7 +7,7 @@
 //! `__index` (the methods), `__gc` (drops the value) and any extra
 //! metamethods the class lists (`__close`, `__tostring`, `__len`, …).
 
-use std::ffi::{CStr, c_int};
+use std::ffi::{CStr, c_int, c_void};
 
 use super::{Error, Lua, Reg, ffi};
 
@@ -88,4 +88,45 @@ unsafe extern "C-unwind" fn gc<T: Object>(l: *mut ffi::lua_State) -> c_int {
         }
     }
     0
+}
+
+/// A registry key: the address of a private static of the caller.
+pub fn key(k: &'static u8) -> *const c_void {
+    k as *const u8 as *const c_void
+}
+
+/// The object of class `T` kept in the registry under `k` (see [`kept`]),
+/// if it was made. Pushes nothing.
+///
+/// # Safety
+/// `k` must be used with these functions for `T` only (a private static of
+/// the module of `T`), so the userdata found there holds an `Option<T>`.
+pub unsafe fn find_kept<'a, T: Object>(lua: Lua, k: &'static u8) -> Option<&'a mut T> {
+    // SAFETY: a raw registry read; by the caller's promise the value there
+    // is nil or a userdata made by `push::<T>`, which the registry keeps
+    // until the state closes.
+    unsafe {
+        ffi::lua_rawgetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(k));
+        let p = ffi::lua_touserdata(lua.raw(), -1) as *mut Option<T>;
+        ffi::lua_pop(lua.raw(), 1);
+        p.as_mut().and_then(|slot| slot.as_mut())
+    }
+}
+
+/// The object of class `T` kept in the registry under `k` for the life of
+/// the state, made with `make` on first use. Pushes nothing.
+///
+/// # Safety
+/// As for [`find_kept`].
+pub unsafe fn kept<'a, T: Object>(lua: Lua, k: &'static u8, make: impl FnOnce() -> T) -> &'a mut T {
+    // SAFETY: as promised by the caller; the new object is stored under
+    // `k` at once.
+    unsafe {
+        if let Some(found) = find_kept::<T>(lua, k) {
+            return found;
+        }
+        let slot = push(lua, make());
+        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(k));
+        slot.as_mut().expect("just made")
+    }
 }

@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use mio::unix::SourceFd;
 
 use super::signal;
+use crate::lua::Lua;
 use crate::lua::awaiting::state_loop;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Lua, ffi};
 use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token};
 use crate::system::errno::errno;
 
@@ -213,21 +213,8 @@ static CHILDREN_KEY: u8 = 0;
 
 /// The `Children` of `lua`'s state, created on first use; pushes nothing.
 pub fn children<'a>(lua: Lua) -> &'a mut Children {
-    let l = lua.raw();
-    let key = (&CHILDREN_KEY as *const u8).cast();
-    // SAFETY: registry access with a private key; the userdata stored there
-    // is a `Children` object anchored by the registry until the state closes.
-    unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
-        let found = class::test::<Children>(lua, -1).and_then(|s| s.as_mut());
-        ffi::lua_pop(l, 1);
-        if let Some(c) = found {
-            return c;
-        }
-        let slot = class::push(lua, Children { list: Vec::new() });
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
-        slot.as_mut().expect("just made")
-    }
+    // SAFETY: CHILDREN_KEY only ever holds the Children.
+    unsafe { class::kept(lua, &CHILDREN_KEY, || Children { list: Vec::new() }) }
 }
 
 /// Watches the new child `pid` with `lua`'s loop and lists it; if that is

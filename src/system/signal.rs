@@ -320,37 +320,17 @@ static WATCH_KEY: u8 = 0;
 
 /// The `Watch` of `lua`'s state, if created; pushes nothing.
 fn find_watch<'a>(lua: Lua) -> Option<&'a mut Watch> {
-    let l = lua.raw();
-    // SAFETY: registry read with a private key; the userdata stored there
-    // is a `Watch` object anchored by the registry until the state closes.
-    unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, (&WATCH_KEY as *const u8).cast());
-        let slot = class::test::<Watch>(lua, -1);
-        ffi::lua_pop(l, 1);
-        slot.and_then(|s| s.as_mut())
-    }
+    // SAFETY: WATCH_KEY only ever holds the Watch.
+    unsafe { class::find_kept(lua, &WATCH_KEY) }
 }
 
 /// The `Watch` of `lua`'s state, created on first use; pushes nothing.
 fn watch<'a>(lua: Lua) -> &'a mut Watch {
-    if let Some(w) = find_watch(lua) {
-        return w;
-    }
-    let slot = class::push(
-        lua,
-        Watch {
-            subs: HashMap::new(),
-        },
-    );
-    // SAFETY: stores the new userdata (on top) in the registry.
-    unsafe {
-        ffi::lua_rawsetp(
-            lua.raw(),
-            ffi::LUA_REGISTRYINDEX,
-            (&WATCH_KEY as *const u8).cast(),
-        )
+    let make = || Watch {
+        subs: HashMap::new(),
     };
-    slot.as_mut().expect("just made")
+    // SAFETY: as above.
+    unsafe { class::kept(lua, &WATCH_KEY, make) }
 }
 
 /// Drops subscriptions whose operation was released without its

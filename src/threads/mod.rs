@@ -28,11 +28,12 @@ pub mod task;
 pub mod transfer;
 pub mod workers;
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::lua::awaiting::state_loop;
+use crate::lua::class::key;
 use crate::lua::{Lua, Reg, ffi};
 
 /// Functions of `coutil.system` defined here.
@@ -48,7 +49,7 @@ pub fn domain_of(lua: Lua) -> matcher::Domain {
     // SAFETY: registry access with a private key; the value stored there
     // is always an integer set by `set_domain`.
     let found = unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
         let d = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
         ffi::lua_pop(l, 1);
         d as u64
@@ -67,12 +68,8 @@ pub fn set_domain(lua: Lua, domain: matcher::Domain) {
     // exhaustion, with no Rust value alive here).
     unsafe {
         ffi::lua_pushinteger(lua.raw(), domain as ffi::lua_Integer);
-        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key());
+        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
     }
-}
-
-fn key() -> *const c_void {
-    &DOMAIN_KEY as *const u8 as *const c_void
 }
 
 /// For `system.run` in a pool task (spec loop-time.md): may the run, about

@@ -103,38 +103,16 @@ impl Object for Cache {
 static CACHE_KEY: u8 = 0;
 static ANCHOR_KEY: u8 = 0;
 
-fn key(k: &'static u8) -> *const c_void {
-    k as *const u8 as *const c_void
-}
-
 /// The cache of `lua`'s state, made on first use.
-fn cache<'a>(lua: Lua) -> Option<&'a mut Cache> {
-    let l = lua.raw();
-    lua.check_stack(2).ok()?;
-    // SAFETY: registry access with a private key, where only a Cache
-    // object is ever stored (so the userdata there holds an Option<Cache>,
-    // see `class::push`); it lives until the state closes.
-    unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&CACHE_KEY));
-        let found = (ffi::lua_touserdata(l, -1) as *mut Option<Cache>)
-            .as_mut()
-            .and_then(|c| c.as_mut());
-        ffi::lua_pop(l, 1);
-        if found.is_some() {
-            return found;
-        }
-        let slot = class::push(
-            lua,
-            Cache {
-                marks: Vec::new(),
-                origin: None,
-                domain: None,
-                chunks: Vec::new(),
-            },
-        );
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&CACHE_KEY));
-        slot.as_mut()
-    }
+fn cache<'a>(lua: Lua) -> &'a mut Cache {
+    let make = || Cache {
+        marks: Vec::new(),
+        origin: None,
+        domain: None,
+        chunks: Vec::new(),
+    };
+    // SAFETY: CACHE_KEY only ever holds the Cache.
+    unsafe { class::kept(lua, &CACHE_KEY, make) }
 }
 
 unsafe extern "C-unwind" fn writer(
@@ -170,9 +148,10 @@ fn dump(lua: Lua) -> Box<[u8]> {
 /// What a new state made now by `lua`'s state for `source` is made of:
 /// the compiled chunk and the origin; or the load error message.
 pub fn prepare(lua: Lua, source: Source) -> Result<(Arc<Code>, Origin), Vec<u8>> {
-    let Some(cache) = cache(lua).filter(|_| lua.check_stack(5).is_ok()) else {
+    if lua.check_stack(5).is_err() {
         return Err(b"not enough memory".to_vec());
-    };
+    }
+    let cache = cache(lua);
     Ok((compile(lua, cache, source)?, origin(lua, cache)))
 }
 
@@ -358,7 +337,7 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     });
     // SAFETY: the anchor replaces the previous one (stack: preload, anchor).
     unsafe {
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&ANCHOR_KEY));
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, class::key(&ANCHOR_KEY));
         ffi::lua_pop(l, 1);
     }
     let origin = Origin {

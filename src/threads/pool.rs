@@ -9,7 +9,7 @@
 //! is finalized after them when the state closes), which then frees every
 //! pool it holds, waiting for each to have no tasks or no threads.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::sync::Arc;
 
 use super::origin::{self, Source};
@@ -86,10 +86,6 @@ impl Drop for Keeper {
 
 static KEEPER_KEY: u8 = 0;
 
-fn keeper_key() -> *const c_void {
-    &KEEPER_KEY as *const u8 as *const c_void
-}
-
 /// `require "coutil.threads"`: the module table.
 pub fn open(lua: Lua) -> c_int {
     lua.push_functions(FUNCTIONS, false);
@@ -98,19 +94,15 @@ pub fn open(lua: Lua) -> c_int {
 
 /// The keeper of `lua`'s state, made if `make`.
 fn keeper<'a>(lua: Lua, make: bool) -> Option<&'a mut Keeper> {
-    let l = lua.raw();
-    // SAFETY: registry access with a private key; the value there is only
-    // ever a Keeper object, alive until the state closes.
+    // SAFETY: KEEPER_KEY only ever holds the Keeper.
     unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, keeper_key());
-        let found = class::test::<Keeper>(lua, -1).and_then(|k| k.as_mut());
-        ffi::lua_pop(l, 1);
-        if found.is_some() || !make {
-            return found;
+        if make {
+            Some(class::kept(lua, &KEEPER_KEY, || Keeper {
+                pools: Vec::new(),
+            }))
+        } else {
+            class::find_kept(lua, &KEEPER_KEY)
         }
-        let slot = class::push(lua, Keeper { pools: Vec::new() });
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, keeper_key());
-        slot.as_mut()
     }
 }
 

@@ -22,6 +22,8 @@ use std::ffi::{CStr, c_int, c_void};
 use std::sync::Arc;
 
 use super::origin::{self, Code, Loader, Origin, Source};
+use super::transfer::{self, Value};
+use crate::lua::class::key;
 use crate::lua::{Lua, ffi};
 
 /// An independent state and the thread that runs its chunk.
@@ -139,6 +141,26 @@ impl IndState {
             state.require = setup.require;
             Ok(state)
         }
+    }
+
+    /// Pushes `args` on the thread that runs the chunk and resumes it:
+    /// the status and the number of results, or `None` if the values do
+    /// not fit on its stack.
+    pub fn resume(&self, args: &[Value]) -> Option<(c_int, c_int)> {
+        let co = self.co();
+        transfer::push(co, args).ok()?;
+        let mut nres = 0;
+        // SAFETY: the holder of the IndState is the only user of the
+        // state; the thread holds the chunk (or its yield) and the values.
+        let status = unsafe {
+            ffi::lua_resume(
+                co.raw(),
+                std::ptr::null_mut(),
+                args.len() as c_int,
+                &mut nres,
+            )
+        };
+        Some((status, nres))
     }
 
     /// The thread that runs the chunk.
@@ -277,10 +299,6 @@ unsafe extern "C-unwind" fn first_call(l: *mut ffi::lua_State, ar: *mut ffi::lua
             ffi::lua_sethook(l, None, 0, 0);
         }
     }
-}
-
-fn key(k: &'static u8) -> *const c_void {
-    k as *const u8 as *const c_void
 }
 
 fn registry_pointer(lua: Lua, k: &'static u8) -> *const c_void {

@@ -288,22 +288,9 @@ fn give_back(shared: &Mutex<Inner>, state: IndState, next: Status, error: Option
 /// One resume: the results, the status after it and the error to keep.
 fn step(state: &IndState, args: &[Value]) -> (Resumed, Status, Option<Value>) {
     let co = state.co();
-    if let Err(e) = transfer::push(co, args) {
-        drop(e);
+    let Some((status, nres)) = state.resume(args) else {
         let err = Value::Str((*b"stack overflow").into());
         return (Err(err), Status::Suspended, None);
-    }
-    let mut nres = 0;
-    // SAFETY: this thread holds the IndState, so nothing else uses the
-    // state; `co` is a suspended (or not started) thread of it whose stack
-    // holds the chunk (or the yield) and the pushed arguments.
-    let status = unsafe {
-        ffi::lua_resume(
-            co.raw(),
-            std::ptr::null_mut(),
-            args.len() as c_int,
-            &mut nres,
-        )
     };
     if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
         let first = co.top() - nres + 1;

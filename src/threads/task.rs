@@ -103,19 +103,11 @@ impl Pool {
 fn resume(mut task: Task, co: Lua) -> After {
     loop {
         let args = std::mem::take(&mut task.args);
-        if transfer::push(co, &args).is_err() {
+        let Body::Started(state) = &task.body else {
             return After::Ended(task, false);
-        }
-        let mut nres = 0;
-        // SAFETY: this worker holds the task, so nothing else uses its
-        // state; `co` holds the chunk (or its yield) and the arguments.
-        let status = unsafe {
-            ffi::lua_resume(
-                co.raw(),
-                std::ptr::null_mut(),
-                args.len() as c_int,
-                &mut nres,
-            )
+        };
+        let Some((status, nres)) = state.resume(&args) else {
+            return After::Ended(task, false);
         };
         match status {
             ffi::LUA_OK => return After::Ended(task, true),
