@@ -4,20 +4,7 @@ local T = require "testlib"
 local system = require "coutil.system"
 local memory = require "coutil.memory"
 
-local ALL = { "close", "getdomain", "getaddress", "bind", "setoption", "connect",
-	"write", "read", "shutdown", "listen", "accept" }
-
-local function methods(obj, expected)
-	local want = {}
-	for _, m in ipairs(expected) do want[m] = true end
-	for _, m in ipairs(ALL) do
-		if want[m] then
-			assert(type(obj[m]) == "function", m .. " missing")
-		else
-			assert(obj[m] == nil, m .. " should be nil")
-		end
-	end
-end
+local methods = T.methods
 
 local unyieldable = T.unyieldable
 local settle = T.settle

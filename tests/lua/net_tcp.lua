@@ -5,25 +5,9 @@ local T = require "testlib"
 local system = require "coutil.system"
 local memory = require "coutil.memory"
 
-local loopback = {
-	ipv4 = function(port) return system.address("ipv4", "127.0.0.1:" .. (port or 0)) end,
-	ipv6 = function(port) return system.address("ipv6", "[::1]:" .. (port or 0)) end,
-}
+local loopback = T.loopback
 
-local ALL = { "close", "getdomain", "getaddress", "bind", "setoption", "connect",
-	"write", "read", "shutdown", "listen", "accept" }
-
-local function methods(obj, expected)
-	local want = {}
-	for _, m in ipairs(expected) do want[m] = true end
-	for _, m in ipairs(ALL) do
-		if want[m] then
-			assert(type(obj[m]) == "function", m .. " missing")
-		else
-			assert(obj[m] == nil, m .. " should be nil")
-		end
-	end
-end
+local methods = T.methods
 
 local unyieldable = T.unyieldable
 local settle = T.settle

@@ -3,13 +3,7 @@ local T = require "testlib"
 local system = require "coutil.system"
 local memory = require "coutil.memory"
 
-local loopback = {
-	ipv4 = function(port) return system.address("ipv4", "127.0.0.1:" .. (port or 0)) end,
-	ipv6 = function(port) return system.address("ipv6", "[::1]:" .. (port or 0)) end,
-}
-
-local ALL = { "close", "getdomain", "getaddress", "bind", "setoption", "connect",
-	"write", "read", "shutdown", "listen", "accept" }
+local loopback = T.loopback
 
 local unyieldable = T.unyieldable
 local settle = T.settle
@@ -29,11 +23,7 @@ for _, domain in ipairs({ "ipv4", "ipv6" }) do
 		local s = system.socket("datagram", domain)
 		assert(tostring(s):find("^coutil:udp: "), tostring(s))
 		T.same({ domain }, s:getdomain())
-		local want = { close = true, getdomain = true, getaddress = true, bind = true,
-			setoption = true, connect = true, write = true, read = true }
-		for _, m in ipairs(ALL) do
-			if want[m] then assert(type(s[m]) == "function", m) else assert(s[m] == nil, m) end
-		end
+		T.methods(s, { "close", "getdomain", "getaddress", "bind", "setoption", "connect", "write", "read" })
 		T.same({ true }, s:close())
 		T.raises("closed object", s.getdomain, s)
 		T.raises("closed object", s.close, s)

@@ -8,31 +8,11 @@ local memory = require "coutil.memory"
 local interp = arg[-1]
 assert(type(interp) == "string", "no interpreter in arg[-1]")
 
--- Lua code for a child interpreter: `body` runs in a coroutine with
--- `system` and `memory`, driven by system.run.
-local function luachild(body)
-	return "local system = require 'coutil.system' "
-		.. "local memory = require 'coutil.memory' "
-		.. "local function main() " .. body .. "\nend "
-		.. "if coroutine.isyieldable() then main() "
-		.. "else coroutine.wrap(main)() system.run() end"
-end
+local luachild = T.luachild
 
 local go = T.go
 
-local function readall(s)
-	local buf = memory.create(4096)
-	local parts = {}
-	while true do
-		local n, err = s:read(buf)
-		if not n then
-			assert(err == "end of file", err)
-			break
-		end
-		parts[#parts + 1] = buf:tostring(1, n)
-	end
-	return table.concat(parts)
-end
+local readall = T.readall
 
 local tmppath = T.tmppath
 

@@ -174,6 +174,56 @@ function T.rmtree(path)
 	end
 end
 
+-- Loopback addresses of each IP domain, with `port` (default 0).
+T.loopback = system and {
+	ipv4 = function(port) return system.address("ipv4", "127.0.0.1:" .. (port or 0)) end,
+	ipv6 = function(port) return system.address("ipv6", "[::1]:" .. (port or 0)) end,
+}
+
+local SOCKET_METHODS = { "close", "getdomain", "getaddress", "bind", "setoption", "connect",
+	"write", "read", "shutdown", "listen", "accept" }
+
+-- Checks that socket `obj` has exactly the methods listed in `expected`
+-- among all the methods of socket classes.
+function T.methods(obj, expected)
+	local want = {}
+	for _, m in ipairs(expected) do want[m] = true end
+	for _, m in ipairs(SOCKET_METHODS) do
+		if want[m] then
+			assert(type(obj[m]) == "function", m .. " missing")
+		else
+			assert(obj[m] == nil, m .. " should be nil")
+		end
+	end
+end
+
+-- Lua code for a child interpreter (the one running this script, arg[-1]:
+-- `coutil`, or `lua5.4` finding coutil.so through the inherited LUA_CPATH):
+-- `body` runs in a coroutine with `system` and `memory`, driven by
+-- system.run.
+function T.luachild(body)
+	return "local system = require 'coutil.system' "
+		.. "local memory = require 'coutil.memory' "
+		.. "local function main() " .. body .. "\nend "
+		.. "if coroutine.isyieldable() then main() "
+		.. "else coroutine.wrap(main)() system.run() end"
+end
+
+-- Reads everything from stream socket `s` until end of file.
+function T.readall(s)
+	local buf = require("coutil.memory").create(4096)
+	local parts = {}
+	while true do
+		local n, err = s:read(buf)
+		if not n then
+			assert(err == "end of file", err)
+			break
+		end
+		parts[#parts + 1] = buf:tostring(1, n)
+	end
+	return table.concat(parts)
+end
+
 -- Runs one named case: body, then the leak check and the idle check.
 function T.case(name, body)
 	current = name
