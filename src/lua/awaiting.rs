@@ -44,6 +44,9 @@ pub struct Waiter {
 /// The loop of a Lua state, as stored in its userdata.
 pub struct SysLoop {
     pub ops: RefCell<Loop<Waiter>>,
+    /// Registry references of objects closed since the last closing phase,
+    /// kept alive until it (R2).
+    closed: RefCell<Vec<c_int>>,
     /// The operation being delivered, for the reuse rule.
     delivering: Cell<Option<OpId>>,
     /// When [`drop_closed`] last looked (monotonic ns).
@@ -130,6 +133,7 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
         let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<SysLoop>(), 0) as *mut SysLoop;
         p.write(SysLoop {
             ops: RefCell::new(Loop::new()),
+            closed: RefCell::new(Vec::new()),
             delivering: Cell::new(None),
             swept: Cell::new(0),
         });
@@ -148,14 +152,68 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
 
 unsafe extern "C-unwind" fn loop_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: only set as `__gc` of the SysLoop userdata, which is not
-    // reachable from Lua, so this runs once, when the state closes.
+    // reachable from Lua, so this runs once, when the state closes; the
+    // objects using the loop were made after it, so their finalizers ran
+    // before this one.
     unsafe {
         let p = ffi::lua_touserdata(l, 1) as *mut SysLoop;
         if !p.is_null() {
+            let lua = Lua::from_raw(l);
+            let _ = catch_unwind(AssertUnwindSafe(|| deliver_last(lua, &*p)));
             let _ = catch_unwind(AssertUnwindSafe(|| std::ptr::drop_in_place(p)));
         }
     }
     0
+}
+
+/// Delivers the operations `ids`, just completed, at once instead of in
+/// the loop's next iteration: for the finalizer of an object that
+/// coroutines still wait on, which only happens when the state closes.
+/// Nothing is delivered if the loop is borrowed (a finalizer run by a
+/// collection in the middle of a loop call).
+pub fn deliver_now(lua: Lua, ids: &[OpId]) {
+    let sl = state_loop(lua);
+    for &id in ids {
+        let taken = match sl.ops.try_borrow_mut() {
+            Ok(mut ops) => ops.take_completed(id),
+            Err(_) => false,
+        };
+        if taken {
+            deliver(lua, sl, id);
+        }
+    }
+}
+
+/// How many passes [`deliver_last`] makes at most.
+const LAST_PASSES: usize = 4;
+
+/// When the state closes: resumes the coroutines whose operations are
+/// complete already, above all those that closing their objects completed
+/// (a `read` gets `false, "closed"`, R2), so that their cleanup runs. The
+/// others are dropped with the loop, never resumed.
+fn deliver_last(lua: Lua, sl: &SysLoop) {
+    if sl.ops.borrow().running {
+        return;
+    }
+    for _ in 0..LAST_PASSES {
+        let mut delivered = false;
+        sl.ops.borrow_mut().begin_pending();
+        loop {
+            let next = sl.ops.borrow_mut().pop_pending();
+            let Some(id) = next else { break };
+            deliver(lua, sl, id);
+            delivered = true;
+        }
+        loop {
+            let next = sl.ops.borrow_mut().pop_ready();
+            let Some(id) = next else { break };
+            deliver(lua, sl, id);
+            delivered = true;
+        }
+        if !delivered {
+            break;
+        }
+    }
 }
 
 /// Raises `unable to yield` unless the running coroutine can yield.
@@ -422,10 +480,33 @@ pub fn drop_closed(lua: Lua, sl: &SysLoop, timeout: &mut Option<Duration>) {
     }
 }
 
-/// The closing phase: drops the references of released operations.
+/// The closing phase: drops the references of released operations and of
+/// the objects closed since the last one.
 pub fn close_pending(main: Lua, sl: &SysLoop) {
     let released = sl.ops.borrow_mut().close_pending();
     for w in released {
         unreference(main, w.key);
     }
+    let closed = std::mem::take(&mut *sl.closed.borrow_mut());
+    for key in closed {
+        unreference(main, key);
+    }
+}
+
+/// Keeps the value at `i` (an object just closed) referenced until the
+/// closing phase of the next loop iteration, as libuv keeps a closing
+/// handle until its close callback.
+pub fn keep_until_closed(lua: Lua, i: c_int) {
+    // SAFETY: pushes a copy of a stack value and moves it to the registry.
+    let key = unsafe {
+        ffi::lua_pushvalue(lua.raw(), i);
+        ffi::luaL_ref(lua.raw(), ffi::LUA_REGISTRYINDEX)
+    };
+    state_loop(lua).closed.borrow_mut().push(key);
+}
+
+/// Whether `system.run` has anything to do: operations, or closed objects
+/// to release.
+pub fn has_work(sl: &SysLoop) -> bool {
+    sl.ops.borrow().active() > 0 || !sl.closed.borrow().is_empty()
 }

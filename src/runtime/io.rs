@@ -48,19 +48,52 @@ pub struct Readiness {
     pub write_closed: bool,
 }
 
-/// Operations completed by a source handler, with optional outcomes.
-pub type Completions = Vec<(OpId, Option<Outcome>)>;
+/// Operations completed by source handlers, with optional outcomes, in
+/// the order they are to be delivered: `first` before `last`. A stream's
+/// `connect` completes in `last`, so that in one poll an `accept` resumes
+/// before the `connect` to it, whatever order the kernel reported them in
+/// (libuv registers a new socket at the poll, after the listener).
+#[derive(Default)]
+pub struct Completions {
+    pub first: Vec<(OpId, Option<Outcome>)>,
+    pub last: Vec<(OpId, Option<Outcome>)>,
+}
+
+impl Completions {
+    pub fn push(&mut self, op: OpId, outcome: Option<Outcome>) {
+        self.first.push((op, outcome));
+    }
+
+    pub fn push_last(&mut self, op: OpId, outcome: Option<Outcome>) {
+        self.last.push((op, outcome));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty() && self.last.is_empty()
+    }
+
+    /// All of them, in delivery order.
+    pub fn drain(&mut self) -> impl Iterator<Item = (OpId, Option<Outcome>)> + '_ {
+        self.first.drain(..).chain(self.last.drain(..))
+    }
+}
 
 /// Code of an I/O object that runs in the poll phase when its source is
 /// ready (e.g. flushing a socket's write queue without any coroutine),
-/// reporting the operations it completed. It must not call into Lua.
+/// reporting the operations it completed. It must not call into Lua. The
+/// loop also calls it with a readiness it did not see from the kernel
+/// (`Loop::recheck`, `Loop::pend_source`): it must tolerate readiness
+/// that is not there (a retried call then meets `WouldBlock`).
 pub trait SourceHandler {
     fn ready(&mut self, readiness: Readiness, done: &mut Completions);
 }
 
+/// A registered source handler, shared with the object it serves.
+pub type Handler = Rc<RefCell<dyn SourceHandler>>;
+
 enum Entry {
     Waiters(Waiters),
-    Handler(Rc<RefCell<dyn SourceHandler>>),
+    Handler(Handler),
 }
 
 /// Completed jobs of one loop, filled by worker threads.
@@ -135,7 +168,7 @@ impl Reactor {
     pub fn register(
         &mut self,
         source: &mut impl mio::event::Source,
-        handler: Option<Rc<RefCell<dyn SourceHandler>>>,
+        handler: Option<Handler>,
     ) -> std::io::Result<Token> {
         let index = self.free.pop().unwrap_or_else(|| {
             self.sources.push(None);

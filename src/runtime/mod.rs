@@ -7,15 +7,23 @@
 //! it does, because delivering re-enters the loop to arm or cancel.
 //!
 //! One iteration, in libuv's order (the ordering contracts of
-//! spec/loop-time.md depend on it):
+//! spec/loop-time.md and rule R1 of spec/behaviour-rules.md depend on it):
 //! 1. update the cached time;
 //! 2. due timers, by due time, ties in arming order;
-//! 3. the idle queue: a pass over the entries present when it starts,
+//! 3. the pending queue (libuv's "pending" phase): operations completed
+//!    during a call since the last pass (a write the OS took at once) and
+//!    source handlers to run (a `shutdown`, a failed `connect`), in the
+//!    order they were queued; what is queued meanwhile waits for the next
+//!    iteration;
+//! 4. the idle queue: a pass over the entries present when it starts,
 //!    newest first (LIFO); an operation re-armed as idle while it is being
 //!    delivered keeps its place, new ones wait for the next pass;
-//! 4. poll (mio) for readiness and worker completions, blocking only when
-//!    nothing above is ready; skipped when no source or job exists;
-//! 5. the closing phase: cancelled operations are released, and those
+//! 5. poll (mio) for readiness and worker completions, blocking only when
+//!    nothing above is ready; skipped when no source or job exists; then
+//!    the *rechecks*: source handlers called as if their source were ready
+//!    (a `read` of a socket that may hold data already; edge-triggered
+//!    readiness would not report it again);
+//! 6. the closing phase: cancelled operations are released, and those
 //!    re-armed while closing are armed now.
 //!
 //! Timers and idle entries are deleted lazily: each arming gets a new
@@ -33,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{epoch_secs, monotonic_ns};
-pub use io::{Completions, Interest, Readiness, SourceHandler, Token};
+pub use io::{Completions, Handler, Interest, Readiness, SourceHandler, Token};
 use io::{Inbox, Reactor};
 use timer::Timers;
 
@@ -73,6 +81,14 @@ pub enum Wait {
     /// Nothing the loop watches: completed by [`Loop::complete`] or by a
     /// source handler.
     External,
+}
+
+/// An entry of the pending queue.
+enum Pending {
+    /// A completed operation (slot index, stamp of the completion).
+    Op(u32, u32),
+    /// A source handler to run; what it completes is delivered at once.
+    Source(Handler, Readiness),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,6 +131,9 @@ pub struct Loop<W> {
     idle_pass: VecDeque<(u32, u32)>,
     idle_armed: usize,
     ready: VecDeque<OpId>,
+    pending: VecDeque<Pending>,
+    pending_pass: VecDeque<Pending>,
+    rechecks: Vec<(Handler, Readiness)>,
     closing: Vec<OpId>,
     reactor: Option<Reactor>,
     jobs_in_flight: usize,
@@ -140,6 +159,9 @@ impl<W> Loop<W> {
             idle_pass: VecDeque::new(),
             idle_armed: 0,
             ready: VecDeque::new(),
+            pending: VecDeque::new(),
+            pending_pass: VecDeque::new(),
+            rechecks: Vec::new(),
             closing: Vec::new(),
             reactor: None,
             jobs_in_flight: 0,
@@ -386,10 +408,10 @@ impl<W> Loop<W> {
         match self.reactor.as_mut() {
             Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
                 let mut done = Vec::new();
-                let mut completed = Vec::new();
+                let mut completed = Completions::default();
                 r.poll(timeout, &mut self.ready, &mut completed, &mut done)?;
                 let remote = r.take_remote();
-                for (id, outcome) in completed {
+                for (id, outcome) in completed.drain() {
                     self.complete(id, outcome);
                 }
                 for (bits, key, outcome) in remote {
@@ -424,22 +446,100 @@ impl<W> Loop<W> {
     /// `None`), as for remotes: a source handler may complete a wait that
     /// a coroutine registered again right after cancelling its previous one.
     pub fn complete(&mut self, id: OpId, outcome: Option<Outcome>) {
-        let Some(op) = self.op_mut(id) else { return };
+        if self.mark_complete(id, outcome).is_some() {
+            self.ready.push_back(id);
+        }
+    }
+
+    /// Like [`complete`](Self::complete), but the operation is delivered in
+    /// the pending phase of the next iteration (of this one, if called
+    /// before it): how an await whose result is known during the call
+    /// still suspends (R1), at the cost of a queue entry.
+    pub fn complete_later(&mut self, id: OpId, outcome: Option<Outcome>) {
+        if let Some(stamp) = self.mark_complete(id, outcome) {
+            self.pending.push_back(Pending::Op(id.index, stamp));
+        }
+    }
+
+    /// Records the completion of an armed operation; returns its new stamp
+    /// (`None` if it is not armed: the caller queues nothing).
+    fn mark_complete(&mut self, id: OpId, outcome: Option<Outcome>) -> Option<u32> {
+        let op = self.op_mut(id)?;
         match op.state {
             State::Armed => {
                 op.stamp = op.stamp.wrapping_add(1); // a timer entry of it is stale now
                 op.outcome = outcome;
-                if op.in_idle {
-                    op.in_idle = false;
+                let stamp = op.stamp;
+                if std::mem::replace(&mut op.in_idle, false) {
                     self.idle_armed -= 1;
                 }
-                self.ready.push_back(id);
+                Some(stamp)
             }
             State::Closing if op.rearm.is_some() => {
                 op.outcome = Some(outcome.unwrap_or_else(|| Box::new(())));
+                None
             }
-            _ => {}
+            _ => None,
         }
+    }
+
+    /// Runs `handler` with `readiness` in the pending phase of the next
+    /// iteration; what it completes is delivered there.
+    pub fn pend_source(&mut self, handler: Handler, readiness: Readiness) {
+        self.pending.push_back(Pending::Source(handler, readiness));
+    }
+
+    /// Runs `handler` with `readiness` in the poll phase, after the
+    /// kernel's events; what it completes is delivered there.
+    pub fn recheck(&mut self, handler: Handler, readiness: Readiness) {
+        self.rechecks.push((handler, readiness));
+    }
+
+    /// Starts the pending phase: what is queued from now on waits for the
+    /// next one.
+    pub fn begin_pending(&mut self) {
+        debug_assert!(self.pending_pass.is_empty());
+        std::mem::swap(&mut self.pending, &mut self.pending_pass);
+    }
+
+    /// The next operation of the pending phase, taken for delivery.
+    pub fn pop_pending(&mut self) -> Option<OpId> {
+        while let Some(entry) = self.pending_pass.pop_front() {
+            match entry {
+                Pending::Op(index, stamp) => {
+                    if let Some(id) = self.take_for_delivery(index, stamp) {
+                        return Some(id);
+                    }
+                }
+                Pending::Source(handler, readiness) => {
+                    let mut done = Completions::default();
+                    handler.borrow_mut().ready(readiness, &mut done);
+                    let done: Vec<_> = done.drain().collect();
+                    for (id, outcome) in done.into_iter().rev() {
+                        if let Some(stamp) = self.mark_complete(id, outcome) {
+                            self.pending_pass.push_front(Pending::Op(id.index, stamp));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs the rechecks queued so far; what they complete is ready for
+    /// delivery. False if there were none.
+    pub fn run_rechecks(&mut self) -> bool {
+        if self.rechecks.is_empty() {
+            return false;
+        }
+        let mut done = Completions::default();
+        for (handler, readiness) in std::mem::take(&mut self.rechecks) {
+            handler.borrow_mut().ready(readiness, &mut done);
+        }
+        for (id, outcome) in done.drain() {
+            self.complete(id, outcome);
+        }
+        true
     }
 
     /// The next operation made ready by the poll, taken for delivery.
@@ -451,6 +551,21 @@ impl<W> Loop<W> {
             }
         }
         None
+    }
+
+    /// Takes the operation `id`, completed and waiting in the ready queue,
+    /// for delivery out of turn. False if it is not waiting there.
+    pub fn take_completed(&mut self, id: OpId) -> bool {
+        if self.op(id).is_none_or(|op| op.state != State::Armed) {
+            return false;
+        }
+        let before = self.ready.len();
+        self.ready.retain(|&r| r != id);
+        if self.ready.len() == before {
+            return false;
+        }
+        self.ops[id.index as usize].state = State::Delivering;
+        true
     }
 
     /// The result of a completed worker job, once.
@@ -526,7 +641,12 @@ impl<W> Loop<W> {
             let op = &ops[index as usize];
             op.state == State::Armed && op.stamp == stamp
         });
-        if self.halted || self.idle_armed > 0 || !self.closing.is_empty() || !self.ready.is_empty()
+        if self.halted
+            || self.idle_armed > 0
+            || !self.closing.is_empty()
+            || !self.ready.is_empty()
+            || !self.pending.is_empty()
+            || !self.rechecks.is_empty()
         {
             return Some(Duration::ZERO);
         }
@@ -548,7 +668,7 @@ impl<W> Loop<W> {
     pub fn register_handler(
         &mut self,
         source: &mut impl mio::event::Source,
-        handler: std::rc::Rc<std::cell::RefCell<dyn SourceHandler>>,
+        handler: Handler,
     ) -> std::io::Result<Token> {
         self.reactor()?.register(source, Some(handler))
     }

@@ -174,7 +174,7 @@ impl SourceHandler for Child {
         if let Some(ended) = self.ended
             && let Some(op) = self.waiter.take()
         {
-            done.push((op, Some(Box::new(ended) as Outcome)));
+            done.push(op, Some(Box::new(ended) as Outcome));
         }
     }
 }

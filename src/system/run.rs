@@ -70,6 +70,10 @@ fn run_k(lua: Lua, _ctx: ffi::lua_KContext) -> Result<Await, Error> {
     proceed(lua, sys_loop(lua), Mode::Loop)
 }
 
+/// At most this many rounds of rechecks in one poll phase (libuv's
+/// stream reading loop stops after 32 reads too).
+const RECHECK_ROUNDS: usize = 32;
+
 enum Driven {
     Returned,
     Parked,
@@ -77,14 +81,13 @@ enum Driven {
 
 fn drive(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<Driven> {
     loop {
-        if sl.ops.borrow().active() == 0 {
+        if !awaiting::has_work(sl) {
             return Ok(Driven::Returned);
         }
         if iterate(lua, sl, mode)? {
             return Ok(Driven::Parked);
         }
-        let ops = sl.ops.borrow();
-        if mode != Mode::Loop || ops.halted || ops.active() == 0 {
+        if mode != Mode::Loop || sl.ops.borrow().halted || !awaiting::has_work(sl) {
             return Ok(Driven::Returned);
         }
     }
@@ -94,6 +97,13 @@ fn drive(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<Driven> {
 fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<bool> {
     sl.ops.borrow_mut().update_time();
     let mut resumed = run_timers(lua, sl);
+    sl.ops.borrow_mut().begin_pending();
+    loop {
+        let next = sl.ops.borrow_mut().pop_pending();
+        let Some(id) = next else { break };
+        awaiting::deliver(lua, sl, id);
+        resumed += 1;
+    }
     sl.ops.borrow_mut().begin_idle();
     loop {
         let next = sl.ops.borrow_mut().pop_idle();
@@ -118,11 +128,23 @@ fn iterate(lua: Lua, sl: &SysLoop, mode: Mode) -> std::io::Result<bool> {
     }
     awaiting::drop_closed(lua, sl, &mut timeout);
     sl.ops.borrow_mut().poll(timeout)?;
+    // The kernel's events, then the rechecks, in rounds: a coroutine
+    // resumed here may ask for another (e.g. `accept` in a loop takes the
+    // connections queued by the kernel one per round, as libuv's accept
+    // loop does); rounds are bounded so that a stream always readable
+    // cannot keep the loop in this phase.
+    let mut rounds = 0;
     loop {
-        let next = sl.ops.borrow_mut().pop_ready();
-        let Some(id) = next else { break };
-        awaiting::deliver(lua, sl, id);
-        resumed += 1;
+        loop {
+            let next = sl.ops.borrow_mut().pop_ready();
+            let Some(id) = next else { break };
+            awaiting::deliver(lua, sl, id);
+            resumed += 1;
+        }
+        if rounds == RECHECK_ROUNDS || !sl.ops.borrow_mut().run_rechecks() {
+            break;
+        }
+        rounds += 1;
     }
     if mode == Mode::Step && resumed == 0 {
         // The poll blocked until the next timer: it belongs to this step.

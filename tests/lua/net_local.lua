@@ -51,7 +51,8 @@ for _, domain in ipairs({ "local", "share" }) do
 	T.case(domain .. ": bind, getaddress and paths", function()
 		local path = tmppath()
 		local p = system.socket("passive", domain)
-		T.same({ "" }, p:getaddress()) -- unnamed
+		-- as libuv: no descriptor before bind or connect
+		T.same({ false, "bad file descriptor", 9 }, p:getaddress())
 		T.raises("string expected, got no value", p.bind, p)
 		T.raises("string expected, got table", p.bind, p, {})
 		T.same({ true }, p:bind(path))
@@ -101,7 +102,8 @@ for _, domain in ipairs({ "local", "share" }) do
 			l:close()
 		end)
 		local s = system.socket("stream", domain)
-		T.raises("string expected, got no value", s.connect, s)
+		T.async(function() T.raises("string expected, got no value", s.connect, s) end)
+		T.same({ false, "unable to yield" }, unyieldable(s.connect, s))
 		s:close()
 		local p = system.socket("passive", domain)
 		T.raises("not listening", p.accept, p)
@@ -148,7 +150,8 @@ for _, domain in ipairs({ "local", "share" }) do
 			local res
 			local co = T.spawn(function() res = table.pack(s:read(buf)) end)
 			T.raises("already in use", s.read, s, buf)
-			assert(c:write("data"))
+			-- the bytes are in the socket before the loop runs again
+			T.spawn(function() assert(c:write("data")) end)
 			coroutine.resume(co, nil, false)
 			T.same({ n = 2, nil, false }, table.unpack(res, 1, res.n))
 			settle()

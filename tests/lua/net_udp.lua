@@ -83,9 +83,15 @@ for _, domain in ipairs({ "ipv4", "ipv6" }) do
 
 	T.case(domain .. ": argument errors", function()
 		local s = system.socket("datagram", domain)
-		T.raises("address expected, got no value", s.write, s, "x")
-		T.raises("wrong domain", s.write, s, "x", 1, -1, loopback[other](9))
-		T.raises("memory expected, got no value", s.write, s)
+		T.async(function()
+			T.raises("address expected, got no value", s.write, s, "x")
+			T.raises("wrong domain", s.write, s, "x", 1, -1, loopback[other](9))
+			-- R3: the destination of an unconnected socket comes first
+			T.raises("bad argument #5 to '?' (coutil:netaddress expected, got no value)", s.write, s)
+			T.raises("memory expected, got nil", s.write, s, nil, 1, -1, loopback[domain](9))
+		end)
+		-- outside a coroutine, before the other arguments
+		T.same({ false, "unable to yield" }, unyieldable(s.write, s))
 		T.raises("memory expected, got string", s.read, s, "x")
 		T.raises("wrong domain", s.read, s, memory.create(1), 1, -1, loopback[other]())
 		T.raises("coutil:netaddress expected, got string", s.read, s, memory.create(1), 1, -1, "x")

@@ -251,7 +251,7 @@ if hasscript() then
 			assert(result, "no result from the child: " .. out)
 			T.same({
 				"coutil:terminal,true,integer/integer,true,true,true,"
-				.. "false:invalid option 'bad',true,true,already in use,true,true,true,"
+				.. "false:invalid option 'bad',true,true,bad argument #1 to '?' (already in use),true,true,true,"
 				.. "true:broken pipe:socket is not connected,"
 				.. "false:closed,closed object,closed object,true"
 			}, result)

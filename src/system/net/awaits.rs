@@ -1,6 +1,6 @@
 //! How socket awaits wait and resume (see `netio` for the two kinds):
-//! readiness waits ([`start`], [`park`], [`retry`]) and queued requests
-//! ([`write`], [`shutdown`]), with the single `Deliver` of socket ops.
+//! readiness waits ([`park`], [`retry`], with [`recheck`]) and requests
+//! ([`write`], [`shutdown`]), with the `Deliver`s of socket ops.
 //!
 //! Every socket await yields keeping the socket object as its first stack
 //! value, which keeps the socket alive while the coroutine waits and lets
@@ -17,7 +17,7 @@ use super::netio::{Payload, Reply, Request, Shared, Slot, Waiting};
 use super::socket;
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::{Error, Lua, fail, ffi};
-use crate::runtime::{OpId, Outcome, Wait};
+use crate::runtime::{Handler, OpId, Outcome, Readiness, Wait};
 
 /// Pushes the results of `reply`; returns their count.
 pub fn push_reply(lua: Lua, reply: Reply) -> c_int {
@@ -44,6 +44,16 @@ pub fn deliver_reply(co: Lua, outcome: Option<Outcome>) -> c_int {
     }
 }
 
+/// The `Deliver` of requests (`write`, `shutdown`): `true` when completed
+/// without an outcome (a write the OS took during the call), the values of
+/// a [`Reply`] otherwise.
+pub fn deliver_request(co: Lua, outcome: Option<Outcome>) -> c_int {
+    match outcome.and_then(|o| o.downcast::<Reply>().ok()) {
+        Some(reply) => push_reply(co, *reply),
+        None => push_reply(co, Reply::True),
+    }
+}
+
 /// Raises `already in use` if a coroutine waits in `read` or `accept` of
 /// the socket. A reader whose op is gone (its coroutine was closed with
 /// `coroutine.close` and its wake-up delivered to nobody) is forgotten.
@@ -53,7 +63,7 @@ pub fn check_reader(lua: Lua, core: &Shared) -> Result<(), Error> {
     };
     let sl = awaiting::state_loop(lua);
     if sl.ops.borrow().waiter(w.op).is_some() {
-        return Err(Error::msg("already in use"));
+        return Err(Error::arg(1, "already in use"));
     }
     core.borrow_mut().reader = None;
     Ok(())
@@ -61,6 +71,42 @@ pub fn check_reader(lua: Lua, core: &Shared) -> Result<(), Error> {
 
 /// Tries an operation now: `Some(n)` results pushed, `None` would block.
 pub type Attempt = fn(Lua, &Shared) -> Result<Option<c_int>, Error>;
+
+pub const READABLE: Readiness = Readiness {
+    readable: true,
+    writable: false,
+    error: false,
+    read_closed: false,
+    write_closed: false,
+};
+
+pub const WRITABLE: Readiness = Readiness {
+    readable: false,
+    writable: true,
+    error: false,
+    read_closed: false,
+    write_closed: false,
+};
+
+/// Has the loop run the socket's handler with `readiness` after its next
+/// poll (a readiness the edge-triggered poll will not report again).
+pub fn recheck(lua: Lua, core: &Shared, readiness: Readiness) {
+    let handler: Handler = core.clone();
+    awaiting::state_loop(lua)
+        .ops
+        .borrow_mut()
+        .recheck(handler, readiness);
+}
+
+/// Has the loop run the socket's handler with `readiness` in its next
+/// pending phase.
+pub fn pend(lua: Lua, core: &Shared, readiness: Readiness) {
+    let handler: Handler = core.clone();
+    awaiting::state_loop(lua)
+        .ops
+        .borrow_mut()
+        .pend_source(handler, readiness);
+}
 
 /// Makes the running coroutine wait for readiness in `slot` and continue
 /// in `k`, keeping the first `keep` arguments.
@@ -84,24 +130,10 @@ pub fn park(
     Ok(Await::Keep(id, keep, k))
 }
 
-/// Runs `attempt` now, or waits for readiness and retries it in `k`.
-pub fn start(
-    lua: Lua,
-    core: &Shared,
-    keep: c_int,
-    slot: Slot,
-    attempt: Attempt,
-    k: ffi::lua_KFunction,
-) -> Result<Await, Error> {
-    match attempt(lua, core)? {
-        Some(n) => Ok(Await::Done(n)),
-        None => park(lua, core, keep, slot, k),
-    }
-}
-
 /// The body of a readiness wait's continuation `k` (the socket is the
 /// first kept value): returns the explicit resume's values, the reply of
-/// `close`, or retries `attempt`.
+/// `close` or of the handler, or tries `attempt`, waiting again if it
+/// would block.
 pub fn retry(
     lua: Lua,
     ctx: ffi::lua_KContext,
@@ -135,13 +167,16 @@ pub fn retry(
                 };
                 return Ok(Await::Done(push_reply(lua, reply)));
             };
-            start(lua, &core, keep, slot, attempt, k)
+            match attempt(lua, &core)? {
+                Some(n) => Ok(Await::Done(n)),
+                None => park(lua, &core, keep, slot, k),
+            }
         }
     }
 }
 
-/// Sends `bytes` after the requests queued before, as `write` does:
-/// `true` once the OS took everything, or a failure.
+/// Sends `bytes` after the requests queued before, as `write` does: the
+/// loop delivers `true` once the OS took everything, or a failure.
 pub fn write(
     lua: Lua,
     core: &Shared,
@@ -149,6 +184,8 @@ pub fn write(
     fd: Option<RawFd>,
     to: Option<SockAddr>,
 ) -> Result<Await, Error> {
+    let sl = awaiting::state_loop(lua);
+    let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
     let mut sent = 0;
     let mut fd = fd;
     if core.borrow().queue.is_empty() {
@@ -169,12 +206,26 @@ pub fn write(
             }
         };
         drop(c);
-        match failed {
-            None => return Ok(Await::Done(push_reply(lua, Reply::True))),
-            Some(Some(e)) => return Ok(Await::Done(fail::push_io(lua, &e))),
-            Some(None) => {}
-        }
+        let outcome = match failed {
+            None => None,
+            Some(Some(e)) => Some(Box::new(Reply::Fail(fail::code_of(&e))) as Outcome),
+            Some(None) => return queue_rest(lua, core, id, &bytes[sent..], fd, to),
+        };
+        sl.ops.borrow_mut().complete_later(id, outcome);
+        return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
     }
+    queue_rest(lua, core, id, bytes, fd, to)
+}
+
+/// Queues what `write` could not send now for the handler.
+fn queue_rest(
+    lua: Lua,
+    core: &Shared,
+    id: OpId,
+    rest: &[u8],
+    fd: Option<RawFd>,
+    to: Option<SockAddr>,
+) -> Result<Await, Error> {
     let passed = match fd {
         Some(raw) => {
             // SAFETY: `raw` is the descriptor of an open socket object
@@ -182,48 +233,55 @@ pub fn write(
             let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
             match borrowed.as_fd().try_clone_to_owned() {
                 Ok(owned) => Some(owned),
-                Err(e) => return Ok(Await::Done(fail::push_io(lua, &e))),
+                Err(e) => {
+                    let reply = Reply::Fail(fail::code_of(&e));
+                    let outcome = Some(Box::new(reply) as Outcome);
+                    awaiting::state_loop(lua)
+                        .ops
+                        .borrow_mut()
+                        .complete_later(id, outcome);
+                    return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
+                }
             }
         }
         None => None,
     };
     let what = Payload::Data {
-        bytes: bytes[sent..].to_vec(),
+        bytes: rest.to_vec(),
         sent: 0,
         fd: passed,
         to,
     };
-    enqueue(lua, core, what)
-}
-
-/// Ends the writing direction after the queued writes.
-pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
-    if core.borrow().queue.is_empty() {
-        let result = core.borrow().shut_write();
-        let n = match result {
-            Ok(()) => push_reply(lua, Reply::True),
-            Err(e) => fail::push_io(lua, &e),
-        };
-        return Ok(Await::Done(n));
-    }
-    enqueue(lua, core, Payload::Shutdown)
-}
-
-fn enqueue(lua: Lua, core: &Shared, what: Payload) -> Result<Await, Error> {
-    let id = awaiting::wait(
-        lua,
-        awaiting::state_loop(lua),
-        Wait::External,
-        deliver_reply,
-    )?;
     core.borrow_mut()
         .queue
         .push_back(Request { op: Some(id), what });
     Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
 }
 
-/// Continuation of a queued request: its reply, or the values of an
-/// explicit resume (the request stays queued without its op).
+/// Ends the writing direction after the queued writes: the handler does
+/// it in the loop (in the next pending phase when nothing is queued), so
+/// that a `close` before cancels it.
+pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
+    let sl = awaiting::state_loop(lua);
+    let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
+    let idle = {
+        let mut c = core.borrow_mut();
+        c.shut = true;
+        let idle = c.queue.is_empty();
+        c.queue.push_back(Request {
+            op: Some(id),
+            what: Payload::Shutdown,
+        });
+        idle
+    };
+    if idle {
+        pend(lua, core, WRITABLE);
+    }
+    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+}
+
+/// Continuation of a request: its reply, or the values of an explicit
+/// resume (a queued request stays queued without its op).
 fn request_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     match awaiting::resumed(lua, 1, ctx) {

@@ -1,18 +1,30 @@
 //! The I/O state shared by a socket object and the loop: one [`Core`] per
 //! socket, registered as the source handler of its descriptor.
 //!
-//! mio is edge-triggered, so every operation tries its system call first
-//! and only waits after `WouldBlock`:
+//! Every await suspends, even when its result is known during the call
+//! (R1 of spec/behaviour-rules.md); the system call still happens in the
+//! call where it can, and only the delivery waits:
 //! * *Readiness waits* (`read`, `accept`, a stream `connect`): the
 //!   coroutine waits with `Wait::External`; the handler only wakes it
-//!   (no outcome) and the continuation retries the call. Data is thus read
+//!   (no outcome) and the continuation tries the call. Data is thus read
 //!   in the coroutine itself: a read cancelled by an explicit resume takes
-//!   nothing from the socket and leaves the buffer untouched.
-//! * *Requests* (`write`, `shutdown`): what the OS did not take at once is
-//!   copied into the socket's queue with the op of its coroutine; the
+//!   nothing from the socket and leaves the buffer untouched. mio is
+//!   edge-triggered, so a wait that may be satisfied already (`may_read`,
+//!   a connection the OS completed at once) asks the loop for a *recheck*:
+//!   the handler runs after the next poll as if the source were ready.
+//! * *Requests* (`write`, `shutdown`): a write the OS took at once is
+//!   completed for the loop's pending phase; what the OS did not take is
+//!   copied into the socket's queue with the op of its coroutine, and the
 //!   handler sends the queue in order on writable readiness and completes
-//!   each op with a [`Reply`]. A cancelled request loses its op but stays in
-//!   the queue, so data keeps flowing in call order.
+//!   each op with a [`Reply`]. A `shutdown` always waits for the loop
+//!   (queued; run by the handler in the pending phase when nothing is
+//!   queued before it), so that closing the socket first cancels it. A
+//!   cancelled request loses its op but stays in the queue, so data keeps
+//!   flowing in call order.
+//!
+//! A listener accepts in its handler (libuv's accept loop): one connection
+//! accepted while nobody waits is `held` and returned by the next `accept`
+//! at once; a waiting `accept` is woken to take it.
 //!
 //! The coroutine side of both is in `awaits`. Each arming of an op is
 //! completed at most once (`Waiting::woken`): a second completion would
@@ -113,22 +125,38 @@ pub struct Core {
     pub queue: VecDeque<Request>,
     /// Descriptors received on a share stream, not returned yet.
     pub received: VecDeque<OwnedFd>,
+    /// A connection the listener accepted while nobody waited in `accept`.
+    pub held: Option<OwnedFd>,
     pub listening: bool,
     /// A datagram socket with a default peer.
     pub connected: bool,
+    /// A stream that is connected (also accepted ones and descriptors
+    /// opened as streams): it can be read and written (libuv's
+    /// `READABLE`/`WRITABLE` flags).
+    pub open: bool,
+    /// A stream `connect` in progress, until a continuation saw its end.
+    pub connecting: bool,
+    /// A `connect` failure met during the call, delivered by the handler
+    /// in the loop's pending phase (libuv's delayed error).
+    pub delayed_error: Option<i32>,
+    /// `shutdown` was called: writes and another `shutdown` fail.
+    pub shut: bool,
+    /// A read may find something without waiting for readiness: false only
+    /// after a read drained the socket and no readiness came since.
+    pub may_read: bool,
+    /// The kernel reported a hang-up or error: reading never blocks again.
+    pub hung_up: bool,
     /// The path this socket bound, removed when it is closed (as libuv).
     pub path: Option<Vec<u8>>,
     /// A terminal's attributes to restore when it is closed, once its mode
     /// was changed.
     pub saved_mode: Option<libc::termios>,
-    /// A terminal after `shutdown`: writes fail.
-    pub write_shut: bool,
 }
 
 pub type Shared = Rc<RefCell<Core>>;
 
 impl Core {
-    pub fn new(fd: Socket, kind: u8, domain: Domain, socket: bool) -> Core {
+    pub fn new(fd: Socket, kind: u8, domain: Domain, socket: bool, open: bool) -> Core {
         Core {
             fd: Some(fd),
             token: None,
@@ -139,11 +167,17 @@ impl Core {
             connector: None,
             queue: VecDeque::new(),
             received: VecDeque::new(),
+            held: None,
             listening: false,
             connected: false,
+            open,
+            connecting: false,
+            delayed_error: None,
+            shut: false,
+            may_read: true,
+            hung_up: false,
             path: None,
             saved_mode: None,
-            write_shut: false,
         }
     }
 
@@ -228,7 +262,7 @@ impl Core {
                 }
                 Some(reply) => {
                     if let Some(op) = req.op {
-                        done.push((op, Some(Box::new(reply) as Outcome)));
+                        done.push(op, Some(Box::new(reply) as Outcome));
                     }
                 }
             }
@@ -236,34 +270,61 @@ impl Core {
     }
 
     /// Marks the core closed; returns what the caller must release:
-    /// the descriptor and the ops to complete.
+    /// the descriptor and the ops to complete. Writes the OS took are
+    /// complete already; the rest is cancelled.
     pub fn close(&mut self) -> (Option<Socket>, Option<Token>, Completions) {
-        let mut done: Completions = Vec::new();
+        let mut done = Completions::default();
         let canceled = || Some(Box::new(Reply::Fail(libc::ECANCELED)) as Outcome);
         if let Some(w) = self.reader.take().filter(|w| !w.woken) {
-            done.push((w.op, Some(Box::new(Reply::Closed) as Outcome)));
+            done.push(w.op, Some(Box::new(Reply::Closed) as Outcome));
         }
         if let Some(w) = self.connector.take().filter(|w| !w.woken) {
-            done.push((w.op, canceled()));
+            done.push(w.op, canceled());
         }
         for req in self.queue.drain(..) {
             if let Some(op) = req.op {
-                done.push((op, canceled()));
+                done.push(op, canceled());
             }
         }
         self.received.clear();
+        self.held = None;
         if let (Some(saved), Some(fd)) = (self.saved_mode.take(), &self.fd) {
             // SAFETY: sets attributes saved from this terminal.
             unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &saved) };
         }
         (self.fd.take(), self.token.take(), done)
     }
+
+    /// A readable listener: accepts one connection to hold unless one is
+    /// held already, and wakes a waiting `accept` to take it. A failure is
+    /// the waiting `accept`'s result (the connection stays in the kernel's
+    /// queue); with nobody waiting it is left for the next `accept`.
+    fn accept_ready(&mut self, done: &mut Completions) {
+        if self.held.is_none() {
+            match sys::accept(self.raw()) {
+                Ok(fd) => self.held = Some(fd),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    if let Some(w) = self.reader.as_mut().filter(|w| !w.woken) {
+                        w.woken = true;
+                        let reply = Reply::Fail(fail::code_of(&e));
+                        done.push(w.op, Some(Box::new(reply) as Outcome));
+                    }
+                    return;
+                }
+            }
+        }
+        if self.held.is_some() {
+            wake(&mut self.reader, done);
+        }
+    }
 }
 
+/// Completes the wait in `w` (no outcome: its continuation retries), once.
 fn wake(w: &mut Option<Waiting>, done: &mut Completions) {
     if let Some(w) = w.as_mut().filter(|w| !w.woken) {
         w.woken = true;
-        done.push((w.op, None));
+        done.push(w.op, None);
     }
 }
 
@@ -274,11 +335,32 @@ impl SourceHandler for Core {
         }
         // Errors and hang-ups wake everyone: the retried calls report them.
         let failed = r.error || r.read_closed || r.write_closed;
+        if failed {
+            self.hung_up = true;
+        }
         if r.readable || failed {
-            wake(&mut self.reader, done);
+            self.may_read = true;
+            if self.listening {
+                self.accept_ready(done);
+            } else {
+                wake(&mut self.reader, done);
+            }
         }
         if r.writable || failed {
-            wake(&mut self.connector, done);
+            match self.delayed_error.take() {
+                Some(code) => {
+                    if let Some(w) = self.connector.as_mut().filter(|w| !w.woken) {
+                        w.woken = true;
+                        done.push(w.op, Some(Box::new(Reply::Fail(code)) as Outcome));
+                    }
+                }
+                None => {
+                    if let Some(w) = self.connector.as_mut().filter(|w| !w.woken) {
+                        w.woken = true;
+                        done.push_last(w.op, None);
+                    }
+                }
+            }
             self.flush(done);
         }
     }

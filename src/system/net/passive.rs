@@ -1,20 +1,20 @@
 //! Listening sockets (`coutil:tcppassive`, `coutil:pipepassive`):
 //! `listen` and the await method `accept`.
 //!
-//! Connections that arrive while nobody accepts wait in the kernel's
-//! backlog; `accept` takes one without suspending when there is one. A
-//! failing accept (e.g. `too many open files`) returns the failure and
-//! leaves the connection queued, so later calls can still take it.
+//! The loop accepts (see `netio`): as libuv, it holds one connection that
+//! arrived while nobody waited in `accept`, which the next `accept` returns
+//! without suspending; otherwise `accept` suspends, even when the kernel
+//! has connections queued. A failing accept (e.g. `too many open files`)
+//! returns the failure and leaves the connection queued, so later calls
+//! can still take it.
 
 use std::ffi::c_int;
-use std::io;
 
 use socket2::Socket;
 
 use super::awaits;
 use super::netio::{Domain, Shared, Slot};
 use super::socket::{self, PIPEACTIVE, PIPESHARE, TCPACTIVE, this};
-use super::sys;
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::{Error, Lua, Ret, fail, ffi};
@@ -23,11 +23,11 @@ use crate::lua::{Error, Lua, Ret, fail, ffi};
 pub fn listen<const K: u8>(lua: Lua) -> Ret {
     let core = this::<K>(lua)?;
     let backlog = lua.arg_integer(2)?;
+    if core.borrow().listening {
+        return Err(Error::arg(1, "already listening"));
+    }
     if !(0..=i32::MAX as i64).contains(&backlog) {
         return Err(Error::arg(2, "out of range"));
-    }
-    if core.borrow().listening {
-        return Err(Error::msg("already listening"));
     }
     let result = core.borrow().sock().listen(backlog as i32);
     match result {
@@ -44,34 +44,41 @@ pub fn listen<const K: u8>(lua: Lua) -> Ret {
 pub fn accept<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     if !core.borrow().listening {
-        return Err(Error::msg("not listening"));
+        return Err(Error::arg(1, "not listening"));
+    }
+    awaits::check_reader(lua, &core)?;
+    if let Some(n) = take_held(lua, &core)? {
+        // Noticed by the loop while nobody waited: at once, even outside
+        // a coroutine (R1); the loop then looks for the next one.
+        return Ok(Await::Done(n));
     }
     awaiting::require_coroutine(lua)?;
-    awaits::check_reader(lua, &core)?;
-    awaits::start(lua, &core, 1, Slot::Reader, accept_now, kfn!(accept_k))
+    lua.set_top(1);
+    let wait = awaits::park(lua, &core, 1, Slot::Reader, kfn!(accept_k));
+    awaits::recheck(lua, &core, awaits::READABLE);
+    wait
 }
 
 fn accept_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
-    awaits::retry(lua, ctx, 1, Slot::Reader, accept_now, kfn!(accept_k))
+    awaits::retry(lua, ctx, 1, Slot::Reader, take_held, kfn!(accept_k))
 }
 
-fn accept_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
-    let (result, domain) = {
-        let c = core.borrow();
-        (sys::accept(c.raw()), c.domain)
+/// Pushes the connection the loop holds as a new socket object, if any,
+/// and has the loop accept the next one.
+fn take_held(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
+    let (held, domain) = {
+        let mut c = core.borrow_mut();
+        (c.held.take(), c.domain)
     };
-    let fd = match result {
-        Ok(fd) => fd,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-        Err(e) => return Ok(Some(fail::push_io(lua, &e))),
-    };
+    let Some(fd) = held else { return Ok(None) };
+    awaits::recheck(lua, core, awaits::READABLE);
     let kind = match domain {
         Domain::Local => PIPEACTIVE,
         Domain::Share => PIPESHARE,
         _ => TCPACTIVE,
     };
     Ok(Some(
-        match socket::push_new(lua, Socket::from(fd), kind, domain, true) {
+        match socket::push_new(lua, Socket::from(fd), kind, domain, true, true) {
             Ok(()) => 1,
             Err(e) => fail::push_io(lua, &e),
         },

@@ -71,7 +71,7 @@ pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
         _ if share => (PIPESHARE, Domain::Share, false),
         _ => (PIPEACTIVE, Domain::Local, false),
     };
-    socket::push_new(lua, sock, kind, domain, is_socket)
+    socket::push_new(lua, sock, kind, domain, is_socket, true)
 }
 
 /// Reads into `buf`: bytes read and, on share streams, the descriptors

@@ -24,8 +24,9 @@ use socket2::{SockAddr, Socket, Type};
 
 use super::netio::{Core, Domain, Shared};
 use super::{address, options, passive, stream, terminal, udp};
-use crate::lua::awaiting::state_loop;
+use crate::lua::awaiting::{self, state_loop};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::runtime::OpId;
 use crate::{afn, cfn};
 
 pub const FUNCTIONS: &[Reg] = &[(c"socket", cfn!(socket))];
@@ -100,15 +101,15 @@ const CLASSES: [(&CStr, &[Reg]); 7] = [
         &[
             (c"close", cfn!(close::<TERMINAL>)),
             (c"read", afn!(stream::read::<TERMINAL>)),
-            (c"write", afn!(terminal::write)),
-            (c"shutdown", afn!(terminal::shutdown)),
+            (c"write", afn!(stream::write::<TERMINAL>)),
+            (c"shutdown", afn!(stream::shutdown::<TERMINAL>)),
             (c"setmode", cfn!(terminal::setmode)),
             (c"winsize", cfn!(terminal::winsize)),
         ],
     ),
 ];
 
-const META: &[Reg] = &[(c"__gc", cfn!(gc)), (c"__close", cfn!(gc))];
+const META: &[Reg] = &[(c"__gc", cfn!(gc)), (c"__close", cfn!(tbc_close))];
 
 /// sock | false, msg, code = system.socket(type, domain)
 fn socket(lua: Lua) -> Ret {
@@ -136,7 +137,7 @@ fn socket(lua: Lua) -> Ret {
     };
     // Non-blocking and close-on-exec from the start.
     match Socket::new(family, ty.nonblocking(), None) {
-        Ok(sock) => match push_new(lua, sock, kind, domain, true) {
+        Ok(sock) => match push_new(lua, sock, kind, domain, true, false) {
             Ok(()) => Ok(1),
             Err(e) => Ok(fail::push_io(lua, &e)),
         },
@@ -145,16 +146,19 @@ fn socket(lua: Lua) -> Ret {
 }
 
 /// Registers `sock` (non-blocking) with the state's loop and pushes it as
-/// an object of class `kind`.
+/// an object of class `kind`; `open` for a stream that is connected
+/// already (accepted, or made from a descriptor).
 pub fn push_new(
     lua: Lua,
     sock: Socket,
     kind: u8,
     domain: Domain,
     is_socket: bool,
+    open: bool,
 ) -> io::Result<()> {
     let raw = sock.as_raw_fd();
-    let core: Shared = Rc::new(RefCell::new(Core::new(sock, kind, domain, is_socket)));
+    let core = Core::new(sock, kind, domain, is_socket, open);
+    let core: Shared = Rc::new(RefCell::new(core));
     let token = state_loop(lua)
         .ops
         .borrow_mut()
@@ -219,44 +223,66 @@ pub fn this<const K: u8>(lua: Lua) -> Result<Shared, Error> {
 
 /// Closes a socket taken out of its object: removes it from the loop,
 /// wakes its awaiters (`false, "closed"` for a reader, `operation
-/// canceled` for requests) and closes the descriptor.
-pub fn shut(lua: Lua, core: &Shared) {
-    let (fd, token, done, path) = {
+/// canceled` for requests) and closes the descriptor. Returns the
+/// operations it completed.
+pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
+    let (fd, token, mut done, path) = {
         let mut c = core.borrow_mut();
         let (fd, token, done) = c.close();
         (fd, token, done, c.path.take())
     };
+    let mut completed = Vec::new();
     // NOTE: `try_borrow_mut`: this also runs from `__gc`, which must not
     // panic if a collection ever happened while the loop is borrowed.
     if let Ok(mut ops) = state_loop(lua).ops.try_borrow_mut() {
         if let (Some(fd), Some(token)) = (&fd, token) {
             let _ = ops.deregister(&mut SourceFd(&fd.as_raw_fd()), token);
         }
-        for (op, outcome) in done {
+        for (op, outcome) in done.drain() {
             ops.complete(op, outcome);
+            completed.push(op);
         }
     }
     drop(fd);
     if let Some(path) = path.filter(|p| p.first().is_some_and(|&b| b != 0)) {
         let _ = std::fs::remove_file(std::ffi::OsStr::from_bytes(&path));
     }
+    completed
 }
 
 /// true = sock:close()
+///
+/// The object stays referenced until the next `system.run` finished the
+/// close (R2): what it cancelled is delivered by that run.
 fn close<const K: u8>(lua: Lua) -> Ret {
     this::<K>(lua)?;
     if let Some(core) = slot(lua, 1, K).and_then(Option::take) {
         shut(lua, &core);
+        awaiting::keep_until_closed(lua, 1);
     }
     lua.push_bool(true);
     Ok(1)
 }
 
-/// `__gc` and `__close`: closes the socket if it is still open.
-fn gc(lua: Lua) -> Ret {
+/// `__close`: closes the socket if it is still open, as `close`.
+fn tbc_close(lua: Lua) -> Ret {
     let core = (0..CLASSES.len() as u8).find_map(|k| slot(lua, 1, k).map(Option::take));
     if let Some(Some(core)) = core {
         shut(lua, &core);
+        awaiting::keep_until_closed(lua, 1);
+    }
+    Ok(0)
+}
+
+/// `__gc`: closes the socket if it is still open. A coroutine waiting on
+/// it keeps it alive, so waiters are only met here when the state closes:
+/// they are resumed at once (a reader with `false, "closed"`), while the
+/// objects made before the socket are still usable by their cleanup.
+fn gc(lua: Lua) -> Ret {
+    let core = (0..CLASSES.len() as u8).find_map(|k| slot(lua, 1, k).map(Option::take));
+    if let Some(Some(core)) = core {
+        let completed = shut(lua, &core);
+        awaiting::deliver_now(lua, &completed);
     }
     Ok(0)
 }
@@ -342,7 +368,11 @@ fn getaddress<const K: u8>(lua: Lua) -> Ret {
     }
     let result = {
         let c = core.borrow();
-        if peer {
+        if !domain.is_ip() && !c.open && c.path.is_none() {
+            // As libuv, whose local sockets get a descriptor only when
+            // bound or connected.
+            Err(io::Error::from_raw_os_error(libc::EBADF))
+        } else if peer {
             c.sock().peer_addr()
         } else {
             c.sock().local_addr()

@@ -2,8 +2,10 @@
 //! `coutil:pipeactive`, `coutil:pipeshare`): `connect`, `read`, `write`,
 //! `shutdown`. The waiting itself is in `netio`.
 //!
-//! Arguments are checked before the coroutine (`unable to yield`), so
-//! misuse reports the same error inside and outside coroutines.
+//! The order of checks is the original's (R3 of spec/behaviour-rules.md):
+//! `connect`, `write` and `shutdown` check the object, then the coroutine
+//! (`unable to yield`), then the other arguments; `read` checks its
+//! arguments, then `already in use`, then the coroutine.
 
 use std::ffi::c_int;
 use std::io;
@@ -25,21 +27,38 @@ const CONNECT_KEEP: c_int = 2;
 /// true | false, msg, code = sock:connect(address | path)
 pub fn connect<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
+    awaiting::require_coroutine(lua)?;
     let domain = core.borrow().domain;
     let addr = target(lua, 2, domain)?;
-    awaiting::require_coroutine(lua)?;
-    let addr = match addr {
-        Ok(addr) => addr,
-        Err(e) => return Ok(Await::Done(fail::push_io(lua, &e))),
-    };
-    let result = core.borrow().sock().connect(&addr);
+    if core.borrow().connecting {
+        // The connect of an earlier (cancelled) call is still in progress:
+        // wait for its end, which the continuation reports.
+        let wait = awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k));
+        awaits::recheck(lua, &core, awaits::WRITABLE);
+        return wait;
+    }
+    let result = addr.and_then(|addr| core.borrow().sock().connect(&addr));
+    let local = !domain.is_ip();
     match result {
         Ok(()) => {
-            lua.push_bool(true);
-            Ok(Await::Done(1))
+            // Connected at once: the loop still delivers it, after the
+            // readiness of its poll (an `accept` of it comes first).
+            core.borrow_mut().connecting = true;
+            let wait = awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k));
+            awaits::recheck(lua, &core, awaits::WRITABLE);
+            wait
         }
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            core.borrow_mut().connecting = true;
             awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k))
+        }
+        // As libuv: a refused connection, and every failure of a local
+        // one, is reported by the loop; other errors at once.
+        Err(e) if local || e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            core.borrow_mut().delayed_error = Some(fail::code_of(&e));
+            let wait = awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k));
+            awaits::pend(lua, &core, awaits::WRITABLE);
+            wait
         }
         Err(e) => Ok(Await::Done(fail::push_io(lua, &e))),
     }
@@ -76,13 +95,19 @@ fn connected(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
             Ok(Some(e)) | Err(e) => Err(e),
         }
     };
+    let mut c = core.borrow_mut();
     Ok(match result {
         Ok(true) => {
+            c.connecting = false;
+            c.open = true;
             lua.push_bool(true);
             Some(1)
         }
         Ok(false) => None,
-        Err(e) => Some(fail::push_io(lua, &e)),
+        Err(e) => {
+            c.connecting = false;
+            Some(fail::push_io(lua, &e))
+        }
     })
 }
 
@@ -92,9 +117,26 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     memory::arg_buffer(lua, 2)?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
-    awaiting::require_coroutine(lua)?;
     awaits::check_reader(lua, &core)?;
-    awaits::start(lua, &core, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
+    awaiting::require_coroutine(lua)?;
+    if share::push_received(lua, &core) {
+        // Sockets that came with earlier bytes: at once (R1's exception).
+        lua.push_integer(0);
+        lua.push_value(-2);
+        return Ok(Await::Done(2));
+    }
+    let (open, may_read) = {
+        let c = core.borrow();
+        (c.open, c.may_read)
+    };
+    if !open {
+        return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
+    }
+    let wait = awaits::park(lua, &core, READ_KEEP, Slot::Reader, kfn!(read_k));
+    if may_read {
+        awaits::recheck(lua, &core, awaits::READABLE);
+    }
+    wait
 }
 
 fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -114,10 +156,18 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         // As libuv, which cannot read into an empty buffer.
         return Ok(Some(fail::push(lua, libc::ENOBUFS)));
     }
+    let size = r.len();
     let result = share::recv(core, &mut buf[r]);
     Ok(match result {
         Ok(0) => Some(fail::push(lua, fail::EOF)),
         Ok(n) => {
+            let mut c = core.borrow_mut();
+            if n < size && !c.hung_up && c.received.is_empty() {
+                // A short read emptied the socket: more data will come
+                // with a readiness edge.
+                c.may_read = false;
+            }
+            drop(c);
             lua.push_integer(n as i64);
             if share::push_received(lua, core) {
                 Some(2)
@@ -125,7 +175,10 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
                 Some(1)
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            core.borrow_mut().may_read = false;
+            None
+        }
         Err(e) => Some(fail::push_io(lua, &e)),
     })
 }
@@ -133,6 +186,7 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
 /// true | false, msg, code = sock:write(data [, i [, j [, sock]]])
 pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
+    awaiting::require_coroutine(lua)?;
     let data = memory::arg_bytes(lua, 2)?;
     let r = range::arg_span(lua, data.len(), 3, 4)?;
     let passed = if K == PIPESHARE && core.borrow().domain == Domain::Share {
@@ -140,7 +194,9 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
     } else {
         None
     };
-    awaiting::require_coroutine(lua)?;
+    if let Some(code) = unwritable(&core) {
+        return Ok(Await::Done(fail::push(lua, code)));
+    }
     if passed.is_some() && r.is_empty() {
         // A socket travels with data: nothing would carry it.
         return Ok(Await::Done(fail::push(lua, libc::EINVAL)));
@@ -148,9 +204,31 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
     awaits::write(lua, &core, &data[r], passed, None)
 }
 
+/// Why a stream cannot be written, as libuv checks before writing: a
+/// local socket with no connection nor address has no descriptor yet
+/// (`bad file descriptor`); one never connected, or shut down, is not
+/// writable (`broken pipe`).
+fn unwritable(core: &Shared) -> Option<i32> {
+    let c = core.borrow();
+    if c.open && !c.shut {
+        None
+    } else if !c.open && !c.domain.is_ip() && c.path.is_none() {
+        Some(libc::EBADF)
+    } else {
+        Some(libc::EPIPE)
+    }
+}
+
 /// true | false, msg, code = sock:shutdown()
 pub fn shutdown<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     awaiting::require_coroutine(lua)?;
+    let refused = {
+        let c = core.borrow();
+        !c.open || c.shut
+    };
+    if refused {
+        return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
+    }
     awaits::shutdown(lua, &core)
 }

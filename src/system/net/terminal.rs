@@ -8,7 +8,8 @@
 //! sockets (`netio`, `awaits`). What differs:
 //! * `shutdown` only waits for the queued writes (a terminal has no
 //!   half-close of its own); afterwards writes fail with `broken pipe`
-//!   and another `shutdown` with `socket is not connected`;
+//!   and another `shutdown` with `socket is not connected`, as for
+//!   streams;
 //! * a terminal whose mode was changed is set back to the attributes it
 //!   had before when it is closed (also by collection).
 
@@ -16,12 +17,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use socket2::Socket;
 
-use super::awaits;
 use super::netio::Domain;
 use super::socket::{self, TERMINAL, this};
-use crate::lua::awaiting::{self, Await};
-use crate::lua::{Error, Lua, Ret, fail};
-use crate::memory::{self, range};
+use crate::lua::{Lua, Ret, fail};
 use crate::system::errno::errno;
 
 /// Pushes a terminal object owning `fd` (made non-blocking and registered
@@ -29,29 +27,7 @@ use crate::system::errno::errno;
 pub fn push(lua: Lua, fd: OwnedFd) -> std::io::Result<()> {
     let sock = Socket::from(fd);
     sock.set_nonblocking(true)?;
-    socket::push_new(lua, sock, TERMINAL, Domain::Local, false)
-}
-
-/// true | false, msg, code = term:write(data [, i [, j]])
-pub fn write(lua: Lua) -> Result<Await, Error> {
-    let core = this::<TERMINAL>(lua)?;
-    let data = memory::arg_bytes(lua, 2)?;
-    let r = range::arg_span(lua, data.len(), 3, 4)?;
-    awaiting::require_coroutine(lua)?;
-    if core.borrow().write_shut {
-        return Ok(Await::Done(fail::push(lua, libc::EPIPE)));
-    }
-    awaits::write(lua, &core, &data[r], None, None)
-}
-
-/// true | false, msg, code = term:shutdown()
-pub fn shutdown(lua: Lua) -> Result<Await, Error> {
-    let core = this::<TERMINAL>(lua)?;
-    awaiting::require_coroutine(lua)?;
-    if std::mem::replace(&mut core.borrow_mut().write_shut, true) {
-        return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
-    }
-    awaits::shutdown(lua, &core)
+    socket::push_new(lua, sock, TERMINAL, Domain::Local, false, true)
 }
 
 /// true | false, msg, code = term:setmode(mode)

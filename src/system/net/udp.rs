@@ -55,8 +55,7 @@ pub fn connect(lua: Lua) -> Ret {
 /// true | false, msg, code = udp:write(data [, i [, j [, address]]])
 pub fn write(lua: Lua) -> Result<Await, Error> {
     let core = this::<UDP>(lua)?;
-    let data = memory::arg_bytes(lua, 2)?;
-    let r = range::arg_span(lua, data.len(), 3, 4)?;
+    awaiting::require_coroutine(lua)?;
     let (connected, domain) = {
         let c = core.borrow();
         (c.connected, c.domain)
@@ -66,7 +65,8 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
     } else {
         Some(SockAddr::from(ip_arg(lua, 5, domain)?))
     };
-    awaiting::require_coroutine(lua)?;
+    let data = memory::arg_bytes(lua, 2)?;
+    let r = range::arg_span(lua, data.len(), 3, 4)?;
     awaits::write(lua, &core, &data[r], None, to)
 }
 
@@ -79,9 +79,14 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     if !lua.is_none_or_nil(5) {
         ip_arg(lua, 5, core.borrow().domain)?;
     }
-    awaiting::require_coroutine(lua)?;
     awaits::check_reader(lua, &core)?;
-    awaits::start(lua, &core, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
+    awaiting::require_coroutine(lua)?;
+    let may_read = core.borrow().may_read;
+    let wait = awaits::park(lua, &core, READ_KEEP, Slot::Reader, kfn!(read_k));
+    if may_read {
+        awaits::recheck(lua, &core, awaits::READABLE);
+    }
+    wait
 }
 
 fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -102,7 +107,10 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
             lua.push_bool(n > size);
             Ok(Some(2))
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            core.borrow_mut().may_read = false;
+            Ok(None)
+        }
         Err(e) => Ok(Some(fail::push_io(lua, &e))),
     }
 }
