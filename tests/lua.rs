@@ -155,6 +155,7 @@ lua_tests!(
     net_local,
     net_share,
     net_udp,
+    net_await,
     fs_path,
     fs_file,
     fs_info,
