@@ -216,14 +216,11 @@ pub fn endpoint(lua: Lua, i: c_int, n: c_int) -> Result<Endpoint, Vec<u8>> {
 }
 
 /// The checks shared by `sync` and `awaitch`: the channel, endpoint and
-/// values (from #3), and no pending `awaitch` on the object.
+/// values (from #3).
 fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Error> {
     let ch = check(lua, 1)?;
     let ep = endpoint(lua, 2, 2).map_err(|text| Error::Msg(text.into()))?;
     let values = transfer::take_or_message(lua, 3, "argument", 3).map_err(Error::msg)?;
-    if ch.waiting.is_some() {
-        return Err(Error::msg("in use"));
-    }
     Ok((ch, ep, values))
 }
 
@@ -235,6 +232,12 @@ fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
 }
 
 /// true, ... | false, "empty" = channel.sync(ch [, endpoint, ...])
+///
+/// NOTE: no `in use` check (spec behaviour-rules R6): a sync may match the
+/// coroutine waiting in `awaitch` on this very object, the usual way to
+/// wake it from the loop. Its `waiting` stays set until that coroutine
+/// resumes (the continuation ends the wait as matched), so the object
+/// stays in use for `awaitch` and `close` until then.
 fn sync(lua: Lua) -> Ret {
     let (ch, ep, values) = validate(lua)?;
     match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
@@ -251,6 +254,9 @@ fn sync(lua: Lua) -> Ret {
 fn awaitch(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let (ch, ep, values) = validate(lua)?;
+    if ch.waiting.is_some() {
+        return Err(Error::msg("in use"));
+    }
     let values = match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
         Exchanged::Matched(peer) => return push_matched(lua, &peer).map(Await::Done),
         Exchanged::Empty(values) => values,
