@@ -289,30 +289,8 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     // A peer that came meanwhile wakes us at once, through the loop.
     matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
     ch.waiting = Some(Waiting { key, op: id });
-    push_guard(lua);
+    super::push_guard(lua, || Guard);
     Ok(Await::Keep(id, 2, kfn!(awaitch_k)))
-}
-
-/// Puts the guard of the channel at 1 (made on first use) at 2, above
-/// it, and marks it to be closed.
-fn push_guard(lua: Lua) {
-    let l = lua.raw();
-    lua.set_top(1);
-    // SAFETY: the channel at 1 was made by `class::push`, with one user
-    // value; the guard's user value is the channel. The guard has a
-    // `__close` metamethod and is the topmost value, as lua_toclose
-    // requires. Stack space: LUA_MINSTACK.
-    unsafe {
-        if ffi::lua_getiuservalue(l, 1, 1) != ffi::LUA_TUSERDATA {
-            ffi::lua_pop(l, 1);
-            class::push(lua, Guard);
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_setiuservalue(l, -2, 1);
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_setiuservalue(l, 1, 1);
-        }
-        ffi::lua_toclose(l, -1);
-    }
 }
 
 /// Ends the wait of the channel's pending `awaitch` for its coroutine:
@@ -345,15 +323,10 @@ fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
 /// `__close` of the guard: only has work when the coroutine is closed
 /// while it waits (a resumed `awaitch` ended its wait already).
 fn guard_close(lua: Lua) -> Ret {
-    // SAFETY: reads the user value of a guard (the channel), if it is one.
-    unsafe {
-        if class::test::<Guard>(lua, 1).is_none() {
-            return Ok(0);
-        }
-        ffi::lua_getiuservalue(lua.raw(), 1, 1);
-    }
-    let top = lua.top();
-    if let Some(ch) = class::test::<Channel>(lua, top).and_then(|slot| slot.as_mut())
+    let Some(at) = super::guarded::<Guard>(lua) else {
+        return Ok(0);
+    };
+    if let Some(ch) = class::test::<Channel>(lua, at).and_then(|slot| slot.as_mut())
         && let Some(waiting) = end_wait(lua, ch, false)
     {
         awaiting::abandon(lua, waiting.op);
