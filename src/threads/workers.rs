@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::matcher::{self, Pending};
 use super::park::Park;
+use super::state::IndState;
 use super::task::{After, Body, Task};
 use super::transfer::Value;
 use crate::runtime::idle::{self, Watch};
@@ -131,7 +132,12 @@ impl Pool {
 
     /// Queues a task as pending.
     pub fn push(self: &Arc<Pool>, task: Task) {
-        let mut q = self.lock();
+        self.enqueue(self.lock(), task);
+    }
+
+    /// Queues a task as pending, in the same step as the changes already
+    /// made under `q`, then releases the lock and wakes who must know.
+    fn enqueue(self: &Arc<Pool>, mut q: MutexGuard<'_, Queue>, task: Task) {
         q.pending.push_back(task);
         self.watch.pushed();
         // A thread that cannot start leaves the task to an existing one.
@@ -144,9 +150,13 @@ impl Pool {
         if wake {
             q.signalled += 1;
         }
+        let closers = q.closers_due();
         drop(q);
         if wake {
             self.work.notify_one();
+        }
+        if closers {
+            self.changed.notify_all();
         }
     }
 
@@ -165,9 +175,9 @@ impl Pool {
         task.args = Vec::with_capacity(peer.len() + 1);
         task.args.push(Value::Bool(true));
         task.args.extend(peer);
-        self.lock().suspended -= 1;
-        self.push(task);
-        self.tell_closers(self.lock());
+        let mut q = self.lock();
+        q.suspended -= 1;
+        self.enqueue(q, task);
     }
 
     /// Blocks until every thread of a freed pool has left (so that they no
@@ -216,13 +226,13 @@ impl Pool {
         let normal = idle::normal_policy();
         let mut q = self.lock();
         loop {
-            if q.closed || q.actual > q.expected {
-                q.actual -= 1;
-                THREADS.fetch_sub(1, Ordering::Relaxed);
-                self.tell_closers(q);
-                return;
-            }
-            let Some(task) = q.pending.pop_front() else {
+            let Some(task) = self.take(&mut q) else {
+                if q.closed || q.actual > q.expected {
+                    q.actual -= 1;
+                    THREADS.fetch_sub(1, Ordering::Relaxed);
+                    self.tell_closers(q);
+                    return;
+                }
                 if std::mem::take(&mut spin) {
                     let seen = self.watch.seen();
                     drop(q);
@@ -238,43 +248,72 @@ impl Pool {
                 q.signalled = q.signalled.saturating_sub(1);
                 continue;
             };
-            q.running += 1;
             spin = true;
             drop(q);
-            let after = self.run(task, &mut spare);
+            // Each task, then the next one taken in the same step as the
+            // end of the previous (see `after`).
+            let mut next = Some(task);
+            while let Some(task) = next {
+                let after = self.run(task, &mut spare);
+                next = self.after(after, &mut spare);
+            }
             q = self.lock();
-            q.running -= 1;
-            match after {
-                After::Ended(task, clean) => {
-                    drop(q);
-                    // Closes its state without the lock, or keeps it.
-                    if let Body::Started(state) = task.body
-                        && clean
-                        && state.pristine()
-                    {
-                        spare = Some(state);
-                    }
-                    q = self.lock();
-                }
-                After::Requeue(task) => q.pending.push_back(task),
-                After::Park(task) => {
-                    q.suspended += 1;
-                    q.parked.push(task.park.clone());
-                    drop(q);
-                    self.park(task);
-                    q = self.lock();
-                }
-                After::Await(task, name, endpoint, values) => {
-                    q.suspended += 1;
-                    drop(q);
-                    self.suspend(task, &name, endpoint, values);
-                    q = self.lock();
-                }
-            }
-            if q.closers_due() {
-                self.changed.notify_all();
-            }
         }
+    }
+
+    /// Takes the first pending task to run it, unless this thread must
+    /// exit.
+    fn take(&self, q: &mut Queue) -> Option<Task> {
+        if q.closed || q.actual > q.expected {
+            return None;
+        }
+        let task = q.pending.pop_front()?;
+        q.running += 1;
+        Some(task)
+    }
+
+    /// Counts what became of a task this thread ran and, in the same step
+    /// (one critical section), takes the next pending task: so the counts
+    /// never show a pending task and a free thread between two tasks
+    /// (spec behaviour-rules R6). Then, without the lock, closes the ended
+    /// task's state (or keeps it as `spare`), or suspends the task.
+    fn after(self: &Arc<Pool>, after: After, spare: &mut Option<IndState>) -> Option<Task> {
+        let mut q = self.lock();
+        q.running -= 1;
+        let later = match after {
+            After::Requeue(task) => {
+                q.pending.push_back(task);
+                None
+            }
+            After::Park(ref task) => {
+                q.suspended += 1;
+                q.parked.push(task.park.clone());
+                Some(after)
+            }
+            After::Await(..) => {
+                q.suspended += 1;
+                Some(after)
+            }
+            After::Ended(..) => Some(after),
+        };
+        let next = self.take(&mut q);
+        self.tell_closers(q);
+        match later {
+            Some(After::Ended(task, clean)) => {
+                if let Body::Started(state) = task.body
+                    && clean
+                    && state.pristine()
+                {
+                    *spare = Some(state);
+                }
+            }
+            Some(After::Park(task)) => self.park(task),
+            Some(After::Await(task, name, endpoint, values)) => {
+                self.suspend(task, &name, endpoint, values)
+            }
+            Some(After::Requeue(_)) | None => {}
+        }
+        next
     }
 
     fn park(self: &Arc<Pool>, task: Task) {
@@ -284,9 +323,7 @@ impl Pool {
             let mut q = pool.lock();
             q.suspended -= 1;
             q.parked.retain(|p| !Arc::ptr_eq(p, &task.park));
-            drop(q);
-            pool.push(task);
-            pool.tell_closers(pool.lock());
+            pool.enqueue(q, task);
         });
         if let Some(requeue) = park.park(requeue) {
             requeue();

@@ -173,6 +173,48 @@ T.case("pending tasks and re-queued yields are counted", function()
 	pool:close()
 end)
 
+-- behaviour-rules R6: the end of a task and the start of the next pending
+-- one are one step, whatever the task did (returned, or got suspended).
+T.case("counts never show a free thread between two tasks", function()
+	local pool = threads.create(1)
+	local gate = channel.create("count gate")
+	-- holds the only thread until the gate is closed
+	pool:dostring([[
+		local channel = require "coutil.channel"
+		while channel.getnames()["count gate"] do end
+	]])
+	local tasks = 300
+	for i = 1, tasks do
+		pool:dostring([[
+			local i = ...
+			local s = require("string").rep("x", i)
+			if i % 3 == 0 then require("coroutine").yield("count parked", "out", #s) end
+		]], "=counted", "t", i)
+	end
+	waitfor(function() return pool:count("r") == 1 end)
+	gate:close()
+	local looks, wrong = 0, nil
+	while true do
+		local n, r, p, s = pool:count("nrps")
+		looks = looks + 1
+		if p > 0 and r ~= 1 then wrong = wrong or ("n=%d r=%d p=%d s=%d"):format(n, r, p, s) end
+		if n == s then break end
+	end
+	assert(wrong == nil, wrong)
+	assert(looks > 1)
+	local parked = tasks // 3
+	T.same({ parked, parked, 0, 0 }, pool:count("nsrp"))
+	local sum = 0
+	for _ = 1, parked do
+		local ok, len = sync("count parked", "in")
+		T.same({ true }, ok)
+		sum = sum + len
+	end
+	T.same({ 3 * parked * (parked + 1) // 2 }, sum)
+	idle(pool)
+	pool:close()
+end)
+
 T.case("resize: on demand, all now, and down when free", function()
 	local pool = threads.create(0)
 	T.same({ true }, pool:resize(3))
