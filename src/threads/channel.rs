@@ -277,13 +277,10 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     }
     let pending = Pending {
         key,
-        group: 0,
         counted: false,
         wake: Box::new(move |peer: Vec<Value>| {
             remote.complete(Box::new(peer));
-            if let Some(p) = park {
-                p.notify();
-            }
+            park.and_then(|p| p.notify())
         }),
     };
     // A peer that came meanwhile wakes us at once, through the loop.

@@ -3,16 +3,18 @@
 //!
 //! A task is always in exactly one place: a pool's pending queue, the
 //! hands of the worker running it, or the wake closure of a channel waiter
-//! (suspended); so each task state is used by one thread at a time. Lock
+//! or parking slot (suspended); so each task state is used by one thread
+//! at a time. A suspended task outlives the freeing of its pool there; the
+//! wake that finds the pool freed gives it back to be dropped. Lock
 //! order: the matcher's lock, then a pool's; a worker never holds its
 //! pool's lock while it runs Lua code or calls the matcher.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::matcher::{self, Pending};
-use super::park::Park;
+use super::matcher::{self, Discard, Pending};
+use super::park::Requeue;
 use super::state::IndState;
 use super::task::{After, Body, Task};
 use super::transfer::Value;
@@ -25,8 +27,6 @@ pub struct Queue {
     pub suspended: usize,
     pub expected: usize,
     pub actual: usize,
-    /// Parking slots of parked tasks (counted as suspended).
-    parked: Vec<Arc<Park>>,
     /// Freed: every thread exits.
     closed: bool,
     /// Threads waiting for work, and how many of them were signalled.
@@ -48,8 +48,6 @@ impl Queue {
 }
 
 pub struct Pool {
-    /// Group of its suspended tasks in the matcher.
-    pub id: u64,
     queue: Mutex<Queue>,
     /// Signalled for threads: a task was queued, or the thread count
     /// changed.
@@ -59,8 +57,6 @@ pub struct Pool {
     /// How threads out of work wait (see `runtime::idle`).
     watch: Watch,
 }
-
-static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// The most threads all pools of the process may have at once; more fail
 /// with `EAGAIN`, as `pthread_create` does at a system limit. Without a
@@ -73,7 +69,6 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 impl Pool {
     pub fn new() -> Arc<Pool> {
         Arc::new(Pool {
-            id: POOL_IDS.fetch_add(1, Ordering::Relaxed),
             queue: Mutex::default(),
             work: Condvar::new(),
             changed: Condvar::new(),
@@ -170,14 +165,21 @@ impl Pool {
         }
     }
 
-    /// A suspended task was matched: queue it with the results of its yield.
-    fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) {
+    /// A suspended task was matched: queue it with the results of its
+    /// yield, or give it back to be discarded if the pool was freed (it
+    /// stayed a match partner, spec behaviour-rules R6, but nothing can
+    /// run it any more).
+    fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) -> Option<Discard> {
+        let mut q = self.lock();
+        if q.closed {
+            return Some(Box::new(task));
+        }
         task.args = Vec::with_capacity(peer.len() + 1);
         task.args.push(Value::Bool(true));
         task.args.extend(peer);
-        let mut q = self.lock();
         q.suspended -= 1;
         self.enqueue(q, task);
+        None
     }
 
     /// Blocks until every thread of a freed pool has left (so that they no
@@ -192,7 +194,10 @@ impl Pool {
     }
 
     /// Blocks until the pool has no tasks or no threads, then frees it:
-    /// its threads exit and its remaining tasks are discarded.
+    /// its threads exit and its pending tasks are discarded. Suspended
+    /// tasks stay where they are (in a channel's queue, or parked): each
+    /// remains a match partner until a peer matches it, and only then is
+    /// it discarded (see `wake`).
     pub fn free(&self) {
         let mut q = self.lock();
         while q.tasks() > 0 && q.actual > 0 {
@@ -201,22 +206,10 @@ impl Pool {
             q.closers -= 1;
         }
         q.closed = true;
+        let pending = std::mem::take(&mut q.pending);
         drop(q);
         self.work.notify_all();
-        // Suspended tasks leave the channels; woken ones become pending.
-        drop(matcher::remove_group(self.id));
-        let (pending, parked) = {
-            let mut q = self.lock();
-            q.suspended = 0;
-            (
-                std::mem::take(&mut q.pending),
-                std::mem::take(&mut q.parked),
-            )
-        };
         drop(pending); // closes their states, outside the lock
-        for park in parked {
-            drop(park.discard());
-        }
     }
 
     fn work_loop(self: Arc<Pool>) {
@@ -285,12 +278,7 @@ impl Pool {
                 q.pending.push_back(task);
                 None
             }
-            After::Park(ref task) => {
-                q.suspended += 1;
-                q.parked.push(task.park.clone());
-                Some(after)
-            }
-            After::Await(..) => {
+            After::Park(..) | After::Await(..) => {
                 q.suspended += 1;
                 Some(after)
             }
@@ -319,14 +307,17 @@ impl Pool {
     fn park(self: &Arc<Pool>, task: Task) {
         let park = task.park.clone();
         let pool = self.clone();
-        let requeue = Box::new(move || {
+        let requeue: Requeue = Box::new(move || {
             let mut q = pool.lock();
+            if q.closed {
+                return Some(Box::new(task) as Discard);
+            }
             q.suspended -= 1;
-            q.parked.retain(|p| !Arc::ptr_eq(p, &task.park));
             pool.enqueue(q, task);
+            None
         });
         if let Some(requeue) = park.park(requeue) {
-            requeue();
+            drop(requeue()); // not under the matcher's lock here
         }
     }
 
@@ -342,7 +333,6 @@ impl Pool {
         let pool = self.clone();
         let pending = Pending {
             key: matcher::next_key(),
-            group: self.id,
             counted: true,
             wake: Box::new(move |peer| pool.wake(task, peer)),
         };

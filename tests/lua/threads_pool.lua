@@ -256,14 +256,46 @@ T.case("close waits for the tasks, or discards them without threads", function()
 	T.same({ 1 }, pool:count("p"))
 	T.same({ true }, pool:close())
 	T.same({ false, "empty" }, sync("discarded", "in"))
-	pool = threads.create(1)
-	pool:dostring('require("coroutine").yield("discarded", "out", "never")')
+end)
+
+-- behaviour-rules R6: a suspended task survives the close of its pool as
+-- a match partner; the first match then discards it (nothing can run it).
+T.case("a task suspended on a channel outlives its closed pool, once", function()
+	local names = channel.getnames
+	local pool = threads.create(1)
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local alive = require("coutil.channel").create("outlived: alive")
+		coroutine.yield("outlived", "in", "last words", 7)
+		coroutine.yield("outlived", "in", "never said")
+	]])
 	waitfor(function() return pool:count("s") == 1 end)
-	pool:resize(0)
+	T.same({ true }, pool:resize(0))
 	waitfor(function() return pool:count("a") == 0 end)
 	T.same({ true }, pool:close())
-	T.same({ n = 1, nil }, channel.getnames().discarded)
-	T.same({ false, "empty" }, sync("discarded", "in"))
+	-- still waiting, with its state: both names exist
+	T.same({ true, true }, names().outlived, names()["outlived: alive"])
+	T.same({ false, "empty" }, sync("outlived", "in")) -- in/in: no match
+	T.same({ true, "last words", 7 }, sync("outlived", "out", "unheard"))
+	-- discarded during that sync: its state is closed, its names are gone
+	T.same({ n = 2, nil, nil }, names().outlived, names()["outlived: alive"])
+	T.same({ false, "empty" }, sync("outlived", "out"))
+	-- the same for a task parked by system.run while awaitch waits
+	pool = threads.create(1)
+	pool:dostring([[
+		local system = require "coutil.system"
+		local ch = require("coutil.channel").create("outlived: parked")
+		require("coroutine").wrap(function() system.awaitch(ch, "in", "from its loop") end)()
+		system.run()
+	]])
+	waitfor(function() return pool:count("s") == 1 end)
+	T.same({ true }, pool:resize(0))
+	waitfor(function() return pool:count("a") == 0 end)
+	T.same({ true }, pool:close())
+	T.same({ true }, names()["outlived: parked"])
+	T.same({ true, "from its loop" }, sync("outlived: parked", "out"))
+	T.same({ n = 1, nil }, names()["outlived: parked"])
+	T.same({ false, "empty" }, sync("outlived: parked", "out"))
 end)
 
 T.case("a collected pool keeps running; its suspended tasks stay matchable", function()
