@@ -216,14 +216,11 @@ pub fn endpoint(lua: Lua, i: c_int, n: c_int) -> Result<Endpoint, Vec<u8>> {
 }
 
 /// The checks shared by `sync` and `awaitch`: the channel, endpoint and
-/// values (from #3), and no pending `awaitch` on the object.
+/// values (from #3).
 fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Error> {
     let ch = check(lua, 1)?;
     let ep = endpoint(lua, 2, 2).map_err(|text| Error::Msg(text.into()))?;
     let values = transfer::take_or_message(lua, 3, "argument", 3).map_err(Error::msg)?;
-    if ch.waiting.is_some() {
-        return Err(Error::msg("in use"));
-    }
     Ok((ch, ep, values))
 }
 
@@ -235,6 +232,12 @@ fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
 }
 
 /// true, ... | false, "empty" = channel.sync(ch [, endpoint, ...])
+///
+/// NOTE: no `in use` check (spec behaviour-rules R6): a sync may match the
+/// coroutine waiting in `awaitch` on this very object, the usual way to
+/// wake it from the loop. Its `waiting` stays set until that coroutine
+/// resumes (the continuation ends the wait as matched), so the object
+/// stays in use for `awaitch` and `close` until then.
 fn sync(lua: Lua) -> Ret {
     let (ch, ep, values) = validate(lua)?;
     match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
@@ -251,6 +254,9 @@ fn sync(lua: Lua) -> Ret {
 fn awaitch(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let (ch, ep, values) = validate(lua)?;
+    if ch.waiting.is_some() {
+        return Err(Error::msg("in use"));
+    }
     let values = match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
         Exchanged::Matched(peer) => return push_matched(lua, &peer).map(Await::Done),
         Exchanged::Empty(values) => values,
@@ -271,42 +277,17 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     }
     let pending = Pending {
         key,
-        group: 0,
         counted: false,
         wake: Box::new(move |peer: Vec<Value>| {
             remote.complete(Box::new(peer));
-            if let Some(p) = park {
-                p.notify();
-            }
+            park.and_then(|p| p.notify())
         }),
     };
     // A peer that came meanwhile wakes us at once, through the loop.
     matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
     ch.waiting = Some(Waiting { key, op: id });
-    push_guard(lua);
+    super::push_guard(lua, || Guard);
     Ok(Await::Keep(id, 2, kfn!(awaitch_k)))
-}
-
-/// Puts the guard of the channel at 1 (made on first use) at 2, above
-/// it, and marks it to be closed.
-fn push_guard(lua: Lua) {
-    let l = lua.raw();
-    lua.set_top(1);
-    // SAFETY: the channel at 1 was made by `class::push`, with one user
-    // value; the guard's user value is the channel. The guard has a
-    // `__close` metamethod and is the topmost value, as lua_toclose
-    // requires. Stack space: LUA_MINSTACK.
-    unsafe {
-        if ffi::lua_getiuservalue(l, 1, 1) != ffi::LUA_TUSERDATA {
-            ffi::lua_pop(l, 1);
-            class::push(lua, Guard);
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_setiuservalue(l, -2, 1);
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_setiuservalue(l, 1, 1);
-        }
-        ffi::lua_toclose(l, -1);
-    }
 }
 
 /// Ends the wait of the channel's pending `awaitch` for its coroutine:
@@ -339,15 +320,10 @@ fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
 /// `__close` of the guard: only has work when the coroutine is closed
 /// while it waits (a resumed `awaitch` ended its wait already).
 fn guard_close(lua: Lua) -> Ret {
-    // SAFETY: reads the user value of a guard (the channel), if it is one.
-    unsafe {
-        if class::test::<Guard>(lua, 1).is_none() {
-            return Ok(0);
-        }
-        ffi::lua_getiuservalue(lua.raw(), 1, 1);
-    }
-    let top = lua.top();
-    if let Some(ch) = class::test::<Channel>(lua, top).and_then(|slot| slot.as_mut())
+    let Some(at) = super::guarded::<Guard>(lua) else {
+        return Ok(0);
+    };
+    if let Some(ch) = class::test::<Channel>(lua, at).and_then(|slot| slot.as_mut())
         && let Some(waiting) = end_wait(lua, ch, false)
     {
         awaiting::abandon(lua, waiting.op);

@@ -10,9 +10,11 @@
 //! and a `wake` closure that receives the peer's values. Wake closures run
 //! under the lock, so they only post (to a loop's inbox, or a pool queue,
 //! whose locks are always taken after this one) and never touch a Lua
-//! state; waiters removed without being matched are returned to the
-//! caller, to be dropped once the lock is released (dropping a suspended
-//! task closes its Lua state, which may run finalizers using channels).
+//! state; what they must discard (a task woken in a freed pool) they
+//! return, and it is dropped once the lock is released, like the waiters
+//! removed without being matched, which are returned to the caller
+//! (dropping a suspended task closes its Lua state, which may run
+//! finalizers using channels).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,15 +40,17 @@ impl Endpoint {
     }
 }
 
-/// Receives the peer's values when the waiter is matched.
-pub type Wake = Box<dyn FnOnce(Vec<Value>) + Send>;
+/// Receives the peer's values when the waiter is matched; returns what
+/// must be dropped without the matcher's lock, if anything.
+pub type Wake = Box<dyn FnOnce(Vec<Value>) -> Option<Discard> + Send>;
+
+/// Something to drop after the matcher's lock is released.
+pub type Discard = Box<dyn Send>;
 
 /// What a caller leaves in a queue when it must wait.
 pub struct Pending {
     /// Unique key (see [`next_key`]) to remove the waiter later.
     pub key: u64,
-    /// Pool of a suspended task (0: none), for [`remove_group`].
-    pub group: u64,
     /// The waiter keeps its name existing while queued (suspended tasks;
     /// coroutines are counted through their channel object instead).
     pub counted: bool,
@@ -139,14 +143,14 @@ pub fn exchange(
     match (matched, queue) {
         (Some(w), queue) => {
             tidy(&mut names, domain, name);
-            (w.pending.wake)(values);
-            match queue {
-                Some(p) => {
-                    (p.wake)(w.values);
-                    Exchanged::Queued
-                }
-                None => Exchanged::Matched(w.values),
-            }
+            let discard = (w.pending.wake)(values);
+            let (result, discard2) = match queue {
+                Some(p) => (Exchanged::Queued, (p.wake)(w.values)),
+                None => (Exchanged::Matched(w.values), None),
+            };
+            drop(names);
+            drop((discard, discard2));
+            result
         }
         (None, Some(pending)) => {
             let e = names
@@ -209,32 +213,6 @@ fn take(names: &mut Names, domain: Domain, name: &[u8], key: u64) -> Option<Pend
     Some(w.pending)
 }
 
-/// Removes every waiter of group `group` (the suspended tasks of a pool
-/// being freed), in every domain.
-pub fn remove_group(group: u64) -> Vec<Pending> {
-    let mut names = lock();
-    let mut removed = Vec::new();
-    for d in names.values_mut() {
-        for e in d.values_mut() {
-            let mut i = 0;
-            while i < e.queue.len() {
-                if e.queue[i].pending.group == group {
-                    let w = e.queue.remove(i).expect("index in range");
-                    if w.pending.counted {
-                        e.refs -= 1;
-                    }
-                    removed.push(w.pending);
-                } else {
-                    i += 1;
-                }
-            }
-        }
-        d.retain(|_, e| e.refs > 0 || !e.queue.is_empty());
-    }
-    names.retain(|_, d| !d.is_empty());
-    removed
-}
-
 /// The names of `domain` that exist (used by a channel object or a
 /// queued waiter).
 pub fn names(domain: Domain) -> Vec<Box<[u8]>> {
@@ -261,9 +239,11 @@ mod tests {
         let log = log.clone();
         Pending {
             key,
-            group: 0,
             counted: true,
-            wake: Box::new(move |v| log.lock().unwrap().push((key, v))),
+            wake: Box::new(move |v| {
+                log.lock().unwrap().push((key, v));
+                None
+            }),
         }
     }
 

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::lua::awaiting::state_loop;
-use crate::lua::class::key;
+use crate::lua::class::{self, key};
 use crate::lua::{Lua, Reg, ffi};
 
 /// Functions of `coutil.system` defined here.
@@ -70,6 +70,42 @@ pub fn set_domain(lua: Lua, domain: matcher::Domain) {
         ffi::lua_pushinteger(lua.raw(), domain as ffi::lua_Integer);
         ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
     }
+}
+
+/// Puts the to-be-closed guard of the object at 1 at 2, above it, and
+/// marks it to be closed; the guard (a `G` made by `make` on first use)
+/// is kept as the object's user value and has the object as its own, and
+/// its `__close` finds the object with [`guarded`]. Awaits that must know
+/// when their coroutine stops waiting, however that happens (results
+/// delivered, explicit resume, `coroutine.close`), keep such a guard.
+fn push_guard<G: class::Object>(lua: Lua, make: impl FnOnce() -> G) {
+    let l = lua.raw();
+    lua.set_top(1);
+    // SAFETY: the object at 1 was made by `class::push`, with one user
+    // value; so is the guard. The guard has a `__close` metamethod and is
+    // the topmost value, as lua_toclose requires. Stack space:
+    // LUA_MINSTACK.
+    unsafe {
+        if ffi::lua_getiuservalue(l, 1, 1) != ffi::LUA_TUSERDATA {
+            ffi::lua_pop(l, 1);
+            class::push(lua, make());
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_setiuservalue(l, -2, 1);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setiuservalue(l, 1, 1);
+        }
+        ffi::lua_toclose(l, -1);
+    }
+}
+
+/// In the `__close` of a guard of class `G` (at 1): pushes the object it
+/// guards and returns its index, or `None` (nothing pushed) if the value
+/// at 1 is no such guard (`__close` can be called by hand with anything).
+fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
+    class::test::<G>(lua, 1)?;
+    // SAFETY: reads the user value of a guard (its object).
+    unsafe { ffi::lua_getiuservalue(lua.raw(), 1, 1) };
+    Some(lua.top())
 }
 
 /// For `system.run` in a pool task (spec loop-time.md): may the run, about

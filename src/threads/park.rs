@@ -6,7 +6,12 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::matcher::Discard;
 use crate::lua::Lua;
+
+/// Queues a parked task again; gives it back to be dropped (without the
+/// matcher's lock) if its pool was freed.
+pub(super) type Requeue = Box<dyn FnOnce() -> Option<Discard> + Send>;
 
 /// Parking of a task whose `system.run` waits only for `awaitch` calls
 /// (spec loop-time.md, `system.run` in pool tasks): the task yields its
@@ -29,7 +34,7 @@ enum Parking {
     /// Matched while not parked: the next park returns at once.
     Woken,
     /// Parked: queues the task again.
-    Parked(Box<dyn FnOnce() + Send>),
+    Parked(Requeue),
 }
 
 impl Park {
@@ -39,22 +44,24 @@ impl Park {
 
     /// An `awaitch` of the task state was matched (called under the
     /// matcher's lock; the requeue takes the pool's lock after it).
-    pub fn notify(&self) {
+    /// Returns the task if its pool was freed, to be dropped after the
+    /// matcher's lock is released.
+    pub fn notify(&self) -> Option<Discard> {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Parking::Running) {
             Parking::Parked(requeue) => {
                 drop(slot);
-                requeue();
+                requeue()
             }
-            _ => *slot = Parking::Woken,
+            _ => {
+                *slot = Parking::Woken;
+                None
+            }
         }
     }
 
     /// Parks with `requeue`, or gives it back if a match came meanwhile.
-    pub(super) fn park(
-        &self,
-        requeue: Box<dyn FnOnce() + Send>,
-    ) -> Option<Box<dyn FnOnce() + Send>> {
+    pub(super) fn park(&self, requeue: Requeue) -> Option<Requeue> {
         let mut slot = self.lock();
         match *slot {
             Parking::Woken => {
@@ -65,14 +72,6 @@ impl Park {
                 *slot = Parking::Parked(requeue);
                 None
             }
-        }
-    }
-
-    /// Takes the requeue of a parked task (to discard the task).
-    pub(super) fn discard(&self) -> Option<Box<dyn FnOnce() + Send>> {
-        match std::mem::take(&mut *self.lock()) {
-            Parking::Parked(requeue) => Some(requeue),
-            _ => None,
         }
     }
 }

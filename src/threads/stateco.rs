@@ -4,10 +4,19 @@
 //! A state coroutine is an independent state whose chunk runs as a
 //! coroutine. The object and a running resume share a slot behind a
 //! `Mutex`: `system.resume` takes the state out of it and moves it into a
-//! job of the worker pool, which resumes it and puts it back (or closes it
-//! when it died, or when the object was collected meanwhile). So the state
-//! is only used by the thread holding it, and the object stays `"running"`
-//! until the job stops, even if the awaiter was explicitly resumed.
+//! job of the worker pool, which resumes it. So the state is only used by
+//! the thread holding it.
+//!
+//! The object stays `"running"` until the awaiter's loop delivers the
+//! results (spec behaviour-rules R6), not merely until the job stops: the
+//! job leaves the state and the status it reached in the slot ([`Ended`]),
+//! and the delivery applies them (puts the state back, or closes it when
+//! the object was collected meanwhile). A state whose chunk died is
+//! closed by the job at once, so that its finalizers run on the worker,
+//! not in the awaiter's loop. When nobody will
+//! deliver (the awaiter was resumed explicitly, closed, or its state
+//! closed), the resume is *unawaited* and its end is applied as soon as
+//! the job stops, or at once if it stopped already.
 
 use std::ffi::{CString, c_int};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,12 +24,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::origin::Source;
 use super::state::{self, IndState};
 use super::transfer::{self, Value};
-use crate::lua::awaiting::{self, Await};
+use crate::lua::awaiting::{self, Await, Resumed as By};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, ffi};
 use crate::runtime::{Outcome, Wait};
 use crate::system::sys_loop;
-use crate::{afn, cfn};
+use crate::{afn, cfn, kfn};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -34,16 +43,52 @@ struct Inner {
     status: Status,
     /// The transferred error value of a coroutine that died by error.
     error: Option<Value>,
-    /// The object was collected: the job closes the state when it stops.
+    /// The object was collected: the state is closed when the resume ends.
     orphan: bool,
+    /// Number of the current (or last) resume, so that a late drop of an
+    /// older resume's [`Delivery`] does not touch a newer one.
+    resumes: u64,
+    /// The end of the current resume, its job stopped: kept until its
+    /// results are delivered (the status stays `Running` until then).
+    ended: Option<Ended>,
+    /// The results of the current resume will not be delivered: its end
+    /// is applied as soon as the job stops.
+    unawaited: bool,
+}
+
+/// What a stopped job leaves for the delivery to apply.
+struct Ended {
+    /// None if the chunk died (its state is closed already).
+    state: Option<IndState>,
+    next: Status,
+    error: Option<Value>,
 }
 
 pub struct StateCo {
     shared: Arc<Mutex<Inner>>,
 }
 
+/// The to-be-closed value of a waiting `system.resume` (user value: its
+/// state coroutine).
+struct Guard;
+
 /// What a resume job sends back: the results, or the error value.
 type Resumed = Result<Vec<Value>, Value>;
+
+/// The outcome of a resume job. However it goes (delivered, or dropped
+/// because the awaiter was resumed explicitly or closed, or its state
+/// closed), dropping it ends its resume (see [`settle`]).
+struct Delivery {
+    shared: Arc<Mutex<Inner>>,
+    resume: u64,
+    result: Resumed,
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        settle(&self.shared, self.resume);
+    }
+}
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
@@ -69,6 +114,14 @@ impl Object for StateCo {
         name: c"coutil:coroutine",
         methods: METHODS,
         meta: &[(c"__close", CLOSE_FN)],
+    };
+}
+
+impl Object for Guard {
+    const CLASS: &'static Class = &Class {
+        name: c"coutil:resumeguard",
+        methods: &[],
+        meta: &[(c"__close", cfn!(guard_close))],
     };
 }
 
@@ -125,6 +178,9 @@ fn push_new(lua: Lua, source: Source) -> Ret {
                 status: Status::Suspended,
                 error: None,
                 orphan: false,
+                resumes: 0,
+                ended: None,
+                unawaited: false,
             };
             class::push(
                 lua,
@@ -219,10 +275,12 @@ fn resume(lua: Lua) -> Result<Await, Error> {
         Ok(args) => args,
         Err(msg) => return fail(lua, msg.as_bytes()),
     };
-    let state = {
+    let (state, number) = {
         let mut inner = lock(&shared);
         inner.status = Status::Running;
-        inner.state.take()
+        inner.resumes += 1;
+        inner.unawaited = false;
+        (inner.state.take(), inner.resumes)
     };
     let Some(state) = state else {
         lock(&shared).status = Status::Dead;
@@ -230,12 +288,38 @@ fn resume(lua: Lua) -> Result<Await, Error> {
     };
     let mut resumption = Resumption {
         shared,
+        resume: number,
         state: Some(state),
         args,
     };
     let job = Box::new(move || Box::new(resumption.run()) as Outcome);
     let id = awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver)?;
-    Ok(Await::Yield(id))
+    // `co` stays at 1, alive while awaited, with its guard above it.
+    super::push_guard(lua, || Guard);
+    Ok(Await::Keep(id, 2, kfn!(resume_k)))
+}
+
+fn resume_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+    match awaiting::resumed(lua, 2, ctx) {
+        // [co, guard, token, results...]
+        By::Loop => Ok(Await::Done(lua.top() - 3)),
+        By::User(n) => Ok(Await::Done(n)),
+    }
+}
+
+/// `__close` of the guard of a `system.resume`, closed however the await
+/// ends: the awaiter no longer waits for the current resume (the only one:
+/// `co` runs until it ends), so its end need not wait for a delivery. A
+/// no-op after a delivery, which ended the resume already.
+fn guard_close(lua: Lua) -> Ret {
+    let Some(at) = super::guarded::<Guard>(lua) else {
+        return Ok(0);
+    };
+    if let Some(co) = class::test::<StateCo>(lua, at).and_then(|slot| slot.as_ref()) {
+        let number = lock(&co.shared).resumes;
+        settle(&co.shared, number);
+    }
+    Ok(0)
 }
 
 /// A resume handed to the worker pool. A job may be dropped without
@@ -243,43 +327,96 @@ fn resume(lua: Lua) -> Result<Await, Error> {
 /// before it): then the state goes back to the object, unchanged.
 struct Resumption {
     shared: Arc<Mutex<Inner>>,
+    resume: u64,
     state: Option<IndState>,
     args: Vec<Value>,
 }
 
 impl Resumption {
-    /// Resumes the chunk on this (worker) thread, then gives the state
-    /// back to the object, or closes it.
-    fn run(&mut self) -> Resumed {
-        let Some(state) = self.state.take() else {
-            return Err(Value::Str((*b"cannot resume dead coroutine").into()));
+    /// Resumes the chunk on this (worker) thread, then leaves the state
+    /// for the delivery, or applies the end at once if it is unawaited.
+    fn run(&mut self) -> Delivery {
+        let result = match self.state.take() {
+            Some(state) => {
+                let (result, next, error) = step(&state, &self.args);
+                let state = if next == Status::Suspended {
+                    Some(state)
+                } else {
+                    drop(state);
+                    None
+                };
+                let ended = Ended { state, next, error };
+                let unawaited = {
+                    let mut inner = lock(&self.shared);
+                    if inner.unawaited {
+                        Some(ended)
+                    } else {
+                        inner.ended = Some(ended);
+                        None
+                    }
+                };
+                if let Some(ended) = unawaited {
+                    give_back(&self.shared, ended);
+                }
+                result
+            }
+            None => Err(Value::Str((*b"cannot resume dead coroutine").into())),
         };
-        let (result, next, error) = step(&state, &self.args);
-        give_back(&self.shared, state, next, error);
-        result
+        Delivery {
+            shared: self.shared.clone(),
+            resume: self.resume,
+            result,
+        }
+    }
+}
+
+/// Nobody waits any more for the results of resume number `resume`
+/// (delivered, or never to be): if its job stopped, its end is applied
+/// now, else when the job stops. Nothing for an older resume.
+fn settle(shared: &Mutex<Inner>, resume: u64) {
+    let ended = {
+        let mut inner = lock(shared);
+        if inner.resumes != resume {
+            return;
+        }
+        inner.unawaited = true;
+        inner.ended.take()
+    };
+    if let Some(ended) = ended {
+        give_back(shared, ended);
     }
 }
 
 impl Drop for Resumption {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
-            give_back(&self.shared, state, Status::Suspended, None);
+            let next = Status::Suspended;
+            let state = Some(state);
+            give_back(
+                &self.shared,
+                Ended {
+                    state,
+                    next,
+                    error: None,
+                },
+            );
         }
     }
 }
 
 /// Ends a resume: the object gets the state back if it is resumable,
 /// else the state is closed (outside the lock).
-fn give_back(shared: &Mutex<Inner>, state: IndState, next: Status, error: Option<Value>) {
+fn give_back(shared: &Mutex<Inner>, ended: Ended) {
+    let Ended { state, next, error } = ended;
     let state = {
         let mut inner = lock(shared);
         inner.status = next;
         inner.error = error;
         if next == Status::Suspended && !inner.orphan {
-            inner.state = Some(state);
+            inner.state = state;
             None
         } else {
-            Some(state)
+            state
         }
     };
     drop(state);
@@ -312,9 +449,12 @@ fn step(state: &IndState, args: &[Value]) -> (Resumed, Status, Option<Value>) {
     }
 }
 
+/// Ends the resume (dropping the [`Delivery`]), then pushes its results.
 fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
-    let result = outcome.and_then(|o| o.downcast::<Resumed>().ok());
-    match result.map(|r| *r) {
+    let result = outcome
+        .and_then(|o| o.downcast::<Delivery>().ok())
+        .map(|mut d| std::mem::replace(&mut d.result, Ok(Vec::new())));
+    match result {
         Some(Ok(values)) if co.check_stack(values.len() as c_int + 2).is_ok() => {
             co.push_bool(true);
             for v in &values {

@@ -3,16 +3,19 @@
 //!
 //! A task is always in exactly one place: a pool's pending queue, the
 //! hands of the worker running it, or the wake closure of a channel waiter
-//! (suspended); so each task state is used by one thread at a time. Lock
+//! or parking slot (suspended); so each task state is used by one thread
+//! at a time. A suspended task outlives the freeing of its pool there; the
+//! wake that finds the pool freed gives it back to be dropped. Lock
 //! order: the matcher's lock, then a pool's; a worker never holds its
 //! pool's lock while it runs Lua code or calls the matcher.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::matcher::{self, Pending};
-use super::park::Park;
+use super::matcher::{self, Discard, Pending};
+use super::park::Requeue;
+use super::state::IndState;
 use super::task::{After, Body, Task};
 use super::transfer::Value;
 use crate::runtime::idle::{self, Watch};
@@ -24,8 +27,6 @@ pub struct Queue {
     pub suspended: usize,
     pub expected: usize,
     pub actual: usize,
-    /// Parking slots of parked tasks (counted as suspended).
-    parked: Vec<Arc<Park>>,
     /// Freed: every thread exits.
     closed: bool,
     /// Threads waiting for work, and how many of them were signalled.
@@ -47,8 +48,6 @@ impl Queue {
 }
 
 pub struct Pool {
-    /// Group of its suspended tasks in the matcher.
-    pub id: u64,
     queue: Mutex<Queue>,
     /// Signalled for threads: a task was queued, or the thread count
     /// changed.
@@ -58,8 +57,6 @@ pub struct Pool {
     /// How threads out of work wait (see `runtime::idle`).
     watch: Watch,
 }
-
-static POOL_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// The most threads all pools of the process may have at once; more fail
 /// with `EAGAIN`, as `pthread_create` does at a system limit. Without a
@@ -72,7 +69,6 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 impl Pool {
     pub fn new() -> Arc<Pool> {
         Arc::new(Pool {
-            id: POOL_IDS.fetch_add(1, Ordering::Relaxed),
             queue: Mutex::default(),
             work: Condvar::new(),
             changed: Condvar::new(),
@@ -131,7 +127,12 @@ impl Pool {
 
     /// Queues a task as pending.
     pub fn push(self: &Arc<Pool>, task: Task) {
-        let mut q = self.lock();
+        self.enqueue(self.lock(), task);
+    }
+
+    /// Queues a task as pending, in the same step as the changes already
+    /// made under `q`, then releases the lock and wakes who must know.
+    fn enqueue(self: &Arc<Pool>, mut q: MutexGuard<'_, Queue>, task: Task) {
         q.pending.push_back(task);
         self.watch.pushed();
         // A thread that cannot start leaves the task to an existing one.
@@ -144,9 +145,13 @@ impl Pool {
         if wake {
             q.signalled += 1;
         }
+        let closers = q.closers_due();
         drop(q);
         if wake {
             self.work.notify_one();
+        }
+        if closers {
+            self.changed.notify_all();
         }
     }
 
@@ -160,14 +165,21 @@ impl Pool {
         }
     }
 
-    /// A suspended task was matched: queue it with the results of its yield.
-    fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) {
+    /// A suspended task was matched: queue it with the results of its
+    /// yield, or give it back to be discarded if the pool was freed (it
+    /// stayed a match partner, spec behaviour-rules R6, but nothing can
+    /// run it any more).
+    fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) -> Option<Discard> {
+        let mut q = self.lock();
+        if q.closed {
+            return Some(Box::new(task));
+        }
         task.args = Vec::with_capacity(peer.len() + 1);
         task.args.push(Value::Bool(true));
         task.args.extend(peer);
-        self.lock().suspended -= 1;
-        self.push(task);
-        self.tell_closers(self.lock());
+        q.suspended -= 1;
+        self.enqueue(q, task);
+        None
     }
 
     /// Blocks until every thread of a freed pool has left (so that they no
@@ -182,7 +194,10 @@ impl Pool {
     }
 
     /// Blocks until the pool has no tasks or no threads, then frees it:
-    /// its threads exit and its remaining tasks are discarded.
+    /// its threads exit and its pending tasks are discarded. Suspended
+    /// tasks stay where they are (in a channel's queue, or parked): each
+    /// remains a match partner until a peer matches it, and only then is
+    /// it discarded (see `wake`).
     pub fn free(&self) {
         let mut q = self.lock();
         while q.tasks() > 0 && q.actual > 0 {
@@ -191,22 +206,10 @@ impl Pool {
             q.closers -= 1;
         }
         q.closed = true;
+        let pending = std::mem::take(&mut q.pending);
         drop(q);
         self.work.notify_all();
-        // Suspended tasks leave the channels; woken ones become pending.
-        drop(matcher::remove_group(self.id));
-        let (pending, parked) = {
-            let mut q = self.lock();
-            q.suspended = 0;
-            (
-                std::mem::take(&mut q.pending),
-                std::mem::take(&mut q.parked),
-            )
-        };
         drop(pending); // closes their states, outside the lock
-        for park in parked {
-            drop(park.discard());
-        }
     }
 
     fn work_loop(self: Arc<Pool>) {
@@ -216,13 +219,13 @@ impl Pool {
         let normal = idle::normal_policy();
         let mut q = self.lock();
         loop {
-            if q.closed || q.actual > q.expected {
-                q.actual -= 1;
-                THREADS.fetch_sub(1, Ordering::Relaxed);
-                self.tell_closers(q);
-                return;
-            }
-            let Some(task) = q.pending.pop_front() else {
+            let Some(task) = self.take(&mut q) else {
+                if q.closed || q.actual > q.expected {
+                    q.actual -= 1;
+                    THREADS.fetch_sub(1, Ordering::Relaxed);
+                    self.tell_closers(q);
+                    return;
+                }
                 if std::mem::take(&mut spin) {
                     let seen = self.watch.seen();
                     drop(q);
@@ -238,58 +241,83 @@ impl Pool {
                 q.signalled = q.signalled.saturating_sub(1);
                 continue;
             };
-            q.running += 1;
             spin = true;
             drop(q);
-            let after = self.run(task, &mut spare);
+            // Each task, then the next one taken in the same step as the
+            // end of the previous (see `after`).
+            let mut next = Some(task);
+            while let Some(task) = next {
+                let after = self.run(task, &mut spare);
+                next = self.after(after, &mut spare);
+            }
             q = self.lock();
-            q.running -= 1;
-            match after {
-                After::Ended(task, clean) => {
-                    drop(q);
-                    // Closes its state without the lock, or keeps it.
-                    if let Body::Started(state) = task.body
-                        && clean
-                        && state.pristine()
-                    {
-                        spare = Some(state);
-                    }
-                    q = self.lock();
-                }
-                After::Requeue(task) => q.pending.push_back(task),
-                After::Park(task) => {
-                    q.suspended += 1;
-                    q.parked.push(task.park.clone());
-                    drop(q);
-                    self.park(task);
-                    q = self.lock();
-                }
-                After::Await(task, name, endpoint, values) => {
-                    q.suspended += 1;
-                    drop(q);
-                    self.suspend(task, &name, endpoint, values);
-                    q = self.lock();
-                }
-            }
-            if q.closers_due() {
-                self.changed.notify_all();
-            }
         }
+    }
+
+    /// Takes the first pending task to run it, unless this thread must
+    /// exit.
+    fn take(&self, q: &mut Queue) -> Option<Task> {
+        if q.closed || q.actual > q.expected {
+            return None;
+        }
+        let task = q.pending.pop_front()?;
+        q.running += 1;
+        Some(task)
+    }
+
+    /// Counts what became of a task this thread ran and, in the same step
+    /// (one critical section), takes the next pending task: so the counts
+    /// never show a pending task and a free thread between two tasks
+    /// (spec behaviour-rules R6). Then, without the lock, closes the ended
+    /// task's state (or keeps it as `spare`), or suspends the task.
+    fn after(self: &Arc<Pool>, after: After, spare: &mut Option<IndState>) -> Option<Task> {
+        let mut q = self.lock();
+        q.running -= 1;
+        let later = match after {
+            After::Requeue(task) => {
+                q.pending.push_back(task);
+                None
+            }
+            After::Park(..) | After::Await(..) => {
+                q.suspended += 1;
+                Some(after)
+            }
+            After::Ended(..) => Some(after),
+        };
+        let next = self.take(&mut q);
+        self.tell_closers(q);
+        match later {
+            Some(After::Ended(task, clean)) => {
+                if let Body::Started(state) = task.body
+                    && clean
+                    && state.pristine()
+                {
+                    *spare = Some(state);
+                }
+            }
+            Some(After::Park(task)) => self.park(task),
+            Some(After::Await(task, name, endpoint, values)) => {
+                self.suspend(task, &name, endpoint, values)
+            }
+            Some(After::Requeue(_)) | None => {}
+        }
+        next
     }
 
     fn park(self: &Arc<Pool>, task: Task) {
         let park = task.park.clone();
         let pool = self.clone();
-        let requeue = Box::new(move || {
+        let requeue: Requeue = Box::new(move || {
             let mut q = pool.lock();
+            if q.closed {
+                return Some(Box::new(task) as Discard);
+            }
             q.suspended -= 1;
-            q.parked.retain(|p| !Arc::ptr_eq(p, &task.park));
-            drop(q);
-            pool.push(task);
-            pool.tell_closers(pool.lock());
+            pool.enqueue(q, task);
+            None
         });
         if let Some(requeue) = park.park(requeue) {
-            requeue();
+            drop(requeue()); // not under the matcher's lock here
         }
     }
 
@@ -305,7 +333,6 @@ impl Pool {
         let pool = self.clone();
         let pending = Pending {
             key: matcher::next_key(),
-            group: self.id,
             counted: true,
             wake: Box::new(move |peer| pool.wake(task, peer)),
         };

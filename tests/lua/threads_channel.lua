@@ -205,7 +205,6 @@ T.case("a pending awaitch makes its object in use", function()
 	local a, a2 = channel.create("busy"), channel.create("busy")
 	local co = T.spawn(function() return system.awaitch(a, "in") end)
 	T.raises("in use", channel.close, a)
-	T.raises("in use", channel.sync, a, "out")
 	local msg
 	T.spawn(function() msg = select(2, pcall(system.awaitch, a, "in")) end)
 	T.same({ "in use" }, msg)
@@ -219,6 +218,29 @@ T.case("a pending awaitch makes its object in use", function()
 	T.same({ "dead" }, coroutine.status(co))
 	T.same({ n = 2, true, "two" }, table.unpack(other, 1, other.n))
 	T.same({ true }, a:close())
+end)
+
+-- behaviour-rules R6: sync has no "in use" check, unlike awaitch and close.
+T.case("sync on the very object a coroutine waits on wakes that coroutine", function()
+	local ch = channel.create("self-wake")
+	local got
+	T.spawn(function() got = table.pack(system.awaitch(ch, "out", "reply", 2)) end)
+	T.same({ true, "reply", 2 }, ch:sync("in", "wake", nil, 3))
+	assert(got == nil, "the waiter is only resumed by the loop")
+	-- until then the object stays in use for close and awaitch
+	T.raises("in use", channel.close, ch)
+	local msg
+	T.spawn(function() msg = select(2, pcall(system.awaitch, ch, "in")) end)
+	T.same({ "in use" }, msg)
+	T.same({ false, "empty" }, ch:sync("in")) -- the waiter was taken once
+	T.same({ false }, system.run())
+	T.same({ n = 4, true, "wake", nil, 3 }, table.unpack(got, 1, got.n))
+	-- resumed: the object is free again, and the same works once more
+	T.spawn(function() got = table.pack(system.awaitch(ch, "any")) end)
+	T.same({ true }, channel.sync(ch, "any", "again"))
+	system.run()
+	T.same({ n = 2, true, "again" }, table.unpack(got, 1, got.n))
+	T.same({ true }, ch:close())
 end)
 
 T.case("explicit resume removes the waiter", function()

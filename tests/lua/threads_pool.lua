@@ -173,6 +173,48 @@ T.case("pending tasks and re-queued yields are counted", function()
 	pool:close()
 end)
 
+-- behaviour-rules R6: the end of a task and the start of the next pending
+-- one are one step, whatever the task did (returned, or got suspended).
+T.case("counts never show a free thread between two tasks", function()
+	local pool = threads.create(1)
+	local gate = channel.create("count gate")
+	-- holds the only thread until the gate is closed
+	pool:dostring([[
+		local channel = require "coutil.channel"
+		while channel.getnames()["count gate"] do end
+	]])
+	local tasks = 300
+	for i = 1, tasks do
+		pool:dostring([[
+			local i = ...
+			local s = require("string").rep("x", i)
+			if i % 3 == 0 then require("coroutine").yield("count parked", "out", #s) end
+		]], "=counted", "t", i)
+	end
+	waitfor(function() return pool:count("r") == 1 end)
+	gate:close()
+	local looks, wrong = 0, nil
+	while true do
+		local n, r, p, s = pool:count("nrps")
+		looks = looks + 1
+		if p > 0 and r ~= 1 then wrong = wrong or ("n=%d r=%d p=%d s=%d"):format(n, r, p, s) end
+		if n == s then break end
+	end
+	assert(wrong == nil, wrong)
+	assert(looks > 1)
+	local parked = tasks // 3
+	T.same({ parked, parked, 0, 0 }, pool:count("nsrp"))
+	local sum = 0
+	for _ = 1, parked do
+		local ok, len = sync("count parked", "in")
+		T.same({ true }, ok)
+		sum = sum + len
+	end
+	T.same({ 3 * parked * (parked + 1) // 2 }, sum)
+	idle(pool)
+	pool:close()
+end)
+
 T.case("resize: on demand, all now, and down when free", function()
 	local pool = threads.create(0)
 	T.same({ true }, pool:resize(3))
@@ -214,14 +256,46 @@ T.case("close waits for the tasks, or discards them without threads", function()
 	T.same({ 1 }, pool:count("p"))
 	T.same({ true }, pool:close())
 	T.same({ false, "empty" }, sync("discarded", "in"))
-	pool = threads.create(1)
-	pool:dostring('require("coroutine").yield("discarded", "out", "never")')
+end)
+
+-- behaviour-rules R6: a suspended task survives the close of its pool as
+-- a match partner; the first match then discards it (nothing can run it).
+T.case("a task suspended on a channel outlives its closed pool, once", function()
+	local names = channel.getnames
+	local pool = threads.create(1)
+	pool:dostring([[
+		local coroutine = require "coroutine"
+		local alive = require("coutil.channel").create("outlived: alive")
+		coroutine.yield("outlived", "in", "last words", 7)
+		coroutine.yield("outlived", "in", "never said")
+	]])
 	waitfor(function() return pool:count("s") == 1 end)
-	pool:resize(0)
+	T.same({ true }, pool:resize(0))
 	waitfor(function() return pool:count("a") == 0 end)
 	T.same({ true }, pool:close())
-	T.same({ n = 1, nil }, channel.getnames().discarded)
-	T.same({ false, "empty" }, sync("discarded", "in"))
+	-- still waiting, with its state: both names exist
+	T.same({ true, true }, names().outlived, names()["outlived: alive"])
+	T.same({ false, "empty" }, sync("outlived", "in")) -- in/in: no match
+	T.same({ true, "last words", 7 }, sync("outlived", "out", "unheard"))
+	-- discarded during that sync: its state is closed, its names are gone
+	T.same({ n = 2, nil, nil }, names().outlived, names()["outlived: alive"])
+	T.same({ false, "empty" }, sync("outlived", "out"))
+	-- the same for a task parked by system.run while awaitch waits
+	pool = threads.create(1)
+	pool:dostring([[
+		local system = require "coutil.system"
+		local ch = require("coutil.channel").create("outlived: parked")
+		require("coroutine").wrap(function() system.awaitch(ch, "in", "from its loop") end)()
+		system.run()
+	]])
+	waitfor(function() return pool:count("s") == 1 end)
+	T.same({ true }, pool:resize(0))
+	waitfor(function() return pool:count("a") == 0 end)
+	T.same({ true }, pool:close())
+	T.same({ true }, names()["outlived: parked"])
+	T.same({ true, "from its loop" }, sync("outlived: parked", "out"))
+	T.same({ n = 1, nil }, names()["outlived: parked"])
+	T.same({ false, "empty" }, sync("outlived: parked", "out"))
 end)
 
 T.case("a collected pool keeps running; its suspended tasks stay matchable", function()

@@ -199,6 +199,72 @@ T.case("explicit resume of the awaiter leaves co running, then resumable", funct
 	T.same({ true, "second", "again" }, resume(co, "again"))
 end)
 
+-- behaviour-rules R6: the end of a resume is seen by the resumer's state
+-- only when its loop delivers it, however long ago the chunk stopped.
+T.case("co stays running until the loop delivers its results", function()
+	local co = stateco.load([[
+		local coroutine = require "coroutine"
+		local marker = require("coutil.channel").create("stateco: yielding")
+		coroutine.yield("yielded", 1)
+		return "returned", 2
+	]])
+	local res
+	T.spawn(function() res = table.pack(system.resume(co)) end)
+	waitfor(function() return channel.getnames()["stateco: yielding"] end)
+	-- the chunk yields right after making its marker: give it time to stop
+	-- (the checks must hold whether it has stopped or not)
+	system.suspend(0.05, "~")
+	T.same({ "running" }, co:status())
+	T.raises("cannot close a running coroutine", stateco.close, co)
+	T.same({ false, "cannot resume running coroutine" }, refused(co))
+	assert(res == nil, "no delivery without the loop")
+	T.same({ false }, system.run())
+	T.same({ n = 3, true, "yielded", 1 }, table.unpack(res, 1, res.n))
+	T.same({ "suspended" }, co:status())
+	-- the end of the chunk: its state is closed at once (the marker's name
+	-- vanishes), yet co is dead only once the results are delivered
+	res = nil
+	T.spawn(function() res = table.pack(system.resume(co)) end)
+	waitfor(function() return not channel.getnames()["stateco: yielding"] end)
+	T.same({ "running" }, co:status())
+	T.raises("cannot close a running coroutine", co.close, co)
+	T.same({ false, "cannot resume running coroutine" }, refused(co))
+	assert(res == nil, "no delivery without the loop")
+	T.same({ false }, system.run())
+	T.same({ n = 3, true, "returned", 2 }, table.unpack(res, 1, res.n))
+	T.same({ "dead" }, co:status())
+	T.same({ true }, co:close())
+end)
+
+T.case("an awaiter that gives up frees co without the loop", function()
+	local co = stateco.load([[
+		local coroutine = require "coroutine"
+		local marker = require("coutil.channel").create("stateco: given up")
+		local n = 0
+		while true do n = n + 1 coroutine.yield(n) end
+	]])
+	-- resumed by hand: co is resumable as soon as its chunk stopped (at
+	-- once if it had), no delivery needed
+	local res
+	local waiter = T.spawn(function() res = table.pack(system.resume(co)) end)
+	waitfor(function() return channel.getnames()["stateco: given up"] end)
+	system.suspend(0.05, "~")
+	coroutine.resume(waiter, "gave up")
+	T.same({ n = 1, "gave up" }, table.unpack(res, 1, res.n))
+	waitfor(function() return co:status() ~= "running" end)
+	T.same({ "suspended" }, co:status())
+	-- closed while it waits: the same
+	waiter = T.spawn(function() system.resume(co) end)
+	T.same({ "running" }, co:status())
+	T.same({ true }, coroutine.close(waiter))
+	waitfor(function() return co:status() ~= "running" end)
+	T.same({ "suspended" }, co:status())
+	T.same({ false }, system.run())
+	-- the dropped results were 1 and 2
+	T.same({ true, 3 }, resume(co))
+	T.same({ true }, co:close())
+end)
+
 T.case("an unreferenced running co completes and delivers its results", function()
 	local res
 	T.spawn(function() res = table.pack(system.resume(stateco.load("return ...", "=x"), 1, 2)) end)
