@@ -23,6 +23,14 @@ pub struct Class {
 /// A Rust type stored in userdata of one class.
 pub trait Object: Sized + 'static {
     const CLASS: &'static Class;
+
+    /// The address of a private static of the class, under which the
+    /// registry keeps its metatable too, so that [`test`] compares
+    /// metatables by identity instead of looking them up by name (see
+    /// [`test_key`]). Null: by name.
+    fn key() -> *const c_void {
+        std::ptr::null()
+    }
 }
 
 /// Pushes the metatable of `T`'s class, creating it on first use.
@@ -33,6 +41,9 @@ pub fn push_metatable<T: Object>(lua: Lua) {
     // sets `__name` itself.
     unsafe {
         if ffi::luaL_newmetatable(l, class.name.as_ptr()) != 0 {
+            if !T::key().is_null() {
+                register_key(lua, T::key());
+            }
             lua.push_functions(class.methods, false);
             ffi::lua_setfield(l, -2, c"__index".as_ptr());
             ffi::lua_pushcfunction(l, gc::<T>);
@@ -64,11 +75,15 @@ pub fn push<'a, T: Object>(lua: Lua, value: T) -> &'a mut Option<T> {
 
 /// The slot of the object at `i` if it belongs to `T`'s class.
 pub fn test<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
-    // SAFETY: luaL_testudata checks the metatable, so the block was made by
+    // SAFETY: the metatable was checked, so the block was made by
     // `push::<T>` and holds an initialised Option<T>.
     unsafe {
-        let p = ffi::luaL_testudata(lua.raw(), i, T::CLASS.name.as_ptr()) as *mut Option<T>;
-        p.as_mut()
+        let p = if T::key().is_null() {
+            ffi::luaL_testudata(lua.raw(), i, T::CLASS.name.as_ptr())
+        } else {
+            test_key(lua, i, T::key())
+        };
+        (p as *mut Option<T>).as_mut()
     }
 }
 
@@ -88,6 +103,37 @@ unsafe extern "C-unwind" fn gc<T: Object>(l: *mut ffi::lua_State) -> c_int {
         }
     }
     0
+}
+
+/// The block of the userdata at `i` if its metatable is the one stored in
+/// the registry under `key` (compared by identity: a userdata of another
+/// library whose metatable has the same `__name` is not ours), else null.
+/// Cheaper than `luaL_testudata`, which looks the metatable up by name.
+pub fn test_key(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
+    let l = lua.raw();
+    // SAFETY: stack reads and a raw registry read with a light userdata
+    // key; two values pushed and popped.
+    unsafe {
+        let p = ffi::lua_touserdata(l, i);
+        if p.is_null() || ffi::lua_getmetatable(l, i) == 0 {
+            return std::ptr::null_mut();
+        }
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
+        let same = ffi::lua_rawequal(l, -1, -2) != 0;
+        ffi::lua_settop(l, -3);
+        if same { p } else { std::ptr::null_mut() }
+    }
+}
+
+/// Stores the table on top of the stack (a metatable) in the registry
+/// under `key` too, for [`test_key`]. Leaves the stack as it was.
+pub fn register_key(lua: Lua, key: *const c_void) {
+    // SAFETY: copies the top value into the registry under a light
+    // userdata key.
+    unsafe {
+        ffi::lua_pushvalue(lua.raw(), -1);
+        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key);
+    }
 }
 
 /// A registry key: the address of a private static of the caller.

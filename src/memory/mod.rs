@@ -79,15 +79,20 @@ impl Object for Memory {
         methods: FUNCTIONS,
         meta: META,
     };
+
+    fn key() -> *const std::ffi::c_void {
+        class::key(&MEMORY_KEY)
+    }
 }
+
+static MEMORY_KEY: u8 = 0;
 
 /// The memory at `i`, if it is one. Raw, so that a memory given as two
 /// arguments is never borrowed mutably twice.
 fn slot(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
-    // SAFETY: luaL_testudata only reads the stack; it returns the block of a
-    // userdata with the `memory` metatable, which only `class::push` makes,
-    // holding an initialised Option<Memory> (see `lua/class.rs`).
-    let p = unsafe { ffi::luaL_testudata(lua.raw(), i, Memory::CLASS.name.as_ptr()) };
+    // A userdata with the `memory` metatable, which only `class::push`
+    // makes, holding an initialised Option<Memory> (see `lua/class.rs`).
+    let p = class::test_key(lua, i, Memory::key());
     (!p.is_null()).then_some(p.cast())
 }
 

@@ -12,7 +12,7 @@
 //! alive; their continuations find it with [`kept`].
 
 use std::cell::RefCell;
-use std::ffi::{CStr, c_int};
+use std::ffi::{CStr, c_int, c_void};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -25,7 +25,7 @@ use socket2::{SockAddr, Socket, Type};
 use super::netio::{Core, Domain, Shared};
 use super::{address, options, passive, stream, terminal, udp};
 use crate::lua::awaiting::{self, state_loop};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{Error, Lua, Reg, Ret, class, fail, ffi};
 use crate::runtime::OpId;
 use crate::{afn, cfn};
 
@@ -173,6 +173,7 @@ pub fn push_new(
         let p = ffi::lua_newuserdatauv(l, size_of::<Option<Shared>>(), 0) as *mut Option<Shared>;
         p.write(Some(core));
         if ffi::luaL_newmetatable(l, name.as_ptr()) != 0 {
+            class::register_key(lua, class_key(kind));
             lua.push_functions(methods, false);
             ffi::lua_setfield(l, -2, c"__index".as_ptr());
             for (key, f) in META {
@@ -185,13 +186,18 @@ pub fn push_new(
     Ok(())
 }
 
+/// Registry keys of the classes' metatables (see `class::test_key`).
+static KEYS: [u8; CLASSES.len()] = [0; CLASSES.len()];
+
+fn class_key(kind: u8) -> *const c_void {
+    &KEYS[kind as usize] as *const u8 as *const c_void
+}
+
 fn slot<'a>(lua: Lua, i: c_int, kind: u8) -> Option<&'a mut Option<Shared>> {
-    // SAFETY: luaL_testudata checks the metatable; userdata with a socket
-    // class metatable are only made by `push_new`, holding Option<Shared>.
-    unsafe {
-        let p = ffi::luaL_testudata(lua.raw(), i, CLASSES[kind as usize].0.as_ptr());
-        (p as *mut Option<Shared>).as_mut()
-    }
+    let p = class::test_key(lua, i, class_key(kind));
+    // SAFETY: the metatable is a socket class's, and userdata with it are
+    // only made by `push_new`, holding an Option<Shared>.
+    unsafe { (p as *mut Option<Shared>).as_mut() }
 }
 
 /// The socket at `i` of any class: `Some(None)` when it is closed.
