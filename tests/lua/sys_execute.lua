@@ -346,6 +346,33 @@ T.case("pid set before suspending; killed child gives the signal", function()
 	end)
 end)
 
+T.case("signals this process ignores are at their default in the child", function()
+	-- The middle child starts ignoring SIGHUP (as under nohup); a child it
+	-- starts through io.popen keeps ignoring it, one it executes does not.
+	go(function()
+		local code = luachild [[
+			local f = assert(io.popen("echo $$; exec sleep 5"))
+			local pid = math.tointeger(tonumber(f:read("l")))
+			system.emitsig(pid, "hangup")
+			system.suspend(0.1)
+			local survived = system.emitsig(pid, 0)
+			system.emitsig(pid, "TERMINATE")
+			f:close()
+			local t = { execfile = "sleep", arguments = { "5" } }
+			coroutine.wrap(function() system.suspend(0.1) system.emitsig(t.pid, "hangup") end)()
+			local name, signo = system.execute(t)
+			io.stderr:write(tostring(survived), " ", name, " ", signo)
+		]]
+		local t = { execfile = "sh", arguments = { "-c", 'trap "" HUP; exec "$0" -e "$1"', interp, code }, stderr = "r" }
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ "true hangup 1" }, readall(t.stderr))
+		t.stderr:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
+	end)
+end)
+
 T.case("child closing its pipes early", function()
 	go(function()
 		local t = {
