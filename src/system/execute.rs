@@ -6,12 +6,23 @@
 //! standard streams, all numbered 3 or more) is prepared before `clone`, so
 //! the child only makes async-signal-safe calls: it restores the default
 //! disposition of every signal, unblocks them, installs its streams with
-//! `dup2`, changes directory and tries `execve` on each candidate. A
+//! `dup2`, clears `O_NONBLOCK` on descriptors 0–2 (as libuv), changes
+//! directory and tries `execve` on each candidate. A
 //! failure is written (its `errno`) to a close-on-exec *error pipe*; the
 //! parent reads that pipe until it is closed, which tells an `exec` that
 //! worked (nothing read) from one that did not (the `errno`, and the child
 //! is reaped at once). Signals are blocked in the parent around `clone` so
 //! that no handler of the library runs in the child.
+//!
+//! Blocking stdio: `O_NONBLOCK` belongs to the open file description,
+//! which the child shares with us for every stream it inherits or gets
+//! from an object. Where a description is non-blocking, sockets (which
+//! cannot be reopened) are left shared: the child clears the flag and our
+//! socket calls pass `MSG_DONTWAIT` (see `net/sys.rs`), so our objects
+//! keep working. Pipes and terminals are reopened through `/proc/self/fd`
+//! for the child (a description of its own, blocking). Other non-blocking
+//! descriptions (no `/proc`, a pipe without reader, other file types) are
+//! cleared by the child and set again here once the child has started.
 //!
 //! Waiting: the child is watched by the loop (see [`children`]), which
 //! completes the waiting coroutine's `External` operation with the wait
@@ -231,6 +242,80 @@ fn null_device() -> Result<OwnedFd, c_int> {
     dup_high(fd.as_raw_fd())
 }
 
+/// A new blocking, close-on-exec description (numbered 3 or more) of the
+/// pipe or terminal `fd` (of status `flags`), through `/proc/self/fd`.
+fn reopen_blocking(fd: RawFd, flags: c_int) -> Option<OwnedFd> {
+    let path = CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+    // SAFETY: opens a NUL-terminated path. `O_NONBLOCK` keeps the open of
+    // a pipe's writing end from waiting for a reader (it fails instead).
+    let new = unsafe {
+        libc::open(
+            path.as_ptr(),
+            (flags & libc::O_ACCMODE) | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if new < 0 {
+        return None;
+    }
+    // SAFETY: just opened, ours.
+    let new = unsafe { OwnedFd::from_raw_fd(new) };
+    // SAFETY: fcntl on our own descriptor.
+    unsafe {
+        let own = libc::fcntl(new.as_raw_fd(), libc::F_GETFL);
+        if own < 0 || libc::fcntl(new.as_raw_fd(), libc::F_SETFL, own & !libc::O_NONBLOCK) < 0 {
+            return None;
+        }
+    }
+    dup_high(new.as_raw_fd()).ok()
+}
+
+/// Whether `st` is a pipe, or a terminal that a new open does not
+/// replace (a pseudo-terminal master through `ptmx` would be a new one).
+fn reopenable(fd: RawFd, st: &libc::stat) -> bool {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => true,
+        libc::S_IFCHR => {
+            let ptmx = libc::makedev(5, 2);
+            // SAFETY: isatty only queries the descriptor.
+            st.st_rdev != ptmx && unsafe { libc::isatty(fd) } == 1
+        }
+        _ => false,
+    }
+}
+
+/// Gives the child blocking standard streams without making ours
+/// blocking (see the module doc). `stdio[k]` is the source of stream `k`
+/// (`None`: our descriptor `k`); a non-blocking pipe or terminal gets a
+/// reopened source. Returns the descriptors (alive until the child has
+/// started) whose status flags must be set back after the start.
+fn unshare_nonblocking(stdio: &mut [Option<OwnedFd>; 3]) -> Vec<(RawFd, c_int)> {
+    let mut restore = Vec::new();
+    for (k, source) in stdio.iter_mut().enumerate() {
+        let fd = source.as_ref().map_or(k as RawFd, |f| f.as_raw_fd());
+        // SAFETY: fcntl and fstat only query the descriptor (which may be
+        // closed: then there is nothing to do).
+        let (flags, st) = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || flags & libc::O_NONBLOCK == 0 || libc::fstat(fd, &mut st) != 0 {
+                continue;
+            }
+            (flags, st)
+        };
+        if st.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+            continue;
+        }
+        if reopenable(fd, &st)
+            && let Some(new) = reopen_blocking(fd, flags)
+        {
+            *source = Some(new);
+            continue;
+        }
+        restore.push((fd, flags));
+    }
+    restore
+}
+
 /// Null-terminated pointer array of `strings` (which must outlive it).
 fn pointers(strings: &[CString]) -> Vec<*const c_char> {
     strings
@@ -361,7 +446,8 @@ unsafe fn child(
     report: RawFd,
 ) -> ! {
     // SAFETY: async-signal-safe calls only (sigaction, sigprocmask, dup2,
-    // chdir, execve, write, _exit) on memory prepared before the fork.
+    // fcntl, chdir, execve, write, _exit) on memory prepared before the
+    // fork.
     unsafe {
         let fail = |e: c_int| -> ! {
             let bytes = e.to_ne_bytes();
@@ -382,6 +468,12 @@ unsafe fn child(
         for (target, &src) in sources.iter().enumerate() {
             if src >= 0 && libc::dup2(src, target as c_int) < 0 {
                 fail(*errno_location());
+            }
+            // Blocking stdio, as libuv gives it (failures ignored, as
+            // there: a closed descriptor stays closed).
+            let flags = libc::fcntl(target as c_int, libc::F_GETFL);
+            if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+                libc::fcntl(target as c_int, libc::F_SETFL, flags & !libc::O_NONBLOCK);
             }
         }
         if let Some(cwd) = &plan.cwd
@@ -453,7 +545,14 @@ fn execute(lua: Lua) -> Result<Await, Error> {
             Err(e) => return Ok(Await::Done(fail::push(lua, e))),
         }
     }
-    let pid = match spawn(&plan, &stdio) {
+    let restore = unshare_nonblocking(&mut stdio);
+    let started = spawn(&plan, &stdio);
+    for (fd, flags) in restore {
+        // SAFETY: `fd` is ours or in `stdio`, still open; sets back the
+        // status flags that the child cleared.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    }
+    let pid = match started {
         Ok(pid) => pid,
         Err(e) => return Ok(Await::Done(fail::push(lua, e))),
     };

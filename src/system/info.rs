@@ -43,7 +43,8 @@ fn c_bytes(chars: &[libc::c_char]) -> &[u8] {
 // ---------------------------------------------------------------------
 // system.procinfo
 
-/// Values fetched once per `procinfo` call, when first needed.
+/// Values fetched once per `procinfo` call, when first needed, that
+/// several characters share.
 #[derive(Default)]
 struct Cache {
     uname: Option<libc::utsname>,
@@ -266,15 +267,21 @@ fn resident_memory() -> Result<u64, Error> {
     Ok(pages * page)
 }
 
-/// Seconds since boot.
+/// Seconds since boot, as libuv's `uv_uptime`: the first number of
+/// `/proc/uptime` (centiseconds; right in containers where the clock may
+/// not be), else the whole seconds of `CLOCK_BOOTTIME`.
 fn uptime() -> Result<f64, Error> {
+    let text = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    if let Some(Ok(secs)) = text.split_whitespace().next().map(str::parse::<f64>) {
+        return Ok(secs);
+    }
     // SAFETY: clock_gettime fills a zeroed timespec.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
         return Err(last_error());
     }
-    Ok(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+    Ok(ts.tv_sec as f64)
 }
 
 fn seconds(tv: libc::timeval) -> f64 {
@@ -287,7 +294,14 @@ fn procinfo(lua: Lua) -> Ret {
     let count = c_int::try_from(which.len()).map_err(|_| Error::msg("stack overflow"))?;
     lua.check_stack(count)?;
     let mut cache = Cache::default();
+    // Each measure is read once per call (rule R5): a repeated character
+    // pushes a copy of the value of its first occurrence (stack index).
+    let mut first: [c_int; 256] = [0; 256];
     for &c in which {
+        if first[c as usize] != 0 {
+            lua.push_value(first[c as usize]);
+            continue;
+        }
         match c {
             b'e' => {
                 use std::os::unix::ffi::OsStrExt;
@@ -345,6 +359,7 @@ fn procinfo(lua: Lua) -> Ret {
             b'r' => lua.push_integer(resident_memory()? as i64),
             _ => return Err(Error::mode_char(1, c)),
         }
+        first[c as usize] = lua.top();
     }
     Ok(count)
 }

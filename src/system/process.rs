@@ -4,7 +4,9 @@
 //! The environment is read and changed through `std::env`, whose accesses
 //! are serialised with each other (C `getenv` calls in other threads are
 //! not, exactly as with libuv's `uv_os_setenv`). Names and values are cut
-//! at their first `"\0"`, as C strings would be.
+//! at their first `"\0"`, as C strings would be. `getenv` answers what C
+//! `getenv` answers, even for names with `=` (rule R5); `setenv` refuses
+//! those.
 
 use std::ffi::{CString, OsStr, c_int};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -146,9 +148,12 @@ fn getenv(lua: Lua) -> Ret {
             Ok(1)
         }
         _ => {
+            // NOTE: `var_os` is C `getenv` under `std::env`'s lock (the
+            // unix implementation checks nothing), so a name with `=`
+            // answers as C does (glibc: `NAME=` + prefix of the value).
             let name = cut(lua.arg_bytes(1)?);
             match std::env::var_os(OsStr::from_bytes(name)) {
-                Some(value) if !name.is_empty() && !name.contains(&b'=') => {
+                Some(value) if !name.is_empty() => {
                     lua.push_bytes(value.as_bytes());
                     Ok(1)
                 }

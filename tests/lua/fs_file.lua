@@ -350,6 +350,29 @@ T.case("own and grant change the owner and the permissions", function()
 	f:close("~")
 end)
 
+T.case("file:grant checks perm and mode before the coroutine and the file", function()
+	local f = open(writefile(newpath(), ""), "r")
+	local function first(text, ...)
+		local ok, msg = unyieldable(f.grant, ...)
+		assert(not ok and msg:find(text, 1, true), msg)
+		return msg
+	end
+	-- Called through pcall, the method has no name and `self` counts.
+	first("bad argument #2 to '?' (number expected, got no value)", f)
+	first("bad argument #2 to '?' (unknown perm char (got '0'))", f, "rw0", "q")
+	local msg = first("unknown mode char (got 'q')", f, "rw", "~q")
+	assert(not msg:find("bad argument", 1, true), msg)
+	first("unable to yield", f, 0)
+	first("unable to yield", "not a file", "rw")
+	T.same({ true }, f:close("~"))
+	-- A closed file: still perm, mode and coroutine first.
+	first("unknown perm char (got 'Z')", f, "Z")
+	first("unknown mode char (got 'q')", f, 0, "q")
+	first("unable to yield", f, 0)
+	T.raises("closed file", f.grant, f, 0, "~")
+	argerror(1, "coutil:file expected, got string", f.grant, "x", 0, "~")
+end)
+
 T.case("closed files raise closed file from every method", function()
 	modes(function(call, tilde)
 		local f = open(newpath(), "rwN", "rw")
@@ -357,7 +380,9 @@ T.case("closed files raise closed file from every method", function()
 		local b = memory.create(1)
 		for _, args in ipairs({
 			{ "close" }, { "read", b }, { "write", "x" }, { "resize", 0 }, { "flush" },
-			{ "touch" }, { "own", -1, -1 }, { "grant", 0 }, { "info", "?" },
+			-- grant checks the coroutine before the file: outside one, the
+			-- closed file shows only in blocking mode.
+			{ "touch" }, { "own", -1, -1 }, { "grant", 0, "~" }, { "info", "?" },
 		}) do
 			T.raises("closed file", f[args[1]], f, table.unpack(args, 2))
 			T.raises("closed file", f[args[1]], f, table.unpack(args, 2))

@@ -379,6 +379,28 @@ T.case("grantfile sets permissions", function()
 	end)
 end)
 
+T.case("grantfile checks perm, then mode, then the coroutine, then the path", function()
+	local p = writefile(newpath(), "")
+	-- Every case is a call where nothing can yield, so the coroutine check
+	-- would fail too: the first error met must be the one shown.
+	local function first(text, ...)
+		local ok, msg = unyieldable(system.grantfile, ...)
+		assert(not ok and msg:find(text, 1, true), msg)
+		return msg
+	end
+	first("bad argument #2 to 'coutil.system.grantfile' (number expected, got no value)", p)
+	first("bad argument #2 to 'coutil.system.grantfile' (unknown perm char (got '?'))", p, "r?", "x")
+	first("bad argument #2 to 'coutil.system.grantfile' (number expected, got nil)", {}, nil, "x")
+	-- The mode error comes without a `bad argument` prefix.
+	local msg = first("unknown mode char (got 'x')", {}, "rw", "x")
+	assert(not msg:find("bad argument", 1, true), msg)
+	first("unable to yield", {}, 420)
+	first("unable to yield", nil, "rw", "")
+	-- Blocking: only then the path.
+	argerror(1, "string expected, got table", system.grantfile, {}, 420, "~")
+	T.same({ 420 }, perm(p))
+end)
+
 T.case("listdir iterates names and types", function()
 	local d = newpath()
 	assert(system.makedir(d, "rwx", "~"))

@@ -101,14 +101,34 @@ T.case("findaddr '*' gives wildcard addresses for passive use", function()
 		"[::]:54321 ipv6 datagram", "[::]:54321 ipv6 passive" } do
 		assert(found[want], want .. " not in " .. sorted(e))
 	end
-	for _, entry in ipairs(e) do -- other socket types (raw) have no name
-		assert(entry:match(" datagram$") or entry:match(" passive$") or entry:match(" nil$"), entry)
+	for _, entry in ipairs(e) do -- entries of other socket types are left out
+		assert(entry:match(" datagram$") or entry:match(" passive$"), entry)
 	end
 	T.same({ "0.0.0.0:54321 ipv4 passive" }, table.unpack(entries(async(system.findaddr, "*", "54321", "4s"))))
 	T.same({ "[::]:53 ipv6 datagram" }, table.unpack(entries(async(system.findaddr, "*", "domain", "6d"))))
 	-- the default families are those configured locally
 	for _, entry in ipairs(entries(async(system.findaddr, "*", 54321))) do
 		assert(entry:match("^0%.0%.0%.0:54321 ") or entry:match("^%[::%]:54321 "), entry)
+	end
+end)
+
+T.case("findaddr lists only stream and datagram entries, even without service", function()
+	-- With neither service nor socket type the resolver also answers raw
+	-- socket entries; the list has none of them, before or after reset.
+	for _, args in ipairs { { "127.0.0.1", nil, "4" }, { "localhost", 0, "4" }, { "::1", nil, "6n" } } do
+		local list = async(system.findaddr, table.unpack(args, 1, 3))
+		local first = entries(list)
+		T.same({ true }, #first >= 2)
+		local types = {}
+		for _, entry in ipairs(first) do
+			local t = entry:match(" (%a+)$")
+			types[t] = (types[t] or 0) + 1
+		end
+		T.same({ 1, 1 }, types.stream, types.datagram)
+		T.same({ 2 }, #first)
+		list:reset()
+		T.same({ table.concat(first, ", ") }, table.concat(entries(list), ", "))
+		list:close()
 	end
 end)
 

@@ -262,7 +262,13 @@ for _, domain in ipairs({ "ipv4", "ipv6" }) do
 		T.same({ false, "invalid argument", 22 }, s:setoption("mcastjoin", "not.a.group"))
 		T.same({ false, "invalid argument", 22 }, s:setoption("mcastjoin", group, "bad iface"))
 		T.same({ false, "invalid argument", 22 }, s:setoption("mcastjoin", ssm, nil, "bad source"))
-		T.same({ false, "invalid argument", 22 }, s:setoption("mcastjoin", domain == "ipv4" and "::1" or "127.0.0.1"))
+		-- A literal of the other family is not refused by us: the kernel
+		-- answers (see the case on the family of the literal below).
+		if domain == "ipv4" then
+			T.same({ false, "protocol not available", 92 }, s:setoption("mcastjoin", "::1"))
+		else
+			T.same({ false, "invalid argument", 22 }, s:setoption("mcastjoin", "127.0.0.1"))
+		end
 		T.raises("string expected, got no value", s.setoption, s, "mcastjoin")
 		T.raises("string expected, got no value", s.setoption, s)
 		T.raises("invalid option 'nodelay'", s.setoption, s, "nodelay", true)
@@ -270,6 +276,37 @@ for _, domain in ipairs({ "ipv4", "ipv6" }) do
 		s:close()
 	end)
 end
+
+T.case("multicast options follow the family of the literal, not the socket's", function()
+	-- An IPv6 socket takes IPv4 multicast options (Linux hands them to the
+	-- IPv4 layer); an IPv4 socket refuses IPv6 ones.
+	local s6 = system.socket("datagram", "ipv6")
+	T.same({ true }, s6:setoption("mcastiface", "127.0.0.1"))
+	T.same({ true }, s6:setoption("mcastjoin", "239.5.6.7", "127.0.0.1"))
+	T.same({ true }, s6:setoption("mcastleave", "239.5.6.7", "127.0.0.1"))
+	T.same({ false, "address not available", 99 }, s6:setoption("mcastleave", "239.5.6.7", "127.0.0.1"))
+	T.same({ true }, s6:setoption("mcastjoin", "232.5.6.7", "127.0.0.1", "127.0.0.2"))
+	T.same({ true }, s6:setoption("mcastleave", "232.5.6.7", "127.0.0.1", "127.0.0.2"))
+	T.same({ true }, s6:setoption("mcastiface", "::1"))
+	-- The interface and source must be of the group's family.
+	T.same({ false, "invalid argument", 22 }, s6:setoption("mcastjoin", "239.5.6.7", "::1"))
+	T.same({ false, "invalid argument", 22 }, s6:setoption("mcastjoin", "ff02::5:6", "127.0.0.1"))
+	T.same({ false, "invalid argument", 22 }, s6:setoption("mcastjoin", "232.5.6.7", nil, "::1"))
+	s6:close()
+	local s4 = system.socket("datagram", "ipv4")
+	for _, args in ipairs({
+		{ "mcastiface", "::1" }, { "mcastjoin", "ff02::5:6" }, { "mcastleave", "ff02::5:6" },
+		{ "mcastjoin", "ff3e::5:6", "::1", "::1" },
+	}) do
+		T.same({ false, "protocol not available", 92 }, s4:setoption(table.unpack(args)))
+	end
+	-- Neither literal: refused before the kernel sees anything.
+	T.same({ false, "invalid argument", 22 }, s4:setoption("mcastiface", "lo"))
+	T.same({ false, "invalid argument", 22 }, s4:setoption("mcastjoin", "localhost"))
+	T.same({ true }, s4:setoption("mcastiface", "127.0.0.1"))
+	s4:close()
+	system.run()
+end)
 
 T.case("ipv4: multicast datagrams on the loopback interface", function()
 	go(function()

@@ -170,6 +170,26 @@ T.case("setenv sets, replaces and deletes", function()
 	T.same({ true }, system.setenv(name, nil))
 end)
 
+T.case("getenv of a name with '=' answers as C getenv and os.getenv", function()
+	-- glibc compares the whole "NAME=value" text: "NAME=pre" matches a value
+	-- that starts with "pre=", and gives what follows that '='.
+	local name = "COUTIL_TEST_EQ"
+	T.same({ true }, system.setenv(name, "key=val=ue"))
+	T.same({ "val=ue" }, system.getenv(name .. "=key"))
+	T.same({ "ue" }, system.getenv(name .. "=key=val"))
+	T.same({ os.getenv(name .. "=key") }, system.getenv(name .. "=key"))
+	T.same({ false, "no such file or directory", 2 }, system.getenv(name .. "=ke"))
+	T.same({ false, "no such file or directory", 2 }, system.getenv(name .. "=key=val=ue"))
+	T.same({ false, "no such file or directory", 2 }, system.getenv(name .. "=other"))
+	T.same({ "val=ue" }, system.getenv(name .. "=key\0ignored")) -- cut at "\0"
+	-- setenv never creates such a name, nor changes the variable through one.
+	T.same({ false, "invalid argument", 22 }, system.setenv(name .. "=key", "x"))
+	T.same({ false, "invalid argument", 22 }, system.setenv(name .. "=key"))
+	T.same({ "key=val=ue" }, system.getenv(name))
+	T.same({ true }, system.setenv(name, nil))
+	T.same({ false, "no such file or directory", 2 }, system.getenv(name .. "=key"))
+end)
+
 T.case("setenv of long values and names", function()
 	local name = "COUTIL_LONG_" .. string.rep("N", 300)
 	local value = string.rep("0123456789", 10000)

@@ -226,6 +226,81 @@ T.case("a connected stream socket as stream", function()
 	end)
 end)
 
+T.case("a child reads our non-blocking socket as a blocking stdin", function()
+	go(function()
+		local a, b = pair()
+		-- The child reads before we write: with a non-blocking descriptor
+		-- its read would fail at once (EAGAIN) and it would exit with 3.
+		local code = "os.exit(io.stdin:read(5) == 'later' and 0 or 3)"
+		local done
+		T.spawn(function()
+			done = table.pack(system.execute { execfile = interp, arguments = { "-e", code }, stdin = a })
+		end)
+		system.suspend(0.2)
+		assert(b:write("later"))
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
+		-- The child and `a` share the socket's status flags, and the child
+		-- made it blocking; our reads and writes on `a` still never block
+		-- the loop: the timer below fires while the read waits for data
+		-- that a new child sends only later.
+		local fired = false
+		T.spawn(function() system.suspend(0.05) fired = true end)
+		local t = { execfile = "sh", arguments = { "-c", "sleep 0.3; printf more" }, stdout = b }
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		local buf = memory.create(8)
+		T.same({ 4 }, a:read(buf))
+		T.same({ "more", true }, buf:tostring(1, 4), fired)
+		-- A write larger than the socket buffers, read by a child that starts
+		-- late: the write waits, other coroutines run meanwhile.
+		local started = system.nanosecs()
+		local ticked
+		T.spawn(function() system.suspend(0.05) ticked = system.nanosecs() end)
+		done = nil
+		t = { execfile = "sh", arguments = { "-c", "sleep 1; cat >/dev/null" }, stdin = b }
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ true }, a:write(string.rep("x", 8 << 20)))
+		assert(ticked and ticked - started < 0.6e9, "the loop was blocked by the write")
+		a:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
+		b:close()
+	end)
+end)
+
+T.case("a child reads our non-blocking pipe as a blocking stdin", function()
+	-- The middle child's system.stdin is a pipe, which it reads
+	-- non-blocking on a description of its own; the grandchild, reading
+	-- before the data comes, gets the pipe blocking (C stdio gives up on
+	-- EAGAIN), and the middle child's object stays non-blocking (its timer
+	-- fires while it waits).
+	go(function()
+		-- The middle child reports on its stderr (errors in its coroutines
+		-- after the first suspension are only warnings).
+		local code = "local interp = " .. string.format("%q", interp) .. " " .. luachild [[
+			local t = { execfile = interp, stdin = system.stdin,
+			            arguments = { "-e", "os.exit(io.read('l') == 'later' and 0 or 3)" } }
+			local status, n = system.execute(t)
+			local fired = false
+			coroutine.wrap(function() system.suspend(0.05) fired = true end)()
+			local buf = memory.create(8)
+			local got = system.stdin:read(buf)
+			io.stderr:write(status, " ", n, " ", buf:tostring(1, got or 0), " ", tostring(fired))
+		]]
+		local t = {
+			execfile = "sh",
+			arguments = { "-c", '(sleep 0.5; echo later; sleep 0.3; echo more) | "$0" -e "$1"', interp, code },
+			stderr = "r",
+		}
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ "exit 0 more\n true" }, readall(t.stderr))
+		t.stderr:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
+	end)
+end)
+
 T.case("passing a socket to a child over a 'ws' stdin", function()
 	go(function()
 		local code = luachild [[
@@ -268,6 +343,34 @@ T.case("pid set before suspending; killed child gives the signal", function()
 		while not done do system.suspend(0.01) end
 		T.same({ "terminate", 15 }, table.unpack(done, 1, done.n))
 		T.same({ "userdef1", 10 }, system.execute("sh", "-c", "kill -USR1 $$"))
+	end)
+end)
+
+T.case("signals this process ignores are at their default in the child", function()
+	-- The middle child starts ignoring SIGHUP (as under nohup); a child it
+	-- starts through io.popen keeps ignoring it, one it executes does not.
+	go(function()
+		local code = luachild [[
+			local f = assert(io.popen("echo $$; exec sleep 5"))
+			local pid = math.tointeger(tonumber(f:read("l")))
+			system.emitsig(pid, "hangup")
+			system.suspend(0.1)
+			local stat = io.open("/proc/" .. pid .. "/stat"):read("a")
+			local survived = stat:match("%) (%a)") ~= "Z" -- not a zombie
+			system.emitsig(pid, "TERMINATE")
+			f:close()
+			local t = { execfile = "sleep", arguments = { "5" } }
+			coroutine.wrap(function() system.suspend(0.1) system.emitsig(t.pid, "hangup") end)()
+			local name, signo = system.execute(t)
+			io.stderr:write(tostring(survived), " ", name, " ", signo)
+		]]
+		local t = { execfile = "sh", arguments = { "-c", 'trap "" HUP; exec "$0" -e "$1"', interp, code }, stderr = "r" }
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ "true hangup 1" }, readall(t.stderr))
+		t.stderr:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 0 }, table.unpack(done, 1, done.n))
 	end)
 end)
 

@@ -92,6 +92,30 @@ T.case("procinfo memory and time values", function()
 	assert(system.procinfo("c") + system.procinfo("s") > user0)
 end)
 
+T.case("procinfo reads each value once per call", function()
+	-- Values that move (uptime, CPU time, memory, resident size, page
+	-- faults) are equal wherever their character repeats in one call.
+	local moving = "tcsfrpxX"
+	for _ = 1, 50 do
+		local values = table.pack(system.procinfo(moving .. moving .. "tt"))
+		for i = 1, #moving do
+			T.same({ values[i] }, values[#moving + i])
+		end
+		T.same({ values[1], values[1] }, values[2 * #moving + 1], values[2 * #moving + 2])
+	end
+	-- The uptime is that of /proc/uptime: whole hundredths of a second.
+	for _ = 1, 20 do
+		local t = system.procinfo("t")
+		assert(math.abs(t * 100 - math.floor(t * 100 + 0.5)) < 1e-6, t)
+	end
+	local before = tonumber(readfile("/proc/uptime"):match("^[%d.]+"))
+	local t = system.procinfo("t")
+	local after = tonumber(readfile("/proc/uptime"):match("^[%d.]+"))
+	assert(before <= t and t <= after, t)
+	-- A repeated bad character raises at its first occurrence.
+	T.raises("(unknown mode char (got 'Z'))", system.procinfo, "tZtZ")
+end)
+
 T.case("procinfo bad arguments", function()
 	T.raises("bad argument #1 to", system.procinfo, "eZ")
 	T.raises("(unknown mode char (got 'Z'))", system.procinfo, "eZ")

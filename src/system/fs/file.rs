@@ -326,10 +326,10 @@ fn own(lua: Lua) -> Result<Await, Error> {
 
 /// true | false, msg, code = file:grant(perm [, mode])
 fn grant(lua: Lua) -> Result<Await, Error> {
-    let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 3, b"")?;
+    // The file is checked last (spec R3), unlike the other methods.
+    let (perm, blocking) = perm::arg_grant(lua, 2)?;
     start(lua, blocking)?;
-    let perm = perm::arg_perm(lua, 2)?;
+    let fd = arg_open(lua, 1)?;
     perform(lua, blocking, move || {
         done(sys::chmod(At::Fd(fd.as_fd()), perm))
     })

@@ -207,10 +207,9 @@ pub fn ownfile(lua: Lua) -> Result<Await, Error> {
 
 /// true | false, msg, code = system.grantfile(path, perm [, mode])
 pub fn grantfile(lua: Lua) -> Result<Await, Error> {
-    let (blocking, _) = arg_mode(lua, 3, b"")?;
+    let (perm, blocking) = perm::arg_grant(lua, 2)?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
-    let perm = perm::arg_perm(lua, 2)?;
     perform(lua, blocking, move || {
         done(sys::chmod(At::Path(&sys::cpath(&path)?, false), perm))
     })

@@ -32,6 +32,16 @@ pub fn bit(c: u8) -> Option<u32> {
     CHARS.iter().find(|&&(k, _)| k == c).map(|&(_, b)| b)
 }
 
+/// `unknown <what> char (got '<c>')`, the raw byte kept.
+fn unknown_char(what: &[u8], c: u8) -> Vec<u8> {
+    let mut text = b"unknown ".to_vec();
+    text.extend_from_slice(what);
+    text.extend_from_slice(b" char (got '");
+    text.push(c);
+    text.extend_from_slice(b"')");
+    text
+}
+
 /// The `perm` argument at `arg`: a string of permission characters or an
 /// integer (`number expected` otherwise).
 pub fn arg_perm(lua: Lua, arg: c_int) -> Result<u32, Error> {
@@ -40,18 +50,26 @@ pub fn arg_perm(lua: Lua, arg: c_int) -> Result<u32, Error> {
         for &c in lua.arg_bytes(arg)? {
             match bit(c) {
                 Some(b) => perm |= b,
-                None => {
-                    let mut text = b"unknown perm char (got '".to_vec();
-                    text.push(c);
-                    text.extend_from_slice(b"')");
-                    return Err(Error::Arg(arg, Cow::Owned(text)));
-                }
+                None => return Err(Error::Arg(arg, Cow::Owned(unknown_char(b"perm", c)))),
             }
         }
         Ok(perm)
     } else {
         Ok(lua.arg_integer(arg)? as u32)
     }
+}
+
+/// The arguments of `grantfile` and `file:grant` (spec R3): the `perm` at
+/// `arg` first, then the mode at `arg + 1`, which only takes `~` and whose
+/// other characters raise a plain `unknown mode char` error (no `bad
+/// argument` prefix). Returns the bits and whether the call blocks.
+pub fn arg_grant(lua: Lua, arg: c_int) -> Result<(u32, bool), Error> {
+    let perm = arg_perm(lua, arg)?;
+    let mode = lua.opt_bytes(arg + 1)?.unwrap_or_default();
+    if let Some(&c) = mode.iter().find(|&&c| c != b'~') {
+        return Err(Error::Msg(Cow::Owned(unknown_char(b"mode", c))));
+    }
+    Ok((perm, mode.contains(&b'~')))
 }
 
 const FILEBITS: &[(&CStr, u32)] = &[

@@ -1,7 +1,9 @@
 //! `sock:setoption(name, value, ...)`: the options of each socket class.
 //! Misuse raises (unknown option, bad values of the documented ranges);
 //! what the OS refuses, including a literal it cannot parse (as libuv,
-//! which parses them itself), returns the failure triple.
+//! which parses them itself), returns the failure triple. Multicast
+//! options take the IP level from their address literal, not from the
+//! socket's domain, and return what the kernel answers.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -113,42 +115,59 @@ fn v6(text: &[u8]) -> io::Result<(Ipv6Addr, u32)> {
     Ok((ip.parse().map_err(|_| invalid())?, zone))
 }
 
+/// A multicast literal: an IPv4 one if it parses as such, else IPv6 with
+/// its zone's interface index.
+enum Literal {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr, u32),
+}
+
+fn literal(text: &[u8]) -> io::Result<Literal> {
+    match v4(text) {
+        Ok(ip) => Ok(Literal::V4(ip)),
+        Err(_) => v6(text).map(|(ip, index)| Literal::V6(ip, index)),
+    }
+}
+
+/// `mcastiface`: an interface literal, or `nil` for the system's choice.
+/// NOTE: the IP level is the literal's, not the socket's domain (spec
+/// R4, as libuv): Linux accepts IPv4 options on IPv6 sockets and refuses
+/// IPv6 ones on IPv4 sockets (`protocol not available`).
 fn udp_iface(lua: Lua, core: &Shared) -> Set {
     let text = lua.opt_bytes(3)?;
-    Ok((|| match (is_v6(core), text) {
-        (false, None) => sock(core, |s| s.set_multicast_if_v4(&Ipv4Addr::UNSPECIFIED)),
-        (false, Some(t)) => {
-            let ip = v4(t)?;
-            sock(core, |s| s.set_multicast_if_v4(&ip))
-        }
-        (true, None) => sock(core, |s| s.set_multicast_if_v6(0)),
-        (true, Some(t)) => {
-            let (_, index) = v6(t)?;
-            sock(core, |s| s.set_multicast_if_v6(index))
-        }
+    Ok((|| match text {
+        None if is_v6(core) => sock(core, |s| s.set_multicast_if_v6(0)),
+        None => sock(core, |s| s.set_multicast_if_v4(&Ipv4Addr::UNSPECIFIED)),
+        Some(t) => match literal(t)? {
+            Literal::V4(ip) => sock(core, |s| s.set_multicast_if_v4(&ip)),
+            Literal::V6(_, index) => sock(core, |s| s.set_multicast_if_v6(index)),
+        },
     })())
 }
 
-/// `mcastjoin`/`mcastleave`: group [, interface [, source]].
+/// `mcastjoin`/`mcastleave`: group [, interface [, source]]. The group
+/// literal chooses the IP level (see [`udp_iface`]); the interface and
+/// source must be literals of the same family (else `invalid argument`).
 fn membership(lua: Lua, core: &Shared, join: bool) -> Set {
     let group = lua.arg_bytes(3)?;
     let iface = lua.opt_bytes(4)?;
     let source = lua.opt_bytes(5)?;
     let raw = core.borrow().raw();
-    Ok((|| {
-        if !is_v6(core) {
-            let group = v4(group)?;
+    Ok((|| match literal(group)? {
+        Literal::V4(group) => {
+            let source = source.map(v4).transpose()?;
             let iface = iface.map(v4).transpose()?.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            match (source.map(v4).transpose()?, join) {
+            match (source, join) {
                 (None, true) => sock(core, |s| s.join_multicast_v4(&group, &iface)),
                 (None, false) => sock(core, |s| s.leave_multicast_v4(&group, &iface)),
                 (Some(src), true) => sock(core, |s| s.join_ssm_v4(&src, &group, &iface)),
                 (Some(src), false) => sock(core, |s| s.leave_ssm_v4(&src, &group, &iface)),
             }
-        } else {
-            let (group, _) = v6(group)?;
+        }
+        Literal::V6(group, _) => {
+            let source = source.map(v6).transpose()?;
             let index = iface.map(v6).transpose()?.map_or(0, |(_, index)| index);
-            match (source.map(v6).transpose()?, join) {
+            match (source, join) {
                 (None, true) => sock(core, |s| s.join_multicast_v6(&group, index)),
                 (None, false) => sock(core, |s| s.leave_multicast_v6(&group, index)),
                 (Some((src, _)), join) => sys::source_membership_v6(raw, group, src, index, join),

@@ -99,7 +99,9 @@ struct Entry {
     socktype: c_int,
 }
 
-/// The result of `findaddr`: the usable entries and the current one.
+/// The result of `findaddr`: the usable entries (never empty: a lookup
+/// without any fails with `address family not supported`) and the current
+/// one.
 pub struct AddrList {
     entries: Vec<Entry>,
     /// From a `"*"` search: stream entries are for listening sockets.
@@ -179,6 +181,7 @@ fn getsocktype(lua: Lua) -> Ret {
         libc::SOCK_DGRAM => lua.push_bytes(b"datagram"),
         libc::SOCK_STREAM if passive => lua.push_bytes(b"passive"),
         libc::SOCK_STREAM => lua.push_bytes(b"stream"),
+        // Not listed (see `entry_of`).
         _ => lua.push_nil(),
     }
     Ok(1)
@@ -214,12 +217,17 @@ struct Query {
     flags: c_int,
 }
 
-/// A resolved entry of `getaddrinfo`, if it is an IP address.
+/// A resolved entry of `getaddrinfo`, if it is an IP address of a stream
+/// or datagram socket.
+///
+/// NOTE: without a service or socket type glibc also lists `SOCK_RAW`
+/// entries; the original's list skips every entry that is neither stream
+/// nor datagram (rule R4), so `getsocktype` never gives `nil`.
 ///
 /// # Safety
 /// `ai` must be an entry of a list returned by `getaddrinfo`, not freed.
 unsafe fn entry_of(ai: &libc::addrinfo) -> Option<Entry> {
-    if ai.ai_addr.is_null() {
+    if ai.ai_addr.is_null() || !matches!(ai.ai_socktype, libc::SOCK_STREAM | libc::SOCK_DGRAM) {
         return None;
     }
     let len = ai.ai_addrlen as usize;
@@ -531,6 +539,40 @@ mod tests {
             fail::text(eai_code(libc::EAI_NONAME)),
             "unknown node or service"
         );
+    }
+
+    #[test]
+    fn only_stream_and_datagram_entries() {
+        // Without service nor socket type glibc adds raw entries.
+        let entries = lookup(Query {
+            node: Some(c"127.0.0.1".into()),
+            service: None,
+            family: libc::AF_INET,
+            socktype: 0,
+            flags: libc::AI_NUMERICHOST,
+        })
+        .unwrap();
+        assert!(!entries.is_empty());
+        for e in &entries {
+            assert!(matches!(e.socktype, libc::SOCK_STREAM | libc::SOCK_DGRAM));
+        }
+        // SAFETY: all-zero C structs are valid; `ai` points to `sa` only
+        // while both live.
+        let (mut ai, mut sa): (libc::addrinfo, libc::sockaddr_in) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        ai.ai_addr = (&raw mut sa).cast();
+        ai.ai_addrlen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        for (socktype, listed) in [
+            (libc::SOCK_STREAM, true),
+            (libc::SOCK_DGRAM, true),
+            (libc::SOCK_RAW, false),
+            (libc::SOCK_SEQPACKET, false),
+        ] {
+            ai.ai_socktype = socktype;
+            // SAFETY: `ai` describes a valid sockaddr_in of its length.
+            assert_eq!(unsafe { entry_of(&ai) }.is_some(), listed);
+        }
     }
 
     #[test]

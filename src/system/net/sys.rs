@@ -6,6 +6,12 @@
 //!
 //! Every call retries on `EINTR`; `WouldBlock` is returned to the caller,
 //! which waits for readiness.
+//!
+//! NOTE: socket sends and receives pass `MSG_DONTWAIT` instead of relying
+//! on `O_NONBLOCK` alone: that flag belongs to the open file description,
+//! which a child of `system.execute` shares when it gets the socket as a
+//! standard stream, and the child clears it (as libuv's children do) so
+//! that its stdio is blocking. Our calls then still never block.
 
 use std::ffi::CString;
 use std::io;
@@ -37,7 +43,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], socket: bool) -> io::Result<usize> {
     // SAFETY: `p` points to `len` writable bytes.
     retry(|| unsafe {
         if socket {
-            libc::recv(fd, p, len, 0)
+            libc::recv(fd, p, len, libc::MSG_DONTWAIT)
         } else {
             libc::read(fd, p, len)
         }
@@ -49,7 +55,9 @@ pub fn send(fd: RawFd, buf: &[u8], socket: bool) -> io::Result<usize> {
     let (p, len) = (buf.as_ptr().cast(), buf.len());
     if socket {
         // SAFETY: `p` points to `len` readable bytes.
-        return retry(|| unsafe { libc::send(fd, p, len, libc::MSG_NOSIGNAL) });
+        return retry(|| unsafe {
+            libc::send(fd, p, len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+        });
     }
     // Other descriptors (pipes) have no MSG_NOSIGNAL: the signal is
     // blocked in this thread during the write and a SIGPIPE the write
@@ -87,7 +95,10 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
     let (p, len) = (buf.as_ptr().cast(), buf.len());
     // SAFETY: `p` points to `len` readable bytes; `to` is a valid address
     // of `to.len()` bytes.
-    retry(|| unsafe { libc::sendto(fd, p, len, libc::MSG_NOSIGNAL, to.as_ptr().cast(), to.len()) })
+    retry(|| unsafe {
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+        libc::sendto(fd, p, len, flags, to.as_ptr().cast(), to.len())
+    })
 }
 
 /// Receives one datagram: its full size (maybe more than `buf`) and sender.
@@ -97,7 +108,8 @@ pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketA
     // storage and its size, which recvfrom fills.
     let (n, from) = unsafe {
         SockAddr::try_init(|storage, size| {
-            retry(|| libc::recvfrom(fd, p, len, libc::MSG_TRUNC, storage.cast(), size))
+            let flags = libc::MSG_TRUNC | libc::MSG_DONTWAIT;
+            retry(|| libc::recvfrom(fd, p, len, flags, storage.cast(), size))
         })
     }?;
     Ok((n, from.as_socket()))
@@ -169,7 +181,7 @@ pub fn send_with_fd(fd: RawFd, buf: &[u8], passed: RawFd) -> io::Result<usize> {
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), passed);
-        retry(|| libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL))
+        retry(|| libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT))
     }
 }
 
@@ -190,7 +202,7 @@ pub fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::R
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        let n = retry(|| libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC))?;
+        let n = retry(|| libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT))?;
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
