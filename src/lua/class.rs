@@ -33,6 +33,18 @@ pub trait Object: Sized + 'static {
     }
 }
 
+/// Defines `Object::key` in an `impl Object for T` block: the address of a
+/// static private to that impl.
+#[macro_export]
+macro_rules! class_key {
+    () => {
+        fn key() -> *const ::std::ffi::c_void {
+            static KEY: u8 = 0;
+            &KEY as *const u8 as *const ::std::ffi::c_void
+        }
+    };
+}
+
 /// Pushes the metatable of `T`'s class, creating it on first use.
 pub fn push_metatable<T: Object>(lua: Lua) {
     let class = T::CLASS;
@@ -85,6 +97,18 @@ pub fn test<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
         };
         (p as *mut Option<T>).as_mut()
     }
+}
+
+/// The slot of the object at `i` without a class check, or `None` for a
+/// value that is not a full userdata (e.g. nil).
+///
+/// # Safety
+/// The value at `i` must be nil or an object of `T`'s class (checked
+/// earlier, e.g. an await's argument kept on its stack).
+pub unsafe fn unchecked<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
+    // SAFETY: as the caller promises, a non-null block was made by
+    // `push::<T>` and holds an initialised Option<T>.
+    unsafe { (ffi::lua_touserdata(lua.raw(), i) as *mut Option<T>).as_mut() }
 }
 
 /// Like [`test`], or the argument error `<class> expected, got <type>`.

@@ -80,12 +80,8 @@ impl Object for Memory {
         meta: META,
     };
 
-    fn key() -> *const std::ffi::c_void {
-        class::key(&MEMORY_KEY)
-    }
+    crate::class_key!();
 }
-
-static MEMORY_KEY: u8 = 0;
 
 /// The memory at `i`, if it is one. Raw, so that a memory given as two
 /// arguments is never borrowed mutably twice.
@@ -132,6 +128,24 @@ pub fn bytes_of<'a>(lua: Lua, i: c_int) -> Option<&'a [u8]> {
 /// a caller keeping it across a yield must anchor the memory and re-fetch.
 pub fn buffer_of<'a>(lua: Lua, i: c_int) -> Option<&'a mut [u8]> {
     memory_mut(lua, i).map(|m| &mut m.data[..])
+}
+
+/// Like [`buffer_of`] for a value checked to be a memory earlier and kept
+/// on the stack since (an await's argument, seen again by its
+/// continuation): no class check.
+///
+/// # Safety
+/// The value at `i` must be a memory object (checked by [`arg_buffer`]
+/// in the same C frame).
+pub unsafe fn kept_buffer<'a>(lua: Lua, i: c_int) -> &'a mut [u8] {
+    // SAFETY: the caller promises a memory; a collected slot is refilled
+    // as in `memory_mut`.
+    let slot = unsafe { class::unchecked::<Memory>(lua, i) }.expect("a memory");
+    let m = slot.get_or_insert(Memory {
+        data: Bytes::new(),
+        kind: Kind::Other,
+    });
+    &mut m.data[..]
 }
 
 /// Writes `data` into the memory at `i` from byte `at`, as far as the

@@ -134,6 +134,9 @@ pub struct Loop<W> {
     pending: VecDeque<Pending>,
     pending_pass: VecDeque<Pending>,
     rechecks: Vec<(Handler, Readiness)>,
+    /// Reused buffers of what handlers and workers completed (kept empty).
+    handled: Completions,
+    jobs_done: Vec<(u64, u32, Outcome)>,
     closing: Vec<OpId>,
     reactor: Option<Reactor>,
     jobs_in_flight: usize,
@@ -162,6 +165,8 @@ impl<W> Loop<W> {
             pending: VecDeque::new(),
             pending_pass: VecDeque::new(),
             rechecks: Vec::new(),
+            handled: Completions::default(),
+            jobs_done: Vec::new(),
             closing: Vec::new(),
             reactor: None,
             jobs_in_flight: 0,
@@ -407,18 +412,19 @@ impl<W> Loop<W> {
     pub fn poll(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         match self.reactor.as_mut() {
             Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
-                let mut done = Vec::new();
-                let mut completed = Completions::default();
-                r.poll(timeout, &mut self.ready, &mut completed, &mut done)?;
+                let mut done = std::mem::take(&mut self.jobs_done);
+                let mut completed = std::mem::take(&mut self.handled);
+                let polled = r.poll(timeout, &mut self.ready, &mut completed, &mut done);
                 let remote = r.take_remote();
                 for (id, outcome) in completed.drain() {
                     self.complete(id, outcome);
                 }
+                self.handled = completed;
                 for (bits, key, outcome) in remote {
                     self.jobs_in_flight -= 1;
                     self.remote_done(OpId::from_bits(bits), key, outcome);
                 }
-                for (bits, stamp, outcome) in done {
+                for (bits, stamp, outcome) in done.drain(..) {
                     self.jobs_in_flight -= 1;
                     let id = OpId::from_bits(bits);
                     if let Some(op) = self
@@ -429,6 +435,8 @@ impl<W> Loop<W> {
                         self.ready.push_back(id);
                     }
                 }
+                self.jobs_done = done;
+                polled?;
             }
             _ => {
                 if let Some(t) = timeout.filter(|t| !t.is_zero()) {
@@ -512,14 +520,17 @@ impl<W> Loop<W> {
                     }
                 }
                 Pending::Source(handler, readiness) => {
-                    let mut done = Completions::default();
+                    let mut done = std::mem::take(&mut self.handled);
                     handler.borrow_mut().ready(readiness, &mut done);
-                    let done: Vec<_> = done.drain().collect();
-                    for (id, outcome) in done.into_iter().rev() {
+                    // Delivered next, in order, before the rest of the pass.
+                    let mut at = 0;
+                    for (id, outcome) in done.drain() {
                         if let Some(stamp) = self.mark_complete(id, outcome) {
-                            self.pending_pass.push_front(Pending::Op(id.index, stamp));
+                            self.pending_pass.insert(at, Pending::Op(id.index, stamp));
+                            at += 1;
                         }
                     }
+                    self.handled = done;
                 }
             }
         }
@@ -532,12 +543,17 @@ impl<W> Loop<W> {
         if self.rechecks.is_empty() {
             return false;
         }
-        let mut done = Completions::default();
-        for (handler, readiness) in std::mem::take(&mut self.rechecks) {
+        let mut done = std::mem::take(&mut self.handled);
+        let mut rechecks = std::mem::take(&mut self.rechecks);
+        for (handler, readiness) in rechecks.drain(..) {
             handler.borrow_mut().ready(readiness, &mut done);
         }
         for (id, outcome) in done.drain() {
             self.complete(id, outcome);
+        }
+        self.handled = done;
+        if self.rechecks.is_empty() {
+            self.rechecks = rechecks; // keeps its capacity
         }
         true
     }

@@ -190,6 +190,8 @@ impl Object for Children {
         methods: &[],
         meta: &[],
     };
+
+    crate::class_key!();
 }
 
 impl Drop for Children {

@@ -499,6 +499,8 @@ impl Object for Snapshot<Cpu> {
             (c"__close", cfn!(close::<Cpu>)),
         ],
     };
+
+    crate::class_key!();
 }
 
 /// Model and speed (MHz) of each processor number, from `/proc/cpuinfo`.
@@ -639,6 +641,8 @@ impl Object for Snapshot<Iface> {
             (c"__close", cfn!(close::<Iface>)),
         ],
     };
+
+    crate::class_key!();
 }
 
 /// The IP address in `sa`, if it is one.

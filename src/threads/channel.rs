@@ -75,6 +75,8 @@ impl Object for Channel {
         methods: METHODS,
         meta: &[(c"__close", CLOSE_FN)],
     };
+
+    crate::class_key!();
 }
 
 impl Object for Guard {
@@ -83,6 +85,8 @@ impl Object for Guard {
         methods: &[],
         meta: &[(c"__close", cfn!(guard_close))],
     };
+
+    crate::class_key!();
 }
 
 impl Drop for Channel {

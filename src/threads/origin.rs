@@ -98,6 +98,8 @@ impl Object for Cache {
         methods: &[],
         meta: &[],
     };
+
+    crate::class_key!();
 }
 
 static CACHE_KEY: u8 = 0;

@@ -66,6 +66,8 @@ impl Object for PoolRef {
         methods: METHODS,
         meta: &[(c"__close", CLOSE_FN), (c"__gc", cfn!(gc))],
     };
+
+    crate::class_key!();
 }
 
 impl Object for Keeper {
@@ -74,6 +76,8 @@ impl Object for Keeper {
         methods: &[],
         meta: &[],
     };
+
+    crate::class_key!();
 }
 
 impl Drop for Keeper {

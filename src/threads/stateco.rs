@@ -115,6 +115,8 @@ impl Object for StateCo {
         methods: METHODS,
         meta: &[(c"__close", CLOSE_FN)],
     };
+
+    crate::class_key!();
 }
 
 impl Object for Guard {
@@ -123,6 +125,8 @@ impl Object for Guard {
         methods: &[],
         meta: &[(c"__close", cfn!(guard_close))],
     };
+
+    crate::class_key!();
 }
 
 fn lock(shared: &Mutex<Inner>) -> MutexGuard<'_, Inner> {

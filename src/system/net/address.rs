@@ -38,6 +38,8 @@ impl Object for NetAddress {
         // `__index` here replaces the (empty) methods table.
         meta: META,
     };
+
+    crate::class_key!();
 }
 
 /// Pushes a new address object.
@@ -48,6 +50,18 @@ pub fn push(lua: Lua, addr: SocketAddr) {
 /// The address at `i`, if it is an address object.
 pub fn test<'a>(lua: Lua, i: c_int) -> Option<&'a mut SocketAddr> {
     class::test::<NetAddress>(lua, i)
+        .and_then(|slot| slot.as_mut())
+        .map(|a| &mut a.0)
+}
+
+/// Like [`test`] for a value checked earlier (in the same C frame) to be
+/// nil or an address object and kept on the stack since: no class check.
+///
+/// # Safety
+/// The value at `i` must be nil or an address object.
+pub unsafe fn kept<'a>(lua: Lua, i: c_int) -> Option<&'a mut SocketAddr> {
+    // SAFETY: as the caller promises.
+    unsafe { class::unchecked::<NetAddress>(lua, i) }
         .and_then(|slot| slot.as_mut())
         .map(|a| &mut a.0)
 }

@@ -15,9 +15,10 @@ use socket2::SockAddr;
 
 use super::netio::{Payload, Reply, Request, Shared, Slot, Waiting};
 use super::socket;
-use crate::lua::awaiting::{self, Await, Resumed};
+use crate::lua::awaiting::{self, Await, Resumed, SysLoop};
 use crate::lua::{Error, Lua, fail, ffi};
 use crate::runtime::{Handler, OpId, Outcome, Readiness, Wait};
+use crate::system::sys_loop;
 
 /// Pushes the results of `reply`; returns their count.
 pub fn push_reply(lua: Lua, reply: Reply) -> c_int {
@@ -57,11 +58,10 @@ pub fn deliver_request(co: Lua, outcome: Option<Outcome>) -> c_int {
 /// Raises `already in use` if a coroutine waits in `read` or `accept` of
 /// the socket. A reader whose op is gone (its coroutine was closed with
 /// `coroutine.close` and its wake-up delivered to nobody) is forgotten.
-pub fn check_reader(lua: Lua, core: &Shared) -> Result<(), Error> {
+pub fn check_reader(sl: &SysLoop, core: &Shared) -> Result<(), Error> {
     let Some(w) = core.borrow().reader else {
         return Ok(());
     };
-    let sl = awaiting::state_loop(lua);
     if sl.ops.borrow().waiter(w.op).is_some() {
         return Err(Error::arg(1, "already in use"));
     }
@@ -88,45 +88,46 @@ pub const WRITABLE: Readiness = Readiness {
     write_closed: false,
 };
 
-/// Has the loop run the socket's handler with `readiness` after its next
-/// poll (a readiness the edge-triggered poll will not report again).
-pub fn recheck(lua: Lua, core: &Shared, readiness: Readiness) {
-    let handler: Handler = core.clone();
-    awaiting::state_loop(lua)
-        .ops
-        .borrow_mut()
-        .recheck(handler, readiness);
+/// What the loop does after a wait is armed.
+pub enum Then {
+    /// Nothing: readiness will come from the poll.
+    Wait,
+    /// Runs the socket's handler with this readiness after its next poll
+    /// (a readiness the edge-triggered poll will not report again).
+    Recheck(Readiness),
+    /// Runs the socket's handler with this readiness in its next pending
+    /// phase.
+    Pend(Readiness),
 }
 
-/// Has the loop run the socket's handler with `readiness` in its next
-/// pending phase.
-pub fn pend(lua: Lua, core: &Shared, readiness: Readiness) {
+/// Has the loop run the socket's handler as `then` says.
+pub fn schedule(sl: &SysLoop, core: &Shared, then: Then) {
     let handler: Handler = core.clone();
-    awaiting::state_loop(lua)
-        .ops
-        .borrow_mut()
-        .pend_source(handler, readiness);
+    match then {
+        Then::Wait => {}
+        Then::Recheck(r) => sl.ops.borrow_mut().recheck(handler, r),
+        Then::Pend(r) => sl.ops.borrow_mut().pend_source(handler, r),
+    }
 }
 
 /// Makes the running coroutine wait for readiness in `slot` and continue
-/// in `k`, keeping the first `keep` arguments.
+/// in `k`, keeping the first `keep` arguments; then has the loop do `then`.
 pub fn park(
     lua: Lua,
+    sl: &SysLoop,
     core: &Shared,
     keep: c_int,
-    slot: Slot,
-    k: ffi::lua_KFunction,
+    (slot, k): (Slot, ffi::lua_KFunction),
+    then: Then,
 ) -> Result<Await, Error> {
-    let id = awaiting::wait(
-        lua,
-        awaiting::state_loop(lua),
-        Wait::External,
-        deliver_reply,
-    )?;
+    let id = awaiting::wait(lua, sl, Wait::External, deliver_reply)?;
     *core.borrow_mut().slot(slot) = Some(Waiting {
         op: id,
         woken: false,
     });
+    if !matches!(then, Then::Wait) {
+        schedule(sl, core, then);
+    }
     Ok(Await::Keep(id, keep, k))
 }
 
@@ -169,7 +170,7 @@ pub fn retry(
             };
             match attempt(lua, &core)? {
                 Some(n) => Ok(Await::Done(n)),
-                None => park(lua, &core, keep, slot, k),
+                None => park(lua, sys_loop(lua), &core, keep, (slot, k), Then::Wait),
             }
         }
     }
@@ -179,12 +180,12 @@ pub fn retry(
 /// loop delivers `true` once the OS took everything, or a failure.
 pub fn write(
     lua: Lua,
+    sl: &SysLoop,
     core: &Shared,
     bytes: &[u8],
     fd: Option<RawFd>,
     to: Option<SockAddr>,
 ) -> Result<Await, Error> {
-    let sl = awaiting::state_loop(lua);
     let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
     let mut sent = 0;
     let mut fd = fd;
@@ -209,17 +210,17 @@ pub fn write(
         let outcome = match failed {
             None => None,
             Some(Some(e)) => Some(Box::new(Reply::Fail(fail::code_of(&e))) as Outcome),
-            Some(None) => return queue_rest(lua, core, id, &bytes[sent..], fd, to),
+            Some(None) => return queue_rest(sl, core, id, &bytes[sent..], fd, to),
         };
         sl.ops.borrow_mut().complete_later(id, outcome);
         return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
     }
-    queue_rest(lua, core, id, bytes, fd, to)
+    queue_rest(sl, core, id, bytes, fd, to)
 }
 
 /// Queues what `write` could not send now for the handler.
 fn queue_rest(
-    lua: Lua,
+    sl: &SysLoop,
     core: &Shared,
     id: OpId,
     rest: &[u8],
@@ -236,10 +237,7 @@ fn queue_rest(
                 Err(e) => {
                     let reply = Reply::Fail(fail::code_of(&e));
                     let outcome = Some(Box::new(reply) as Outcome);
-                    awaiting::state_loop(lua)
-                        .ops
-                        .borrow_mut()
-                        .complete_later(id, outcome);
+                    sl.ops.borrow_mut().complete_later(id, outcome);
                     return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
                 }
             }
@@ -261,8 +259,7 @@ fn queue_rest(
 /// Ends the writing direction after the queued writes: the handler does
 /// it in the loop (in the next pending phase when nothing is queued), so
 /// that a `close` before cancels it.
-pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
-    let sl = awaiting::state_loop(lua);
+pub fn shutdown(lua: Lua, sl: &SysLoop, core: &Shared) -> Result<Await, Error> {
     let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
     let idle = {
         let mut c = core.borrow_mut();
@@ -275,7 +272,7 @@ pub fn shutdown(lua: Lua, core: &Shared) -> Result<Await, Error> {
         idle
     };
     if idle {
-        pend(lua, core, WRITABLE);
+        schedule(sl, core, Then::Pend(WRITABLE));
     }
     Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
 }

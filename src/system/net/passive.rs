@@ -12,12 +12,13 @@ use std::ffi::c_int;
 
 use socket2::Socket;
 
-use super::awaits;
+use super::awaits::{self, Then};
 use super::netio::{Domain, Shared, Slot};
 use super::socket::{self, PIPEACTIVE, PIPESHARE, TCPACTIVE, this};
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::{Error, Lua, Ret, fail, ffi};
+use crate::system::sys_loop;
 
 /// true | false, msg, code = sock:listen(backlog)
 pub fn listen<const K: u8>(lua: Lua) -> Ret {
@@ -46,17 +47,16 @@ pub fn accept<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if !core.borrow().listening {
         return Err(Error::arg(1, "not listening"));
     }
-    awaits::check_reader(lua, &core)?;
+    let sl = sys_loop(lua);
+    awaits::check_reader(sl, &core)?;
     if let Some(n) = take_held(lua, &core)? {
         // Noticed by the loop while nobody waited: at once, even outside
         // a coroutine (R1); the loop then looks for the next one.
         return Ok(Await::Done(n));
     }
     awaiting::require_coroutine(lua)?;
-    lua.set_top(1);
-    let wait = awaits::park(lua, &core, 1, Slot::Reader, kfn!(accept_k));
-    awaits::recheck(lua, &core, awaits::READABLE);
-    wait
+    let then = Then::Recheck(awaits::READABLE);
+    awaits::park(lua, sl, &core, 1, (Slot::Reader, kfn!(accept_k)), then)
 }
 
 fn accept_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -71,7 +71,8 @@ fn take_held(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         (c.held.take(), c.domain)
     };
     let Some(fd) = held else { return Ok(None) };
-    awaits::recheck(lua, core, awaits::READABLE);
+    let then = Then::Recheck(awaits::READABLE);
+    awaits::schedule(sys_loop(lua), core, then);
     let kind = match domain {
         Domain::Local => PIPEACTIVE,
         Domain::Share => PIPESHARE,

@@ -115,6 +115,8 @@ impl Object for AddrList {
         methods: METHODS,
         meta: META,
     };
+
+    crate::class_key!();
 }
 
 fn closed() -> Error {

@@ -24,7 +24,7 @@ use socket2::{SockAddr, Socket, Type};
 
 use super::netio::{Core, Domain, Shared};
 use super::{address, options, passive, stream, terminal, udp};
-use crate::lua::awaiting::{self, state_loop};
+use crate::lua::awaiting::{self, SysLoop, state_loop};
 use crate::lua::{Error, Lua, Reg, Ret, class, fail, ffi};
 use crate::runtime::OpId;
 use crate::{afn, cfn};
@@ -159,7 +159,8 @@ pub fn push_new(
     let raw = sock.as_raw_fd();
     let core = Core::new(sock, kind, domain, is_socket, open);
     let core: Shared = Rc::new(RefCell::new(core));
-    let token = state_loop(lua)
+    let sl = state_loop(lua);
+    let token = sl
         .ops
         .borrow_mut()
         .register_handler(&mut SourceFd(&raw), core.clone())?;
@@ -168,13 +169,21 @@ pub fn push_new(
     let (name, methods) = CLASSES[kind as usize];
     // SAFETY: the block is sized and aligned for Option<Shared> (a
     // pointer) and initialised before the metatable is set; the metatable
-    // is ours (luaL_newmetatable under the class name).
+    // is ours (luaL_newmetatable under the class name). The methods get
+    // two upvalues: the loop (see `system::sys_loop`), which outlives
+    // every socket, and the metatable (see `this`).
     unsafe {
         let p = ffi::lua_newuserdatauv(l, size_of::<Option<Shared>>(), 0) as *mut Option<Shared>;
         p.write(Some(core));
         if ffi::luaL_newmetatable(l, name.as_ptr()) != 0 {
             class::register_key(lua, class_key(kind));
-            lua.push_functions(methods, false);
+            ffi::lua_createtable(l, 0, methods.len() as c_int);
+            for (name, f) in methods {
+                ffi::lua_pushlightuserdata(l, sl as *const SysLoop as *mut c_void);
+                ffi::lua_pushvalue(l, -3);
+                ffi::lua_pushcclosure(l, *f, 2);
+                ffi::lua_setfield(l, -2, name.as_ptr());
+            }
             ffi::lua_setfield(l, -2, c"__index".as_ptr());
             for (key, f) in META {
                 ffi::lua_pushcfunction(l, *f);
@@ -218,9 +227,28 @@ pub fn kept(lua: Lua) -> Option<Shared> {
     }
 }
 
+/// The slot of the method's self (argument 1) if it is of the method's
+/// class, whose metatable is the method's second upvalue: compared by
+/// identity, with no registry lookup.
+fn self_slot<'a>(lua: Lua) -> Option<&'a mut Option<Shared>> {
+    let l = lua.raw();
+    // SAFETY: methods of socket classes are closures made by `push_new`
+    // with the class metatable as second upvalue; a userdata with that
+    // metatable was made by `push_new`, holding an Option<Shared>.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut Option<Shared>;
+        if p.is_null() || ffi::lua_getmetatable(l, 1) == 0 {
+            return None;
+        }
+        let same = ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+        ffi::lua_pop(l, 1);
+        if same { p.as_mut() } else { None }
+    }
+}
+
 /// The method's self (argument 1) of class `K`, open.
 pub fn this<const K: u8>(lua: Lua) -> Result<Shared, Error> {
-    match slot(lua, 1, K) {
+    match self_slot(lua) {
         Some(Some(core)) => Ok(core.clone()),
         Some(None) => Err(Error::arg(1, "closed object")),
         None => Err(Error::Type(1, CLASSES[K as usize].0)),
@@ -262,7 +290,7 @@ pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
 /// close (R2): what it cancelled is delivered by that run.
 fn close<const K: u8>(lua: Lua) -> Ret {
     this::<K>(lua)?;
-    if let Some(core) = slot(lua, 1, K).and_then(Option::take) {
+    if let Some(core) = self_slot(lua).and_then(Option::take) {
         shut(lua, &core);
         awaiting::keep_until_closed(lua, 1);
     }

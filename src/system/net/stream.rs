@@ -10,7 +10,7 @@
 use std::ffi::c_int;
 use std::io;
 
-use super::awaits;
+use super::awaits::{self, Then};
 use super::netio::{Domain, Shared, Slot};
 use super::share;
 use super::socket::{PIPESHARE, target, this};
@@ -18,6 +18,7 @@ use crate::kfn;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::{Error, Lua, fail, ffi};
 use crate::memory::{self, range};
+use crate::system::sys_loop;
 
 /// Kept by a pending read: the socket, buffer, i, j.
 const READ_KEEP: c_int = 4;
@@ -30,38 +31,32 @@ pub fn connect<const K: u8>(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let domain = core.borrow().domain;
     let addr = target(lua, 2, domain)?;
+    let sl = sys_loop(lua);
+    let wait = (Slot::Connector, kfn!(connect_k));
     if core.borrow().connecting {
         // The connect of an earlier (cancelled) call is still in progress:
         // wait for its end, which the continuation reports.
-        let wait = awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k));
-        awaits::recheck(lua, &core, awaits::WRITABLE);
-        return wait;
+        let then = Then::Recheck(awaits::WRITABLE);
+        return awaits::park(lua, sl, &core, CONNECT_KEEP, wait, then);
     }
     let result = addr.and_then(|addr| core.borrow().sock().connect(&addr));
     let local = !domain.is_ip();
-    match result {
-        Ok(()) => {
-            // Connected at once: the loop still delivers it, after the
-            // readiness of its poll (an `accept` of it comes first).
-            core.borrow_mut().connecting = true;
-            let wait = awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k));
-            awaits::recheck(lua, &core, awaits::WRITABLE);
-            wait
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-            core.borrow_mut().connecting = true;
-            awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k))
-        }
+    let then = match result {
+        // Connected at once: the loop still delivers it, after the
+        // readiness of its poll (an `accept` of it comes first).
+        Ok(()) => Then::Recheck(awaits::WRITABLE),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Then::Wait,
         // As libuv: a refused connection, and every failure of a local
         // one, is reported by the loop; other errors at once.
         Err(e) if local || e.raw_os_error() == Some(libc::ECONNREFUSED) => {
             core.borrow_mut().delayed_error = Some(fail::code_of(&e));
-            let wait = awaits::park(lua, &core, CONNECT_KEEP, Slot::Connector, kfn!(connect_k));
-            awaits::pend(lua, &core, awaits::WRITABLE);
-            wait
+            let then = Then::Pend(awaits::WRITABLE);
+            return awaits::park(lua, sl, &core, CONNECT_KEEP, wait, then);
         }
-        Err(e) => Ok(Await::Done(fail::push_io(lua, &e))),
-    }
+        Err(e) => return Ok(Await::Done(fail::push_io(lua, &e))),
+    };
+    core.borrow_mut().connecting = true;
+    awaits::park(lua, sl, &core, CONNECT_KEEP, wait, then)
 }
 
 fn connect_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -117,7 +112,8 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     memory::arg_buffer(lua, 2)?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
-    awaits::check_reader(lua, &core)?;
+    let sl = sys_loop(lua);
+    awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     if share::push_received(lua, &core) {
         // Sockets that came with earlier bytes: at once (R1's exception).
@@ -132,11 +128,13 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if !open {
         return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
     }
-    let wait = awaits::park(lua, &core, READ_KEEP, Slot::Reader, kfn!(read_k));
-    if may_read {
-        awaits::recheck(lua, &core, awaits::READABLE);
-    }
-    wait
+    let then = if may_read {
+        Then::Recheck(awaits::READABLE)
+    } else {
+        Then::Wait
+    };
+    let wait = (Slot::Reader, kfn!(read_k));
+    awaits::park(lua, sl, &core, READ_KEEP, wait, then)
 }
 
 fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -150,7 +148,8 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         lua.push_value(-2);
         return Ok(Some(2));
     }
-    let buf = memory::arg_buffer(lua, 2)?;
+    // SAFETY: `read` checked that its kept argument 2 is a memory.
+    let buf = unsafe { memory::kept_buffer(lua, 2) };
     let r = range::arg_span(lua, buf.len(), 3, 4)?;
     if r.is_empty() {
         // As libuv, which cannot read into an empty buffer.
@@ -201,7 +200,7 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
         // A socket travels with data: nothing would carry it.
         return Ok(Await::Done(fail::push(lua, libc::EINVAL)));
     }
-    awaits::write(lua, &core, &data[r], passed, None)
+    awaits::write(lua, sys_loop(lua), &core, &data[r], passed, None)
 }
 
 /// Why a stream cannot be written, as libuv checks before writing: a
@@ -230,5 +229,5 @@ pub fn shutdown<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if refused {
         return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
     }
-    awaits::shutdown(lua, &core)
+    awaits::shutdown(lua, sys_loop(lua), &core)
 }

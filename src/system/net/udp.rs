@@ -11,7 +11,7 @@ use std::io;
 
 use socket2::SockAddr;
 
-use super::awaits;
+use super::awaits::{self, Then};
 use super::netio::{Shared, Slot};
 use super::socket::{UDP, ip_arg, this};
 use super::{address, sys};
@@ -19,6 +19,7 @@ use crate::kfn;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::{Error, Lua, Ret, fail, ffi};
 use crate::memory::{self, range};
+use crate::system::sys_loop;
 
 /// Kept by a pending read: the socket, buffer, i, j, address.
 const READ_KEEP: c_int = 5;
@@ -67,7 +68,7 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
     };
     let data = memory::arg_bytes(lua, 2)?;
     let r = range::arg_span(lua, data.len(), 3, 4)?;
-    awaits::write(lua, &core, &data[r], None, to)
+    awaits::write(lua, sys_loop(lua), &core, &data[r], None, to)
 }
 
 /// bytes, truncated | false, msg, code = udp:read(buffer [, i [, j [, address]]])
@@ -79,14 +80,16 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     if !lua.is_none_or_nil(5) {
         ip_arg(lua, 5, core.borrow().domain)?;
     }
-    awaits::check_reader(lua, &core)?;
+    let sl = sys_loop(lua);
+    awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
-    let may_read = core.borrow().may_read;
-    let wait = awaits::park(lua, &core, READ_KEEP, Slot::Reader, kfn!(read_k));
-    if may_read {
-        awaits::recheck(lua, &core, awaits::READABLE);
-    }
-    wait
+    let then = if core.borrow().may_read {
+        Then::Recheck(awaits::READABLE)
+    } else {
+        Then::Wait
+    };
+    let wait = (Slot::Reader, kfn!(read_k));
+    awaits::park(lua, sl, &core, READ_KEEP, wait, then)
 }
 
 fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -94,13 +97,16 @@ fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
 }
 
 fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
-    let buf = memory::arg_buffer(lua, 2)?;
+    // SAFETY: `read` checked its kept arguments: a memory at 2, nil or an
+    // address at 5.
+    let buf = unsafe { memory::kept_buffer(lua, 2) };
     let r = range::arg_span(lua, buf.len(), 3, 4)?;
     let size = r.len();
     let raw = core.borrow().raw();
     match sys::recv_from(raw, &mut buf[r]) {
         Ok((n, from)) => {
-            if let (Some(from), Some(addr)) = (from, address::test(lua, 5)) {
+            // SAFETY: as above.
+            if let (Some(from), Some(addr)) = (from, unsafe { address::kept(lua, 5) }) {
                 *addr = from;
             }
             lua.push_integer(n.min(size) as i64);
