@@ -792,6 +792,9 @@ impl Drop for Remote {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use super::*;
 
     fn drain(lp: &mut Loop<&'static str>, out: &mut Vec<&'static str>) {
@@ -866,6 +869,104 @@ mod tests {
             lp.finish(id);
         }
         assert_eq!(order, ["a", "b", "c"]);
+    }
+
+    /// A source handler completing given ops, counting its calls.
+    struct Completer {
+        ops: Vec<OpId>,
+        calls: usize,
+    }
+
+    impl SourceHandler for Completer {
+        fn ready(&mut self, _: Readiness, done: &mut Completions) {
+            self.calls += 1;
+            for &op in &self.ops {
+                done.push(op, None);
+            }
+        }
+    }
+
+    fn pending_pass(lp: &mut Loop<&'static str>) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        lp.begin_pending();
+        while let Some(id) = lp.pop_pending() {
+            out.push(*lp.waiter(id).unwrap());
+            lp.finish(id);
+        }
+        out
+    }
+
+    #[test]
+    fn pending_phase_delivers_in_call_order_what_was_queued_before_it() {
+        let mut lp = Loop::new();
+        let a = lp.alloc("a");
+        lp.arm(a, Wait::External).unwrap();
+        let b = lp.alloc("b");
+        lp.arm(b, Wait::External).unwrap();
+        let c = lp.alloc("c");
+        lp.arm(c, Wait::External).unwrap();
+        lp.complete_later(b, None);
+        let handler: Handler = Rc::new(RefCell::new(Completer {
+            ops: vec![c],
+            calls: 0,
+        }));
+        lp.pend_source(handler.clone(), Readiness::default());
+        lp.complete_later(a, None);
+        assert_eq!(lp.poll_timeout(), Some(Duration::ZERO));
+        assert!(lp.pop_ready().is_none(), "not ready for the poll phase");
+        // the handler's completion comes at its place in the queue
+        assert_eq!(pending_pass(&mut lp), ["b", "c", "a"]);
+        assert_eq!(lp.active(), 0);
+    }
+
+    #[test]
+    fn cancelled_pending_op_is_skipped_even_when_armed_again() {
+        let mut lp = Loop::new();
+        let a = lp.alloc("a");
+        lp.arm(a, Wait::External).unwrap();
+        lp.complete_later(a, None);
+        assert!(lp.cancel(a));
+        lp.defer(a, Wait::External); // waits again before the closing phase
+        assert!(lp.close_pending().is_empty());
+        assert!(pending_pass(&mut lp).is_empty(), "stale entry delivered");
+        assert_eq!(lp.active(), 1);
+    }
+
+    #[test]
+    fn completions_queued_during_the_pending_pass_wait_for_the_next() {
+        let mut lp = Loop::new();
+        let a = lp.alloc("a");
+        lp.arm(a, Wait::External).unwrap();
+        lp.complete_later(a, None);
+        lp.begin_pending();
+        let id = lp.pop_pending().unwrap();
+        // delivered, it writes again (same op re-armed and completed)
+        lp.arm(id, Wait::External).unwrap();
+        lp.complete_later(id, None);
+        assert!(lp.pop_pending().is_none());
+        assert!(lp.finish(id).is_none(), "armed again: not released");
+        assert_eq!(pending_pass(&mut lp), ["a"]);
+    }
+
+    #[test]
+    fn rechecks_run_handlers_after_the_poll_in_rounds() {
+        let mut lp = Loop::new();
+        let a = lp.alloc("a");
+        lp.arm(a, Wait::External).unwrap();
+        let completer = Rc::new(RefCell::new(Completer {
+            ops: vec![a],
+            calls: 0,
+        }));
+        let handler: Handler = completer.clone();
+        lp.recheck(handler, Readiness::default());
+        assert_eq!(lp.poll_timeout(), Some(Duration::ZERO));
+        assert!(lp.pop_ready().is_none());
+        assert!(lp.run_rechecks());
+        assert_eq!(completer.borrow().calls, 1);
+        let mut out = Vec::new();
+        drain(&mut lp, &mut out);
+        assert_eq!(out, ["a"]);
+        assert!(!lp.run_rechecks(), "each recheck runs once");
     }
 
     #[test]
