@@ -116,6 +116,11 @@ struct Op<W> {
     /// Key of the current [`Remote`]; changed by `remote` and `cancel`, so
     /// completions of older remotes are ignored.
     remote: u32,
+    /// A worker job of it has not reported yet.
+    job: bool,
+    /// Cancelled with an arming deferred until its job reports (the same
+    /// coroutine waits again: its new work must not run beside the old).
+    after_job: bool,
     waiter: Option<W>,
 }
 
@@ -134,6 +139,8 @@ pub struct Loop<W> {
     pending: VecDeque<Pending>,
     pending_pass: VecDeque<Pending>,
     rechecks: Vec<(Handler, Readiness)>,
+    /// Closing operations waiting for their job before being armed again.
+    after_job: Vec<OpId>,
     /// Reused buffers of what handlers and workers completed (kept empty).
     handled: Completions,
     jobs_done: Vec<(u64, u32, Outcome)>,
@@ -165,6 +172,7 @@ impl<W> Loop<W> {
             pending: VecDeque::new(),
             pending_pass: VecDeque::new(),
             rechecks: Vec::new(),
+            after_job: Vec::new(),
             handled: Completions::default(),
             jobs_done: Vec::new(),
             closing: Vec::new(),
@@ -222,6 +230,8 @@ impl<W> Loop<W> {
             rearm: None,
             outcome: None,
             remote: 0,
+            job: false,
+            after_job: false,
             waiter: Some(waiter),
         });
         OpId {
@@ -279,8 +289,9 @@ impl<W> Loop<W> {
     pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
         self.closing
             .iter()
+            .chain(&self.after_job)
             .copied()
-            .find(|&id| self.waiter(id).is_some_and(&pred))
+            .find(|&id| self.is_closing(id) && self.waiter(id).is_some_and(&pred))
     }
 
     /// Arms a new or delivering operation. An idle operation re-armed as
@@ -427,12 +438,14 @@ impl<W> Loop<W> {
                 for (bits, stamp, outcome) in done.drain(..) {
                     self.jobs_in_flight -= 1;
                     let id = OpId::from_bits(bits);
-                    if let Some(op) = self
-                        .op_mut(id)
-                        .filter(|op| op.stamp == stamp && op.state == State::Armed)
-                    {
+                    let Some(op) = self.op_mut(id) else { continue };
+                    op.job = false;
+                    if op.stamp == stamp && op.state == State::Armed {
                         op.outcome = Some(outcome);
                         self.ready.push_back(id);
+                    } else if std::mem::take(&mut op.after_job) {
+                        self.after_job.retain(|&other| other != id);
+                        self.closing.push(id);
                     }
                 }
                 self.jobs_done = done;
@@ -602,6 +615,8 @@ impl<W> Loop<W> {
     fn release(&mut self, id: OpId) -> Option<W> {
         let op = &mut self.ops[id.index as usize];
         op.state = State::Free;
+        op.job = false;
+        op.after_job = false;
         op.generation = op.generation.wrapping_add(1);
         op.stamp = op.stamp.wrapping_add(1);
         op.in_idle = false;
@@ -619,6 +634,12 @@ impl<W> Loop<W> {
         }
         let mut released = Vec::new();
         for id in std::mem::take(&mut self.closing) {
+            if let Some(op) = self.op_mut(id).filter(|op| op.job && op.rearm.is_some()) {
+                // Armed again once its job reported (see `poll`).
+                op.after_job = true;
+                self.after_job.push(id);
+                continue;
+            }
             let rearm = self.op_mut(id).and_then(|op| op.rearm.take());
             match rearm {
                 Some(wait) => {
@@ -748,6 +769,7 @@ impl<W> Loop<W> {
     ) -> std::io::Result<()> {
         let inbox: Arc<Inbox> = self.reactor()?.inbox();
         self.jobs_in_flight += 1;
+        self.ops[id.index as usize].job = true;
         let bits = id.to_bits();
         pool::execute(move || {
             let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
@@ -967,6 +989,37 @@ mod tests {
         drain(&mut lp, &mut out);
         assert_eq!(out, ["a"]);
         assert!(!lp.run_rechecks(), "each recheck runs once");
+    }
+
+    #[test]
+    fn deferred_arming_waits_for_the_cancelled_job() {
+        let mut lp: Loop<&str> = Loop::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let id = lp.alloc("job");
+        let job = move || {
+            let _ = rx.recv();
+            Box::new(1) as Outcome
+        };
+        lp.arm(id, Wait::Work(Box::new(job))).unwrap();
+        assert!(lp.cancel(id));
+        // the same coroutine waits again, twice cancelled in between
+        lp.defer(id, Wait::External);
+        assert!(lp.cancel(id));
+        assert_eq!(lp.find_closing(|w| *w == "job"), Some(id));
+        lp.defer(id, Wait::External);
+        assert!(lp.close_pending().is_empty());
+        assert!(lp.is_closing(id), "armed while its old job runs");
+        assert_eq!(lp.find_closing(|w| *w == "job"), Some(id));
+        tx.send(()).unwrap();
+        for _ in 0..100 {
+            lp.poll(Some(Duration::from_millis(50))).unwrap();
+            lp.close_pending();
+            if !lp.is_closing(id) {
+                break;
+            }
+        }
+        assert!(!lp.is_closing(id), "armed once the job reported");
+        assert!(lp.pop_ready().is_none(), "the old job's outcome is dropped");
     }
 
     #[test]
