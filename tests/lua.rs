@@ -163,6 +163,7 @@ lua_tests!(
     sys_env,
     sys_info,
     sys_execute,
+    sys_nofile,
     sys_stdio,
     threads_channel,
     threads_states,

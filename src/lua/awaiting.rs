@@ -26,7 +26,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use super::{Error, Lua, ffi, raise};
-use crate::runtime::{Loop, OpId, Outcome, Wait};
+use crate::runtime::{ArmFailed, Loop, OpId, Outcome, Wait};
 
 /// Pushes the results of a completed operation on the coroutine's stack
 /// (after the token) and returns how many: at most 16 without calling
@@ -226,14 +226,18 @@ pub fn require_coroutine(lua: Lua) -> Result<(), Error> {
 }
 
 /// Arms `wait` for the running coroutine, which must be yieldable; the
-/// caller then returns `Await::Yield` with the id.
+/// caller then returns `Await::Yield` with the id. When it cannot be armed
+/// (a worker job needs the loop's poll, which needs descriptors), nothing
+/// is left armed and the failure is returned ([`Error::Fail`]): the await
+/// returns it without yielding.
 pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId, Error> {
     let thread = lua.raw();
     if let Some(id) = sl.delivering.get() {
         let mut ops = sl.ops.borrow_mut();
         if let Some(w) = ops.delivering_waiter(id).filter(|w| w.thread == thread) {
             w.deliver = deliver;
-            ops.arm(id, wait).map_err(|e| Error::msg(e.to_string()))?;
+            // A failed arming leaves the op being delivered: released after.
+            ops.arm(id, wait).map_err(|e| Error::io(&e))?;
             return Ok(id);
         }
     }
@@ -256,10 +260,10 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
                 deliver,
             });
             if let Err(e) = ops.arm(id, wait) {
-                ops.cancel(id);
+                ops.discard(id);
                 drop(ops);
-                cancel(lua, sl, id);
-                return Err(Error::msg(e.to_string()));
+                unreference(lua, key);
+                return Err(Error::io(&e));
             }
             Ok(id)
         }
@@ -325,6 +329,8 @@ unsafe fn finish(
     };
     match decided {
         Ok(Await::Done(n)) => n,
+        // SAFETY: `l` is the running state.
+        Err(Error::Fail(code)) => super::fail::push(unsafe { Lua::from_raw(l) }, code),
         // SAFETY: only plain data is alive; lua_yieldk longjmps out of this
         // frame and the continuation takes over.
         Ok(Await::Yield(id)) => unsafe {
@@ -406,6 +412,13 @@ pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
         Some((w, outcome)) => (w.thread, w.deliver, outcome),
         None => return,
     };
+    // An arming deferred to the closing phase that failed: the await
+    // returns the failure.
+    let (deliver, outcome): (Deliver, _) = match outcome.map(|o| o.downcast::<ArmFailed>()) {
+        Some(Ok(failed)) => (push_arm_failure, Some(failed as Outcome)),
+        Some(Err(outcome)) => (deliver, Some(outcome)),
+        None => (deliver, None),
+    };
     // SAFETY: the registry reference keeps `thread` alive while the
     // operation is armed; it is only resumed if it is suspended (a
     // coroutine closed by `coroutine.close` is dead and skipped).
@@ -439,6 +452,13 @@ pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
     if let Some(w) = released {
         unreference(main, w.key);
     }
+}
+
+fn push_arm_failure(co: Lua, outcome: Option<Outcome>) -> c_int {
+    let code = outcome
+        .and_then(|o| o.downcast::<ArmFailed>().ok())
+        .map_or(libc::EIO, |f| super::fail::code_of(&f.0));
+    super::fail::push(co, code)
 }
 
 /// How often at most [`drop_closed`] looks at every waiting coroutine.

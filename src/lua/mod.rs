@@ -40,6 +40,10 @@ pub enum Error {
     Msg(Cow<'static, [u8]>),
     /// The error value is already on top of the stack.
     Value,
+    /// Not raised: an OS failure (error number) that the function returns
+    /// as `false, msg, code` instead, e.g. when a resource the call needs
+    /// cannot be had (`too many open files` making the loop's poll).
+    Fail(i32),
 }
 
 impl Error {
@@ -49,6 +53,11 @@ impl Error {
     pub fn msg(text: impl Into<Cow<'static, str>>) -> Error {
         Error::Msg(cow_bytes(text.into()))
     }
+    /// The failure of `e`, returned as `false, msg, code` (see [`Error::Fail`]).
+    pub fn io(e: &std::io::Error) -> Error {
+        Error::Fail(fail::code_of(e))
+    }
+
     /// `unknown mode char (got '<c>')` for argument `n`; the raw byte is kept.
     pub fn mode_char(n: c_int, c: u8) -> Error {
         let mut text = b"unknown mode char (got '".to_vec();
@@ -85,6 +94,7 @@ pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Ret) -> c_int {
     };
     match result {
         Ok(n) => n,
+        Err(Error::Fail(code)) => fail::push(lua, code),
         // SAFETY: every Rust value of the body has been dropped; `raise`
         // only holds the error, which it drops before longjmp.
         Err(e) => unsafe { raise(l, e) },
@@ -117,6 +127,11 @@ pub unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
                 Plain::Msg
             }
             Error::Value => Plain::Msg,
+            Error::Fail(code) => {
+                let text = fail::text(*code);
+                ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+                Plain::Msg
+            }
         }
     };
     drop(e);

@@ -296,9 +296,11 @@ impl<W> Loop<W> {
 
     /// Arms a new or delivering operation. An idle operation re-armed as
     /// idle during its own delivery keeps its place in the idle list.
+    /// Failure-atomic: when a job cannot be submitted (no descriptor for the
+    /// poll), the operation is left as it was.
     pub fn arm(&mut self, id: OpId, wait: Wait) -> std::io::Result<()> {
         let now = self.now_ns;
-        let Some(op) = self.op_mut(id) else {
+        let Some(op) = self.op(id) else {
             return Ok(());
         };
         debug_assert!(matches!(
@@ -306,12 +308,25 @@ impl<W> Loop<W> {
             State::New | State::Delivering | State::Closing
         ));
         let keep_place = matches!(wait, Wait::Idle) && op.in_idle && op.state == State::Delivering;
+        let stamp = if keep_place {
+            op.stamp
+        } else {
+            op.stamp.wrapping_add(1)
+        };
+        if let Wait::Work(job) = wait {
+            self.submit(id, stamp, job)?;
+            let op = &mut self.ops[id.index as usize];
+            op.state = State::Armed;
+            op.stamp = stamp;
+            op.in_idle = false;
+            return Ok(());
+        }
+        let op = &mut self.ops[id.index as usize];
         op.state = State::Armed;
+        op.stamp = stamp;
         if !keep_place {
-            op.stamp = op.stamp.wrapping_add(1);
             op.in_idle = false;
         }
-        let stamp = op.stamp;
         match wait {
             Wait::Idle => {
                 self.idle_armed += 1;
@@ -331,10 +346,18 @@ impl<W> Loop<W> {
                     .expect("I/O wait without a registered source");
                 reactor.wait(token, interest, id);
             }
-            Wait::Work(job) => return self.submit(id, stamp, job),
-            Wait::External => {}
+            Wait::Work(_) | Wait::External => {}
         }
         Ok(())
+    }
+
+    /// Releases a new operation that could not be armed; returns its waiter.
+    pub fn discard(&mut self, id: OpId) -> Option<W> {
+        if self.op(id).is_some_and(|op| op.state == State::New) {
+            self.release(id)
+        } else {
+            None
+        }
     }
 
     /// Records what to arm once the closing operation `id` is released.
@@ -644,10 +667,12 @@ impl<W> Loop<W> {
             match rearm {
                 Some(wait) => {
                     if let Err(e) = self.arm(id, wait) {
-                        // Only a job submission can fail: the pool is
-                        // gone, so there is nothing the op could wait for.
-                        debug_assert!(false, "{e}");
-                        released.extend(self.release(id));
+                        // Its coroutine waits: it gets the failure.
+                        let op = &mut self.ops[id.index as usize];
+                        op.state = State::Armed;
+                        op.stamp = op.stamp.wrapping_add(1);
+                        op.outcome = Some(Box::new(ArmFailed(e)));
+                        self.ready.push_back(id);
                     } else if self.ops[id.index as usize].outcome.is_some() {
                         // Completed by its remote before it was armed.
                         self.ready.push_back(id);
@@ -768,8 +793,6 @@ impl<W> Loop<W> {
         job: Box<dyn FnOnce() -> Outcome + Send>,
     ) -> std::io::Result<()> {
         let inbox: Arc<Inbox> = self.reactor()?.inbox();
-        self.jobs_in_flight += 1;
-        self.ops[id.index as usize].job = true;
         let bits = id.to_bits();
         pool::execute(move || {
             let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
@@ -777,7 +800,9 @@ impl<W> Loop<W> {
                 Err(_) => Box::new(std::io::Error::other("internal error (panic)")) as Outcome,
             };
             inbox.post(bits, stamp, outcome);
-        });
+        })?;
+        self.jobs_in_flight += 1;
+        self.ops[id.index as usize].job = true;
         Ok(())
     }
 }
@@ -795,6 +820,10 @@ pub struct Remote {
 
 /// The outcome of an operation whose [`Remote`] was dropped.
 pub struct Abandoned;
+
+/// The outcome of an operation whose arming, deferred to the closing
+/// phase, failed: the driver delivers the failure itself.
+pub struct ArmFailed(pub std::io::Error);
 
 impl Remote {
     pub fn complete(mut self, outcome: Outcome) {

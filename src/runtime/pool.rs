@@ -52,8 +52,9 @@ fn pool() -> &'static Pool {
     })
 }
 
-/// Queues `job` to run on a worker thread.
-pub fn execute(job: impl FnOnce() + Send + 'static) {
+/// Queues `job` to run on a worker thread. Fails (and drops the job) only
+/// when no worker thread exists and none can be started.
+pub fn execute(job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     let pool = pool();
     let mut q = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     q.jobs.push_back(Box::new(job));
@@ -61,12 +62,16 @@ pub fn execute(job: impl FnOnce() + Send + 'static) {
         let spawned = std::thread::Builder::new()
             .name("coutil-worker".into())
             .spawn(move || work(pool));
-        if spawned.is_ok() {
-            q.threads += 1;
+        match spawned {
+            Ok(_) => q.threads += 1,
+            // With no thread at all the job would wait forever; otherwise
+            // it waits for an existing one.
+            Err(e) if q.threads == 0 => {
+                q.jobs.pop_back();
+                return Err(e);
+            }
+            Err(_) => {}
         }
-        // NOTE: if no thread could be started, the job waits for an
-        // existing one; with none at all it would wait forever, so the
-        // first spawn failure is fatal for that job's loop only.
     }
     let wake = q.idle > q.signalled;
     if wake {
@@ -76,6 +81,7 @@ pub fn execute(job: impl FnOnce() + Send + 'static) {
     if wake {
         pool.available.notify_one();
     }
+    Ok(())
 }
 
 fn work(pool: &'static Pool) {
@@ -105,7 +111,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         for i in 0..16 {
             let tx = tx.clone();
-            super::execute(move || tx.send((i, std::thread::current().id())).unwrap());
+            super::execute(move || tx.send((i, std::thread::current().id())).unwrap()).unwrap();
         }
         let mut got: Vec<_> = (0..16).map(|_| rx.recv().unwrap()).collect();
         got.sort_by_key(|g| g.0);

@@ -268,11 +268,15 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     };
     let sl = sys_loop(lua);
     let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
-    let remote: Remote = sl
-        .ops
-        .borrow_mut()
-        .remote(id)
-        .map_err(|e| Error::msg(e.to_string()))?;
+    let remote = sl.ops.borrow_mut().remote(id);
+    let remote: Remote = match remote {
+        Ok(remote) => remote,
+        Err(e) => {
+            // Not waiting after all: the failure is the result.
+            awaiting::abandon(lua, id);
+            return Err(Error::io(&e));
+        }
+    };
     let key = matcher::next_key();
     // In a pool task, a match also ends the parking of its `system.run`.
     let park = park::park_arc(lua);
