@@ -146,8 +146,10 @@ pub struct Core {
     pub may_read: bool,
     /// The kernel reported a hang-up or error: reading never blocks again.
     pub hung_up: bool,
-    /// The path this socket bound, removed when it is closed (as libuv).
+    /// The path this socket bound (a local socket with a name).
     pub path: Option<Vec<u8>>,
+    /// The file of that path, removed when the socket is closed.
+    pub bound_file: Option<socket::BoundFile>,
     /// A terminal's attributes to restore when it is closed, once its mode
     /// was changed.
     pub saved_mode: Option<libc::termios>,
@@ -177,6 +179,7 @@ impl Core {
             may_read: true,
             hung_up: false,
             path: None,
+            bound_file: None,
             saved_mode: None,
         }
     }

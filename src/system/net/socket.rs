@@ -260,10 +260,10 @@ pub fn this<const K: u8>(lua: Lua) -> Result<Shared, Error> {
 /// canceled` for requests) and closes the descriptor. Returns the
 /// operations it completed.
 pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
-    let (fd, token, mut done, path) = {
+    let (fd, token, mut done, bound) = {
         let mut c = core.borrow_mut();
         let (fd, token, done) = c.close();
-        (fd, token, done, c.path.take())
+        (fd, token, done, c.bound_file.take())
     };
     let mut completed = Vec::new();
     // NOTE: `try_borrow_mut`: this also runs from `__gc`, which must not
@@ -278,8 +278,8 @@ pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
         }
     }
     drop(fd);
-    if let Some(path) = path.filter(|p| p.first().is_some_and(|&b| b != 0)) {
-        let _ = std::fs::remove_file(std::ffi::OsStr::from_bytes(&path));
+    if let Some(bound) = bound {
+        bound.remove();
     }
     completed
 }
@@ -345,8 +345,45 @@ pub fn target(lua: Lua, i: c_int, domain: Domain) -> Result<io::Result<SockAddr>
         return Ok(Ok(SockAddr::from(ip_arg(lua, i, domain)?)));
     }
     let path = lua.arg_bytes(i)?;
+    if path.contains(&0) {
+        // As the file functions: a path is never silently cut.
+        return Ok(Err(io::Error::from_raw_os_error(libc::EINVAL)));
+    }
     Ok(SockAddr::unix(std::ffi::OsStr::from_bytes(path))
         .map_err(|_| io::Error::from_raw_os_error(libc::ENAMETOOLONG)))
+}
+
+/// The file a local socket bound, removed when the socket is closed (as
+/// libuv does), but only if it is still that socket: its absolute path
+/// (the working directory may change meanwhile) and identity.
+pub struct BoundFile {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl BoundFile {
+    fn of(path: &std::path::Path) -> Option<BoundFile> {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::current_dir().ok()?.join(path);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        Some(BoundFile {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            path,
+        })
+    }
+
+    fn remove(self) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && meta.file_type().is_socket()
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// The path of a local socket address ("" if unnamed; abstract names
@@ -382,7 +419,9 @@ fn bind<const K: u8>(lua: Lua) -> Ret {
     match result {
         Ok(()) => {
             if !domain.is_ip() {
-                core.borrow_mut().path = Some(path_of(&addr));
+                let mut c = core.borrow_mut();
+                c.path = Some(path_of(&addr));
+                c.bound_file = addr.as_pathname().and_then(BoundFile::of);
             }
             lua.push_bool(true);
             Ok(1)
