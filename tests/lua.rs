@@ -65,21 +65,47 @@ fn run(program: &Path, script: &str, gc: bool) {
 /// Like [`run`], with one more environment variable (also in the log name).
 fn run_with(program: &Path, script: &str, gc: bool, var: Option<(&str, &str)>) {
     let path = root().join("tests/lua").join(format!("{script}.lua"));
-    let logs = root().join("target/lua-tests");
-    std::fs::create_dir_all(&logs).unwrap();
     let tag = program.file_name().unwrap().to_string_lossy();
     let extra = var.map(|(name, _)| format!("-{name}")).unwrap_or_default();
-    let log = logs.join(format!(
-        "{script}-{tag}{}{extra}.log",
-        if gc { "-gc" } else { "" }
-    ));
+    let log = format!("{script}-{tag}{}{extra}", if gc { "-gc" } else { "" });
+    run_script(program, &path, &[], &log, gc, var);
+}
+
+/// Runs the stress script `tests/stress/<name>.lua` with `args` (its
+/// reduced size) in `program`.
+fn run_stress(program: &Path, name: &str, args: &[&str]) {
+    let path = root().join("tests/stress").join(format!("{name}.lua"));
+    let tag = program.file_name().unwrap().to_string_lossy();
+    run_script(
+        program,
+        &path,
+        args,
+        &format!("stress-{name}-{tag}"),
+        false,
+        None,
+    );
+}
+
+fn run_script(
+    program: &Path,
+    path: &Path,
+    args: &[&str],
+    log: &str,
+    gc: bool,
+    var: Option<(&str, &str)>,
+) {
+    let script = log;
+    let logs = root().join("target/lua-tests");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join(format!("{log}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let mut command = Command::new(program);
     if let Some((name, value)) = var {
         command.env(name, value);
     }
     let mut child = command
-        .arg(&path)
+        .arg(path)
+        .args(args)
         .current_dir(root())
         .env("LUA_PATH", "tests/lua/?.lua;;")
         .env("LUA_CPATH", format!("{}/?.so;;", module_dir().display()))
@@ -184,6 +210,35 @@ fn sys_execute_without_pidfd() {
         Some(("COUTIL_TEST_NOPIDFD", "1")),
     );
 }
+
+/// The stress scripts of `tests/stress/` in reduced size (the full sizes
+/// are their defaults; see doc/devnotes.md), in both builds.
+macro_rules! stress_tests {
+    ($($name:ident: [$($arg:expr),*]),* $(,)?) => {
+        mod stress {
+            $(
+                mod $name {
+                    #[test]
+                    fn coutil() {
+                        super::super::run_stress(env!("CARGO_BIN_EXE_coutil").as_ref(), stringify!($name), &[$($arg),*]);
+                    }
+                    #[test]
+                    fn lua54() {
+                        match super::super::lua54() {
+                            Some(lua) => super::super::run_stress(lua.as_ref(), stringify!($name), &[$($arg),*]),
+                            None => eprintln!("SKIPPED: lua5.4 is not installed (apt-get install lua5.4)"),
+                        }
+                    }
+                }
+            )*
+        }
+    };
+}
+
+stress_tests!(
+    echo: ["300"],
+    soak: ["8000", "65536", "5000"],
+);
 
 /// Every script in tests/lua/ is listed above.
 #[test]
