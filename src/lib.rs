@@ -126,6 +126,17 @@ pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -
     console::open(unsafe { Lua::from_raw(l) })
 }
 
+/// `require "coutil.testing"`: hooks for the test scripts, in debug
+/// builds only (see `lua::testing`).
+#[cfg(debug_assertions)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_testing(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `require` with a valid state.
+    let lua = unsafe { Lua::from_raw(l) };
+    lua.push_functions(lua::testing::FUNCTIONS, false);
+    1
+}
+
 /// Keeps `coutil.so` loaded for the life of the process: worker and
 /// dispatcher threads may still run its code after the state that loaded
 /// it closed (and `dlclose`d it). Only meaningful for the module build.
@@ -165,6 +176,8 @@ pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"coutil.channel", luaopen_coutil_channel),
     (c"coutil.coroutine", luaopen_coutil_coroutine),
     (c"coutil.threads", luaopen_coutil_threads),
+    #[cfg(debug_assertions)]
+    (c"coutil.testing", luaopen_coutil_testing),
 ];
 
 /// A `package.searchers` entry for the modules of [`MODULES`]: the loader

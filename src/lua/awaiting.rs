@@ -4,10 +4,18 @@
 //! An await function arms an operation for the running coroutine and
 //! yields with `lua_yieldk`, the operation id as continuation context. The
 //! loop resumes the coroutine with a private token (a light userdata only
-//! this module knows) followed by the results; the continuation sees the
-//! token, drops it and returns the results. Anything else means the script
-//! resumed the coroutine itself: the continuation cancels the operation
-//! and returns exactly the values given to `coroutine.resume`.
+//! this module knows) and a pointer to the delivery (the operation's
+//! outcome and how to turn it into values, on the loop's stack during the
+//! resume); the continuation
+//! sees the token and makes the results itself, from the operation's
+//! outcome (E1 of spec/seed-todo.md): every allocation while turning a
+//! completion into Lua values happens inside the coroutine, never in the
+//! loop. An outcome carrying data is turned into values in a protected
+//! call, and a failure there (out of memory) makes the await return
+//! `false, "not enough memory"`; the results of an operation without
+//! outcome are constants (`true`, nothing) and are pushed directly. Anything else means the script resumed the
+//! coroutine itself: the continuation cancels the operation and returns
+//! exactly the values given to `coroutine.resume`.
 //!
 //! The registry reference that keeps a waiting coroutine alive is taken
 //! when the operation is armed and dropped when it is delivered or
@@ -29,8 +37,8 @@ use super::{Error, Lua, ffi, raise};
 use crate::runtime::{ArmFailed, Loop, OpId, Outcome, Wait};
 
 /// Pushes the results of a completed operation on the coroutine's stack
-/// (after the token) and returns how many: at most 16 without calling
-/// `lua_checkstack` first.
+/// and returns how many: at most 16 without calling `lua_checkstack`
+/// first. It runs in the coroutine, in a protected call: it may raise.
 pub type Deliver = fn(co: Lua, outcome: Option<Outcome>) -> c_int;
 
 /// What the loop keeps of a waiting coroutine.
@@ -80,7 +88,12 @@ pub enum Resumed {
 pub fn resumed(lua: Lua, keep: c_int, ctx: ffi::lua_KContext) -> Resumed {
     let top = lua.top();
     // SAFETY: reads a stack slot of the running continuation.
-    if top > keep && unsafe { ffi::lua_touserdata(lua.raw(), keep + 1) } == token() {
+    if top == keep + 2 && unsafe { ffi::lua_touserdata(lua.raw(), keep + 1) } == token() {
+        // SAFETY: after the token, `deliver` passes its Delivery, alive
+        // while it resumes this coroutine.
+        let delivery = unsafe { &mut *(ffi::lua_touserdata(lua.raw(), keep + 2) as *mut Delivery) };
+        lua.set_top(keep + 1);
+        push_delivery(lua, delivery);
         return Resumed::Loop;
     }
     cancel(lua, state_loop(lua), OpId::from_bits(ctx as u64));
@@ -355,13 +368,14 @@ unsafe extern "C-unwind" fn continuation(
     // SAFETY: Lua calls the continuation with the resumed state, whose
     // stack holds exactly the values given to the resume.
     unsafe {
-        let top = ffi::lua_gettop(l);
-        if top >= 1 && ffi::lua_touserdata(l, 1) == token() {
-            // The results are the values above the token.
-            return top - 1;
-        }
         let lua = Lua::from_raw(l);
         let id = OpId::from_bits(ctx as u64);
+        let top = ffi::lua_gettop(l);
+        if top == 2 && ffi::lua_touserdata(l, 1) == token() {
+            // As in `resumed`. The results go above the two values.
+            let delivery = &mut *(ffi::lua_touserdata(l, 2) as *mut Delivery);
+            return push_delivery(lua, delivery);
+        }
         let _ = catch_unwind(AssertUnwindSafe(|| cancel(lua, state_loop(lua), id)));
         ffi::lua_gettop(l)
     }
@@ -405,52 +419,136 @@ pub fn complete(lua: Lua, id: OpId, outcome: Option<Outcome>) {
 }
 
 /// Resumes the coroutine of operation `id`, taken for delivery, from the
-/// thread `main` that runs the loop. Errors of the coroutine become
+/// thread `main` that runs the loop, with the token only: its continuation
+/// makes the results ([`push_delivery`]). Errors of the coroutine become
 /// warnings. The operation is released unless the coroutine armed it again.
+/// No Lua function called here can raise: the loop is never unwound.
 pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
-    let (thread, deliver, outcome) = match sl.ops.borrow_mut().begin_delivery(id) {
-        Some((w, outcome)) => (w.thread, w.deliver, outcome),
+    let (thread, mut delivery) = match sl
+        .ops
+        .borrow_mut()
+        .take_delivery(id, |w| (w.thread, w.deliver))
+    {
+        Some(((thread, deliver), outcome)) => (thread, Delivery::of(deliver, outcome)),
         None => return,
-    };
-    // An arming deferred to the closing phase that failed: the await
-    // returns the failure.
-    let (deliver, outcome): (Deliver, _) = match outcome.map(|o| o.downcast::<ArmFailed>()) {
-        Some(Ok(failed)) => (push_arm_failure, Some(failed as Outcome)),
-        Some(Err(outcome)) => (deliver, Some(outcome)),
-        None => (deliver, None),
     };
     // SAFETY: the registry reference keeps `thread` alive while the
     // operation is armed; it is only resumed if it is suspended (a
-    // coroutine closed by `coroutine.close` is dead and skipped).
+    // coroutine closed by `coroutine.close` is dead and skipped). Pushing
+    // light userdata on the yielded C frame, which keeps LUA_MINSTACK free
+    // slots, allocates nothing; `lua_resume` is protected. `delivery` lives
+    // until the resume returned.
     unsafe {
-        // NOTE: no lua_checkstack: the yielded C function's frame keeps
-        // LUA_MINSTACK (20) free slots, and `Deliver` functions push at
-        // most a few values (those pushing more must check themselves).
         if ffi::lua_status(thread) == ffi::LUA_YIELD {
             let co = Lua::from_raw(thread);
             co.push_light(token());
-            let n = deliver(co, outcome);
+            co.push_light((&mut delivery as *mut Delivery).cast());
             sl.delivering.set(Some(id));
             let mut nres = 0;
-            let status = ffi::lua_resume(thread, main.raw(), 1 + n, &mut nres);
+            let status = ffi::lua_resume(thread, main.raw(), 2, &mut nres);
             sl.delivering.set(None);
             if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
                 ffi::lua_pop(thread, nres);
             } else {
-                let mut text = b"[coutil] system.run: ".to_vec();
-                // Strings and numbers only: other values convert to None.
-                match co.to_bytes(-1) {
-                    Some(msg) => text.extend_from_slice(msg),
-                    None => text.extend_from_slice(b"(error object is not a string)"),
-                }
-                ffi::lua_pop(thread, 1);
-                main.warn(&text);
+                warn_error(main, co);
             }
         }
     }
+    drop(delivery);
     let released = sl.ops.borrow_mut().finish(id);
     if let Some(w) = released {
         unreference(main, w.key);
+    }
+}
+
+/// Warns `[coutil] system.run: <msg>` for the error on top of the dead
+/// coroutine `co`, and pops it. Converts nothing with Lua (a number would
+/// allocate its string): it runs in the loop, unprotected.
+fn warn_error(main: Lua, co: Lua) {
+    LOOP_ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut text = b"[coutil] system.run: ".to_vec();
+    match co.type_of(-1) {
+        ffi::LUA_TSTRING => text.extend_from_slice(co.to_bytes(-1).unwrap_or_default()),
+        ffi::LUA_TNUMBER => text.extend_from_slice(co.number_text(-1).as_bytes()),
+        _ => text.extend_from_slice(b"(error object is not a string)"),
+    }
+    co.set_top(-2);
+    main.warn(&text);
+}
+
+/// Errors of coroutines resumed by a loop, in the whole process (read by
+/// the test scripts' strict mode, see `lua::testing`).
+pub static LOOP_ERRORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What the continuation of a delivered operation needs to make its
+/// results.
+struct Delivery {
+    deliver: Deliver,
+    outcome: Option<Outcome>,
+}
+
+impl Delivery {
+    fn of(deliver: Deliver, outcome: Option<Outcome>) -> Delivery {
+        match outcome.map(|o| o.downcast::<ArmFailed>()) {
+            // An arming deferred to the closing phase that failed: the
+            // await returns the failure.
+            Some(Ok(failed)) => Delivery {
+                deliver: push_arm_failure,
+                outcome: Some(failed as Outcome),
+            },
+            Some(Err(outcome)) => Delivery {
+                deliver,
+                outcome: Some(outcome),
+            },
+            None => Delivery {
+                deliver,
+                outcome: None,
+            },
+        }
+    }
+}
+
+/// In the continuation of a delivered operation: pushes its results and
+/// returns how many. Those of an outcome are made in a protected call, so
+/// a failure (out of memory) gives `false, <error>` instead.
+fn push_delivery(lua: Lua, delivery: &mut Delivery) -> c_int {
+    if delivery.outcome.is_none() {
+        // Constant results: `true`, nothing, a failure text.
+        return (delivery.deliver)(lua, None);
+    }
+    let l = lua.raw();
+    let base = lua.top();
+    // SAFETY: calls `make_results` protected with a pointer to the
+    // delivery, which outlives the call; an error leaves its value
+    // (allocated before, e.g. the memory error's message) on top.
+    unsafe {
+        ffi::lua_pushcfunction(l, make_results);
+        ffi::lua_pushlightuserdata(l, (delivery as *mut Delivery).cast());
+        if ffi::lua_pcall(l, 1, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_insert(l, -2);
+            return 2;
+        }
+    }
+    lua.top() - base
+}
+
+unsafe extern "C-unwind" fn make_results(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: only called by `push_delivery`, with a pointer to its
+    // Delivery as only argument.
+    unsafe {
+        let delivery = &mut *(ffi::lua_touserdata(l, 1) as *mut Delivery);
+        ffi::lua_settop(l, 0);
+        let lua = Lua::from_raw(l);
+        let outcome = delivery.outcome.take();
+        let deliver = delivery.deliver;
+        match catch_unwind(AssertUnwindSafe(|| deliver(lua, outcome))) {
+            Ok(n) => n,
+            Err(payload) => {
+                drop(payload);
+                raise(l, Error::msg("internal error in coutil (panic)"))
+            }
+        }
     }
 }
 

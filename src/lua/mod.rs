@@ -16,6 +16,8 @@ pub mod awaiting;
 pub mod class;
 pub mod fail;
 mod state;
+#[cfg(debug_assertions)]
+pub mod testing;
 
 use std::borrow::Cow;
 use std::ffi::{CStr, c_char, c_int};

@@ -125,6 +125,30 @@ impl Lua {
         }
     }
 
+    /// The number at `i` as Lua's `tostring` writes it (`%.14g`, and
+    /// `.0` after a float that looks like an integer), made without
+    /// allocating in Lua.
+    pub fn number_text(self, i: c_int) -> String {
+        let mut isnum = 0;
+        // SAFETY: see above; reads a stack value.
+        let n = unsafe { ffi::lua_tointegerx(self.l, i, &mut isnum) };
+        // SAFETY: as above.
+        if isnum != 0 && unsafe { ffi::lua_isinteger(self.l, i) } != 0 {
+            return n.to_string();
+        }
+        // SAFETY: as above.
+        let f = unsafe { ffi::lua_tonumberx(self.l, i, std::ptr::null_mut()) };
+        let mut buf = [0u8; 64];
+        // SAFETY: snprintf writes at most `buf.len()` bytes, NUL included.
+        let len =
+            unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.14g".as_ptr(), f) };
+        let mut text = String::from_utf8_lossy(&buf[..(len.max(0) as usize).min(63)]).into_owned();
+        if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) {
+            text.push_str(".0");
+        }
+        text
+    }
+
     /// An option name at `i` (as `luaL_checkoption`), its index in `names`.
     pub fn arg_option(
         self,

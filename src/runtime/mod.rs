@@ -255,11 +255,16 @@ impl<W> Loop<W> {
             .and_then(|op| op.waiter.as_mut())
     }
 
-    /// The waiter of `id`, taken for delivery, and its job's outcome.
-    pub fn begin_delivery(&mut self, id: OpId) -> Option<(&W, Option<Outcome>)> {
-        let op = self.op_mut(id)?;
+    /// The outcome of `id`, being delivered, for its continuation (once),
+    /// with what the waiter says of it (`part`).
+    pub fn take_delivery<T>(
+        &mut self,
+        id: OpId,
+        part: impl Fn(&W) -> T,
+    ) -> Option<(T, Option<Outcome>)> {
+        let op = self.op_mut(id).filter(|op| op.state == State::Delivering)?;
         let outcome = op.outcome.take();
-        Some((op.waiter.as_ref()?, outcome))
+        Some((part(op.waiter.as_ref()?), outcome))
     }
 
     /// Is `id` being delivered right now?

@@ -225,6 +225,7 @@ T.case("coroutine closed while waiting is dropped by the loop", function()
 end)
 
 T.case("errors in resumed coroutines do not stop the loop", function()
+	T.looperrors(2)
 	local after = false
 	T.spawn(function() system.suspend() error("oops") end)
 	T.spawn(function() system.suspend() error({}) end)
@@ -340,6 +341,32 @@ T.case("many coroutines with timers", function()
 	end
 	system.run()
 	T.same({ 1000 }, count)
+end)
+
+-- E1 (spec/seed-todo.md): a memory error while making an await's results
+-- is that await's failure, inside its coroutine; the loop goes on.
+local has_testing, testing = pcall(require, "coutil.testing")
+T.case("out of memory while delivering: the await fails, the loop goes on", function()
+	if not has_testing then
+		io.stderr:write("SKIPPED: coutil.testing is only in debug builds\n")
+		return
+	end
+	local memory = require "coutil.memory"
+	local res, later
+	T.spawn(function()
+		res = table.pack(system.random(memory.create(64)))
+		later = table.pack(system.suspend(0))
+	end)
+	testing.failalloc(1) -- nothing may allocate before the delivery
+	local pending = system.run()
+	T.same({ false }, pending)
+	T.same({ false, "not enough memory" }, table.unpack(res, 1, res.n))
+	T.same({ true }, table.unpack(later, 1, later.n))
+	-- and the loop is usable afterwards
+	local again
+	T.spawn(function() again = table.pack(system.random(memory.create(8))) end)
+	system.run()
+	T.same({ "memory" }, memory.type(again[1]) and "memory")
 end)
 
 T.done()

@@ -225,8 +225,20 @@ function T.readall(s)
 end
 
 -- Runs one named case: body, then the leak check and the idle check.
+-- Strict mode (debug builds, with coutil.testing): a case fails when a
+-- coroutine resumed by the loop raised an error it did not expect (such
+-- errors are only warnings). A case expecting some calls T.looperrors(n).
+local has_testing, testing = pcall(require, "coutil.testing")
+local expected_errors = 0
+
+function T.looperrors(n)
+	expected_errors = expected_errors + n
+end
+
 function T.case(name, body)
 	current = name
+	expected_errors = 0
+	local errors = has_testing and testing.looperrors() or 0
 	local ok, err = xpcall(body, debug.traceback)
 	if ok then
 		if system then
@@ -235,6 +247,14 @@ function T.case(name, body)
 			if pending ~= false then
 				ok, err = false, "idle check: system.run() returned " .. tostring(pending)
 			end
+		end
+	end
+	if ok and has_testing then
+		local raised = testing.looperrors() - errors
+		if raised ~= expected_errors then
+			ok, err = false, string.format(
+				"strict mode: %d error(s) raised by coroutines the loop resumed, %d expected"
+				.. " (see the warnings)", raised, expected_errors)
 		end
 	end
 	if ok then
