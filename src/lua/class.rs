@@ -109,6 +109,8 @@ unsafe extern "C-unwind" fn gc<T: Object>(l: *mut ffi::lua_State) -> c_int {
 /// the registry under `key` (compared by identity: a userdata of another
 /// library whose metatable has the same `__name` is not ours), else null.
 /// Cheaper than `luaL_testudata`, which looks the metatable up by name.
+// NOTE: `key` is only compared as a light userdata, never dereferenced.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn test_key(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
     let l = lua.raw();
     // SAFETY: stack reads and a raw registry read with a light userdata
@@ -127,6 +129,8 @@ pub fn test_key(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
 
 /// Stores the table on top of the stack (a metatable) in the registry
 /// under `key` too, for [`test_key`]. Leaves the stack as it was.
+// NOTE: `key` is only stored as a light userdata, never dereferenced.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn register_key(lua: Lua, key: *const c_void) {
     // SAFETY: copies the top value into the registry under a light
     // userdata key.
