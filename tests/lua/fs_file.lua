@@ -398,6 +398,14 @@ T.case("own and grant change the owner and the permissions", function()
 	argerror(3, "number expected, got nil", f.own, f, 1, nil, "~")
 	argerror(2, "unknown perm char (got '8')", f.grant, f, "8", "~")
 	argerror(2, "number expected, got nil", f.grant, f, nil, "~")
+	for _, perm in ipairs({ -1, 4096, 1 << 40 }) do
+		argerror(2, "out of range", f.grant, f, perm, "~")
+	end
+	T.same({ true }, f:own(-1, (1 << 32) - 1, "~")) -- the OS's "unchanged"
+	for _, id in ipairs({ (1 << 32) + 1234, -2 }) do
+		argerror(2, "out of range", f.own, f, id, -1, "~")
+		argerror(3, "out of range", f.own, f, -1, id, "~")
+	end
 	T.raises("unknown mode char (got 'l')", f.own, f, 1, 1, "l")
 	T.raises("unknown mode char (got 'l')", f.grant, f, 1, "~l")
 	f:close("~")
