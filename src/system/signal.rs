@@ -174,19 +174,15 @@ fn start() -> Result<(), c_int> {
     static STARTED: OnceLock<Result<(), c_int>> = OnceLock::new();
     *STARTED.get_or_init(|| {
         let mut fds = [0 as c_int; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        // SAFETY: `fds` has room for the two descriptors. Close-on-exec
+        // from the start: another thread may start a process meanwhile.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(last_errno());
         }
-        for (fd, nonblock) in [(fds[0], false), (fds[1], true)] {
-            // SAFETY: fcntl on descriptors we just created.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                if nonblock {
-                    let flags = libc::fcntl(fd, libc::F_GETFL);
-                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-                }
-            }
+        // SAFETY: fcntl on the write end we just created.
+        unsafe {
+            let flags = libc::fcntl(fds[1], libc::F_GETFL);
+            libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
         let rd = fds[0];
         let spawned = std::thread::Builder::new()

@@ -470,4 +470,52 @@ T.case("many arguments and concurrent children", function()
 	end)
 end)
 
+T.case("regression: children inherit no descriptor of the library", function()
+	-- The descriptors a child sees (`ls` adds its own directory, 3).
+	local function listing()
+		local t = { execfile = "ls", arguments = { "/proc/self/fd" }, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		local names = {}
+		for name in readall(t.stdout):gmatch("%d+") do names[#names + 1] = tonumber(name) end
+		t.stdout:close()
+		table.sort(names)
+		return table.concat(names, " ")
+	end
+	go(function()
+		local before = listing() -- the host's own inherited ones, if any
+		-- one descriptor of each kind the library opens, kept open
+		local p = tmppath()
+		local temp, tempfile = assert(system.maketemp(tmppath(), "fo"))
+		local files = {
+			assert(system.openfile(p, "~wN", "rw")), -- without `x`
+			assert(system.openfile(p, "r")),
+			assert(system.openfile(p, "~wrx")),
+			tempfile,
+		}
+		local c, s = pair()
+		local l = assert(system.socket("passive", "ipv4"))
+		assert(l:bind(system.address("ipv4", "127.0.0.1", 0)))
+		assert(l:listen(1))
+		local u = assert(system.socket("datagram", "ipv4"))
+		local sleeping = { execfile = "sleep", arguments = { "5" }, stdin = "w", stdout = "r" }
+		local slept
+		T.spawn(function() slept = table.pack(system.execute(sleeping)) end)
+		local signalled
+		local waiting = T.spawn(function() signalled = system.awaitsig("userdef2") end)
+		local after = listing()
+		coroutine.resume(waiting, "done")
+		T.same({ "done" }, signalled)
+		T.same({ true }, system.emitsig(sleeping.pid, "terminate"))
+		while not slept do system.suspend(0.01) end
+		T.same({ "terminate", 15 }, table.unpack(slept, 1, slept.n))
+		sleeping.stdin:close()
+		sleeping.stdout:close()
+		for _, f in ipairs(files) do f:close("~") end
+		for _, sock in ipairs({ c, s, l, u }) do sock:close() end
+		os.remove(p)
+		os.remove(temp)
+		T.same({ before }, after)
+	end)
+end)
+
 T.done()
