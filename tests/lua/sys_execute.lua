@@ -71,6 +71,15 @@ T.case("cannot start: failure triple", function()
 		T.same({ false, "no such file or directory", 2 },
 			system.execute { execfile = "true", runpath = "/nonexistent/dir" })
 		T.same({ false, "permission denied", 13 }, system.execute("/etc/passwd"))
+		-- regression: was "unknown error"; not run by a shell either
+		local junk = tmppath()
+		local f = assert(io.open(junk, "w"))
+		f:write("\127ELF not really\n")
+		f:close()
+		assert(system.grantfile(junk, "rwx", "~"))
+		T.same({ false, "exec format error", 8 }, system.execute(junk))
+		T.same({ false, "exec format error", 8 }, system.execute { execfile = junk })
+		os.remove(junk)
 		local t = { execfile = "no-such-program-coutil", stdout = "r" }
 		T.same({ false, "no such file or directory", 2 }, system.execute(t))
 		T.same({ "r" }, t.stdout) -- not replaced on failure
@@ -94,6 +103,17 @@ T.case("table form: bad fields raise exact texts", function()
 		T.raises("coutil:procesenv expected", x, { execfile = "true", environment = 1 })
 		T.raises("coutil:procesenv expected", x, { execfile = "true", environment = io.stdout })
 		T.raises("bad name 'A=B'", x, { execfile = "true", environment = { ["A=B"] = "x" } })
+		-- regression: these said "bad name 'A' in environment (cannot contain '=')"
+		local msg = T.raises("(environment value for 'A' must be a string, got boolean)", x,
+			{ execfile = "true", environment = { A = true } })
+		assert(msg:find("bad argument #1 to '", 1, true), msg)
+		T.raises("(environment value for 'PATH' must be a string, got table)", x,
+			{ execfile = "true", environment = { PATH = {} } })
+		T.raises("bad argument #1 to", x, { execfile = "true", environment = { "x" } })
+		T.raises("(environment name must be a string, got number)", x,
+			{ execfile = "true", environment = { "x" } })
+		T.raises("(environment name must be a string, got table)", x,
+			{ execfile = "true", environment = { [{}] = "x" } })
 		T.raises("bad field stdin (got true)", x, { execfile = "true", stdin = true })
 		T.raises("bad field stdout (got true)", x, { execfile = "true", stdout = true })
 		T.raises("unknown 'stdout' mode char (got 'x')", x, { execfile = "true", stdout = "rx" })
