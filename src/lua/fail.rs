@@ -103,6 +103,7 @@ pub fn text(code: i32) -> &'static str {
         ENODATA => "no data available",
         ENODEV => "no such device",
         ENOENT => "no such file or directory",
+        ENOEXEC => "exec format error",
         ENOMEM => "not enough memory",
         ENONET => "machine is not on the network",
         ENOPROTOOPT => "protocol not available",
@@ -139,6 +140,93 @@ pub fn text(code: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libuv's `UV_ERRNO_MAP` (uv.h) entries that are errno values on
+    /// Linux, with their `uv_strerror` texts, in libuv's order.
+    const LIBUV: &[(c_int, &str)] = &[
+        (libc::E2BIG, "argument list too long"),
+        (libc::EACCES, "permission denied"),
+        (libc::EADDRINUSE, "address already in use"),
+        (libc::EADDRNOTAVAIL, "address not available"),
+        (libc::EAFNOSUPPORT, "address family not supported"),
+        (libc::EAGAIN, "resource temporarily unavailable"),
+        (libc::EALREADY, "connection already in progress"),
+        (libc::EBADF, "bad file descriptor"),
+        (libc::EBUSY, "resource busy or locked"),
+        (libc::ECANCELED, "operation canceled"),
+        (libc::ECONNABORTED, "software caused connection abort"),
+        (libc::ECONNREFUSED, "connection refused"),
+        (libc::ECONNRESET, "connection reset by peer"),
+        (libc::EDESTADDRREQ, "destination address required"),
+        (libc::EEXIST, "file already exists"),
+        (libc::EFAULT, "bad address in system call argument"),
+        (libc::EFBIG, "file too large"),
+        (libc::EHOSTUNREACH, "host is unreachable"),
+        (libc::EINTR, "interrupted system call"),
+        (libc::EINVAL, "invalid argument"),
+        (libc::EIO, "i/o error"),
+        (libc::EISCONN, "socket is already connected"),
+        (libc::EISDIR, "illegal operation on a directory"),
+        (libc::ELOOP, "too many symbolic links encountered"),
+        (libc::EMFILE, "too many open files"),
+        (libc::EMSGSIZE, "message too long"),
+        (libc::ENAMETOOLONG, "name too long"),
+        (libc::ENETDOWN, "network is down"),
+        (libc::ENETUNREACH, "network is unreachable"),
+        (libc::ENFILE, "file table overflow"),
+        (libc::ENOBUFS, "no buffer space available"),
+        (libc::ENODEV, "no such device"),
+        (libc::ENOENT, "no such file or directory"),
+        (libc::ENOMEM, "not enough memory"),
+        (libc::ENONET, "machine is not on the network"),
+        (libc::ENOPROTOOPT, "protocol not available"),
+        (libc::ENOSPC, "no space left on device"),
+        (libc::ENOSYS, "function not implemented"),
+        (libc::ENOTCONN, "socket is not connected"),
+        (libc::ENOTDIR, "not a directory"),
+        (libc::ENOTEMPTY, "directory not empty"),
+        (libc::ENOTSOCK, "socket operation on non-socket"),
+        (libc::ENOTSUP, "operation not supported on socket"),
+        (libc::EOVERFLOW, "value too large for defined data type"),
+        (libc::EPERM, "operation not permitted"),
+        (libc::EPIPE, "broken pipe"),
+        (libc::EPROTO, "protocol error"),
+        (libc::EPROTONOSUPPORT, "protocol not supported"),
+        (libc::EPROTOTYPE, "protocol wrong type for socket"),
+        (libc::ERANGE, "result too large"),
+        (libc::EROFS, "read-only file system"),
+        (
+            libc::ESHUTDOWN,
+            "cannot send after transport endpoint shutdown",
+        ),
+        (libc::ESPIPE, "invalid seek"),
+        (libc::ESRCH, "no such process"),
+        (libc::ETIMEDOUT, "connection timed out"),
+        (libc::ETXTBSY, "text file is busy"),
+        (libc::EXDEV, "cross-device link not permitted"),
+        (libc::ENXIO, "no such device or address"),
+        (libc::EMLINK, "too many links"),
+        (libc::EHOSTDOWN, "host is down"),
+        (libc::EREMOTEIO, "remote I/O error"),
+        (libc::ENOTTY, "inappropriate ioctl for device"),
+        (libc::EILSEQ, "illegal byte sequence"),
+        (libc::ESOCKTNOSUPPORT, "socket type not supported"),
+        (libc::ENODATA, "no data available"),
+        (libc::EUNATCH, "protocol driver not attached"),
+        (libc::ENOEXEC, "exec format error"),
+    ];
+
+    #[test]
+    fn every_errno_text_of_libuv() {
+        for &(code, expected) in LIBUV {
+            assert_eq!(text(code), expected, "errno {code}");
+        }
+        // Aliases of Linux: the same numbers, the same texts.
+        assert_eq!(text(libc::EWOULDBLOCK), text(libc::EAGAIN));
+        assert_eq!(text(libc::EOPNOTSUPP), text(libc::ENOTSUP));
+        // Not in libuv's map.
+        assert_eq!(text(libc::EDQUOT), "unknown error");
+    }
 
     #[test]
     fn texts_relied_upon_by_scripts() {

@@ -52,6 +52,22 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// Blocks `SIGPIPE` in the calling thread for good: called first by the
+/// library's own threads, so that no write they make (to a pipe whose
+/// reader left) kills the process, whatever the host's disposition; the
+/// write fails with `EPIPE`, and the signal, directed at this thread, is
+/// never delivered (writes consume it, see `fs::sys`).
+pub fn block_sigpipe() {
+    // SAFETY: the set is initialised by sigemptyset; only this thread's
+    // mask changes.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, std::ptr::null_mut());
+    }
+}
+
 /// Queues `job` to run on a worker thread. Fails (and drops the job) only
 /// when no worker thread exists and none can be started.
 pub fn execute(job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
@@ -61,7 +77,10 @@ pub fn execute(job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     if q.idle <= q.signalled && q.threads < pool.size {
         let spawned = std::thread::Builder::new()
             .name("coutil-worker".into())
-            .spawn(move || work(pool));
+            .spawn(move || {
+                block_sigpipe();
+                work(pool)
+            });
         match spawned {
             Ok(_) => q.threads += 1,
             // With no thread at all the job would wait forever; otherwise

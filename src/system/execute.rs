@@ -641,7 +641,7 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     let at = FIELDS + 3;
     let env = match lua.type_of(at) {
         ffi::LUA_TNIL => None,
-        ffi::LUA_TTABLE => Some(pack_table(lua, at)?.vars),
+        ffi::LUA_TTABLE => Some(pack_table(lua, at, 1)?.vars),
         ffi::LUA_TUSERDATA if class::test::<super::process::PackedEnv>(lua, at).is_some() => {
             Some(check_env(lua, at)?.vars.clone())
         }

@@ -226,39 +226,48 @@ fn bad_name(name: &[u8]) -> Error {
     Error::Msg(text.into())
 }
 
-/// Packs the table at `t` (absolute index): string names to string or
-/// number values; raises `bad name ...` otherwise.
-pub fn pack_table(lua: Lua, t: c_int) -> Result<PackedEnv, Error> {
+/// The type name of the value at `i`.
+fn type_name(lua: Lua, i: c_int) -> &'static [u8] {
+    // SAFETY: lua_typename returns a static string for any type tag.
+    unsafe { std::ffi::CStr::from_ptr(ffi::lua_typename(lua.raw(), lua.type_of(i))) }.to_bytes()
+}
+
+/// Packs the table at `t` (absolute index), argument `arg` of the
+/// function: string names to string or number values. A name with `=`
+/// raises `bad name ...`; a name or a value of another type raises
+/// `bad argument #<arg> ... (environment name must be a string, got
+/// <type>)` or `(environment value for '<name>' must be a string, got
+/// <type>)`.
+pub fn pack_table(lua: Lua, t: c_int, arg: c_int) -> Result<PackedEnv, Error> {
     let l = lua.raw();
     let mut vars = Vec::new();
     lua.check_stack(3)?;
     lua.push_nil();
     // SAFETY: a `lua_next` traversal of the table at `t`; keys are never
-    // converted in place (non-string keys are copied before `tostring`).
-    // Only memory errors can longjmp here (a leak of `vars`, never
+    // converted in place (only string keys are read as strings). Only
+    // memory errors can longjmp here (a leak of `vars`, never
     // unsoundness).
     unsafe {
         while ffi::lua_next(l, t) != 0 {
-            let key_is_string = ffi::lua_type(l, -2) == ffi::LUA_TSTRING;
-            let value_ok = matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
-            if !key_is_string || !value_ok {
-                ffi::lua_pushvalue(l, -2);
-                let name = match lua.to_bytes(-1) {
-                    Some(name) => name.to_vec(),
-                    None => {
-                        let tn =
-                            std::ffi::CStr::from_ptr(ffi::lua_typename(l, ffi::lua_type(l, -1)));
-                        tn.to_bytes().to_vec()
-                    }
-                };
-                ffi::lua_pop(l, 3);
-                return Err(bad_name(&name));
+            if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
+                let mut text = b"environment name must be a string, got ".to_vec();
+                text.extend_from_slice(type_name(lua, -2));
+                ffi::lua_pop(l, 2);
+                return Err(Error::Arg(arg, text.into()));
             }
             let name = cut(lua.to_bytes(-2).unwrap_or_default());
             if name.contains(&b'=') {
                 let e = bad_name(name);
                 ffi::lua_pop(l, 2);
                 return Err(e);
+            }
+            if !matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER) {
+                let mut text = b"environment value for '".to_vec();
+                text.extend_from_slice(name);
+                text.extend_from_slice(b"' must be a string, got ");
+                text.extend_from_slice(type_name(lua, -1));
+                ffi::lua_pop(l, 2);
+                return Err(Error::Arg(arg, text.into()));
             }
             let value = cut(lua.to_bytes(-1).unwrap_or_default());
             let mut entry = Vec::with_capacity(name.len() + 1 + value.len());
@@ -285,7 +294,7 @@ fn packenv(lua: Lua) -> Ret {
     if lua.type_of(1) != ffi::LUA_TTABLE {
         return Err(Error::Type(1, c"table"));
     }
-    let env = pack_table(lua, 1)?;
+    let env = pack_table(lua, 1, 1)?;
     class::push(lua, env);
     Ok(1)
 }

@@ -12,25 +12,37 @@
 //! arrive while nobody subscribes are handled by their normal disposition,
 //! and nothing is remembered.
 //!
-//! `awaitsig` subscribes for each waiting coroutine with a `notify` that
-//! completes the coroutine's `External` operation through a
+//! `awaitsig` subscribes once per coroutine and signal: the coroutine's
+//! [`Listener`] completes its `External` operation through a
 //! [`crate::runtime::Remote`], which wakes the poll of that coroutine's own
-//! loop: several coroutines, and several Lua states in other threads, may
-//! await the same signal. The subscriptions of a Lua state live in a
-//! registry userdata ([`Watch`]) keyed by operation id; the await's
-//! continuation drops its subscription (however it was resumed), and the
-//! `Watch` is collected with the state, so a closed state leaves no handler
-//! installed. A subscription whose coroutine was closed by
-//! `coroutine.close` is pruned once its operation is released.
+//! loop, so several coroutines, and several Lua states in other threads,
+//! may await the same signal. The listener outlives the await: while the
+//! coroutine keeps awaiting the same signal (a loop of `awaitsig` calls),
+//! the handler stays installed, and arrivals between two awaits are
+//! counted and returned by the next awaits, one each, as libuv calls a
+//! started `uv_signal_t` once per arrival. The await's continuation queues
+//! a *recheck* on the loop (it runs in the poll phase, right after the
+//! deliveries of the current round, or in the next poll phase for a
+//! coroutine resumed explicitly); it drops every listener whose coroutine
+//! did not await again: it awaits something else, ended, or waits to be
+//! collected. A coroutine awaiting another signal drops its listener at
+//! once, and outside `system.run` (no recheck to come) the continuation
+//! drops it. The listeners of a Lua state live in a registry userdata
+//! ([`Watch`]) collected with the state, so a closed state leaves no
+//! handler installed. A listener whose coroutine was closed by
+//! `coroutine.close` while it waited is pruned once its operation is
+//! released.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::lua::awaiting::{self, Await, Resumed, state_loop};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
-use crate::runtime::{OpId, Outcome, Remote, Wait};
+use crate::runtime::{Completions, Handler, OpId, Outcome, Readiness, Remote, SourceHandler, Wait};
 use crate::system::errno::{errno as last_errno, errno_location};
 use crate::system::sys_loop;
 use crate::{afn, cfn, kfn};
@@ -162,19 +174,15 @@ fn start() -> Result<(), c_int> {
     static STARTED: OnceLock<Result<(), c_int>> = OnceLock::new();
     *STARTED.get_or_init(|| {
         let mut fds = [0 as c_int; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        // SAFETY: `fds` has room for the two descriptors. Close-on-exec
+        // from the start: another thread may start a process meanwhile.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(last_errno());
         }
-        for (fd, nonblock) in [(fds[0], false), (fds[1], true)] {
-            // SAFETY: fcntl on descriptors we just created.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                if nonblock {
-                    let flags = libc::fcntl(fd, libc::F_GETFL);
-                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-                }
-            }
+        // SAFETY: fcntl on the write end we just created.
+        unsafe {
+            let flags = libc::fcntl(fds[1], libc::F_GETFL);
+            libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
         let rd = fds[0];
         let spawned = std::thread::Builder::new()
@@ -303,9 +311,47 @@ fn emitsig(lua: Lua) -> Ret {
     }
 }
 
-/// The subscriptions of the awaits of one Lua state, by operation id.
+/// What the dispatcher thread found for one [`Listener`].
+#[derive(Default)]
+struct Arrivals {
+    /// Completes the armed await; taken by the first arrival.
+    remote: Option<Remote>,
+    /// Arrivals while no await was armed (between two awaits), each
+    /// returned at once by a later await of the same coroutine.
+    missed: u64,
+}
+
+/// One coroutine's registration for one signal: from its first `awaitsig`
+/// of that signal until it stops awaiting it (see the module doc).
+struct Listener {
+    signo: c_int,
+    _sub: Subscription,
+    arrivals: Arc<Mutex<Arrivals>>,
+    /// The armed await, if any.
+    op: Option<OpId>,
+}
+
+/// The listeners of one Lua state, by coroutine (thread address); also
+/// the loop's recheck that drops those whose coroutine did not await
+/// again.
+#[derive(Default)]
+struct Listeners {
+    by_thread: HashMap<usize, Listener>,
+    /// The recheck is queued on the loop.
+    queued: bool,
+}
+
+impl SourceHandler for Listeners {
+    fn ready(&mut self, _readiness: Readiness, _done: &mut Completions) {
+        self.queued = false;
+        // Dropping a listener drops its subscription: the last one of a
+        // signal restores its disposition.
+        self.by_thread.retain(|_, l| l.op.is_some());
+    }
+}
+
 struct Watch {
-    subs: HashMap<u64, Subscription>,
+    listeners: Rc<RefCell<Listeners>>,
 }
 
 impl Object for Watch {
@@ -317,6 +363,7 @@ impl Object for Watch {
 }
 
 static WATCH_KEY: u8 = 0;
+static THREADS_KEY: u8 = 0;
 
 /// The `Watch` of `lua`'s state, if created; pushes nothing.
 fn find_watch<'a>(lua: Lua) -> Option<&'a mut Watch> {
@@ -327,27 +374,53 @@ fn find_watch<'a>(lua: Lua) -> Option<&'a mut Watch> {
 /// The `Watch` of `lua`'s state, created on first use; pushes nothing.
 fn watch<'a>(lua: Lua) -> &'a mut Watch {
     let make = || Watch {
-        subs: HashMap::new(),
+        listeners: Rc::default(),
     };
     // SAFETY: as above.
     unsafe { class::kept(lua, &WATCH_KEY, make) }
 }
 
-/// Drops subscriptions whose operation was released without its
-/// continuation running (the coroutine was closed).
-fn prune(lua: Lua, w: &mut Watch) {
-    let sl = state_loop(lua);
-    let stale: Vec<u64> = {
-        let ops = sl.ops.borrow();
-        w.subs
-            .keys()
-            .copied()
-            .filter(|&bits| ops.waiter(OpId::from_bits(bits)).is_none())
-            .collect()
-    };
-    for bits in stale {
-        w.subs.remove(&bits);
+/// Whether the running coroutine called `awaitsig` before, which a weak-
+/// keyed table of the state remembers; marks it. A listener found by the
+/// thread's address belongs to it only then: otherwise its coroutine was
+/// collected and this one was allocated at the same address.
+fn seen_before(lua: Lua) -> bool {
+    let l = lua.raw();
+    // SAFETY: stack operations within LUA_MINSTACK; the registry value
+    // under our private key is only ever this table. Net stack change 0.
+    unsafe {
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, class::key(&THREADS_KEY)) != ffi::LUA_TTABLE
+        {
+            ffi::lua_pop(l, 1);
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushstring(l, c"k".as_ptr());
+            ffi::lua_setfield(l, -2, c"__mode".as_ptr());
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, class::key(&THREADS_KEY));
+        }
+        ffi::lua_pushthread(l);
+        let seen = ffi::lua_rawget(l, -2) != ffi::LUA_TNIL;
+        ffi::lua_pop(l, 1);
+        if !seen {
+            ffi::lua_pushthread(l);
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_rawset(l, -3);
+        }
+        ffi::lua_pop(l, 1);
+        seen
     }
+}
+
+/// Drops listeners whose operation was released without its continuation
+/// running (the coroutine was closed while it waited).
+fn prune(lua: Lua, listeners: &mut Listeners) {
+    let sl = state_loop(lua);
+    let ops = sl.ops.borrow();
+    listeners
+        .by_thread
+        .retain(|_, l| l.op.is_none_or(|id| ops.waiter(id).is_some()));
 }
 
 /// name = system.awaitsig(signal)
@@ -358,39 +431,109 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
         Some(s) if s != libc::SIGKILL && s != libc::SIGSTOP => s,
         _ => return Err(invalid_signal(1, name)),
     };
-    let w = watch(lua);
-    prune(lua, w);
-    let slot: Arc<Mutex<Option<Remote>>> = Arc::new(Mutex::new(None));
-    let target = slot.clone();
-    let notify: Notify = Arc::new(move |signo| {
-        let remote = target.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(remote) = remote {
-            remote.complete(Box::new(signo));
+    let seen = seen_before(lua);
+    let thread = lua.raw() as usize;
+    let listeners = watch(lua).listeners.clone();
+    {
+        let mut ls = listeners.borrow_mut();
+        prune(lua, &mut ls);
+        // The coroutine's listener of this signal, kept since its last
+        // await, or a new one (which replaces one of another signal).
+        let reuse = seen
+            && ls
+                .by_thread
+                .get(&thread)
+                .is_some_and(|l| l.signo == signo && l.op.is_none());
+        if !reuse {
+            ls.by_thread.remove(&thread);
+            let arrivals: Arc<Mutex<Arrivals>> = Arc::default();
+            let target = arrivals.clone();
+            let notify: Notify = Arc::new(move |signo| {
+                let mut a = target.lock().unwrap_or_else(|e| e.into_inner());
+                match a.remote.take() {
+                    Some(remote) => remote.complete(Box::new(signo)),
+                    None => a.missed = a.missed.saturating_add(1),
+                }
+            });
+            let sub = subscribe(signo, notify).map_err(Error::Fail)?;
+            let listener = Listener {
+                signo,
+                _sub: sub,
+                arrivals,
+                op: None,
+            };
+            ls.by_thread.insert(thread, listener);
         }
-    });
-    let sub = subscribe(signo, notify).map_err(|e| Error::msg(fail::text(e)))?;
+    }
     let sl = sys_loop(lua);
-    let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
+    let waited = awaiting::wait(lua, sl, Wait::External, deliver);
+    let mut ls = listeners.borrow_mut();
+    let id = match waited {
+        Ok(id) => id,
+        Err(e) => {
+            ls.by_thread.remove(&thread);
+            return Err(e);
+        }
+    };
+    let Some(listener) = ls.by_thread.get_mut(&thread) else {
+        // Cannot happen: nothing between runs Lua code that could await.
+        drop(ls);
+        awaiting::abandon(lua, id);
+        return Err(Error::msg("internal error in coutil (no listener)"));
+    };
+    listener.op = Some(id);
     let remote = sl.ops.borrow_mut().remote(id);
     match remote {
         Ok(remote) => {
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(remote);
-            w.subs.insert(id.to_bits(), sub);
+            let mut a = listener.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+            if a.missed > 0 {
+                // Arrived between the coroutine's last await and this one.
+                a.missed -= 1;
+                remote.complete(Box::new(signo));
+            } else {
+                a.remote = Some(remote);
+            }
         }
         Err(e) => {
-            drop(sub);
+            drop(ls);
             awaiting::complete(lua, id, Some(Box::new(e)));
         }
     }
     Ok(Await::Keep(id, 0, kfn!(awaitsig_k)))
 }
 
-/// Continuation of `awaitsig`: the await is over, however it ended.
+/// Continuation of `awaitsig`: the await is over, however it ended. The
+/// coroutine's listener stays until the loop's recheck, so that an await
+/// of the same signal right after keeps the handler installed; outside
+/// `system.run` there is no recheck, and it is dropped at once.
 fn awaitsig_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
     let resumed = awaiting::resumed(lua, 0, ctx);
     if let Some(w) = find_watch(lua) {
-        w.subs.remove(&(ctx as u64));
-        prune(lua, w);
+        let listeners = w.listeners.clone();
+        let mut ls = listeners.borrow_mut();
+        let thread = lua.raw() as usize;
+        let id = OpId::from_bits(ctx as u64);
+        if let Some(l) = ls.by_thread.get_mut(&thread).filter(|l| l.op == Some(id)) {
+            l.op = None;
+            // After an explicit resume: later arrivals count as missed.
+            let stale = l
+                .arrivals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remote
+                .take();
+            drop(stale);
+        }
+        let sl = state_loop(lua);
+        let running = sl.ops.borrow().running;
+        if !running {
+            ls.by_thread.retain(|_, l| l.op.is_some());
+        } else if !ls.queued {
+            ls.queued = true;
+            let handler: Handler = listeners.clone();
+            sl.ops.borrow_mut().recheck(handler, Readiness::default());
+        }
+        prune(lua, &mut ls);
     }
     match resumed {
         Resumed::User(n) => Ok(Await::Done(n)),

@@ -18,6 +18,7 @@
 //! `Mutex` (the matcher, a pool's queue, a state coroutine's slot).
 
 pub mod channel;
+mod loadfile;
 pub mod matcher;
 pub mod origin;
 pub mod park;

@@ -206,9 +206,17 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
                     .as_ref()
                     .map_or(std::ptr::null(), |m| m.as_ptr()),
             ),
-            Source::File { path, mode } => ffi::luaL_loadfilex(
+            Source::File {
+                path: Some(path),
+                mode,
+            } => super::loadfile::load(
                 l,
-                path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                path,
+                mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+            ),
+            Source::File { path: None, mode } => ffi::luaL_loadfilex(
+                l,
+                std::ptr::null(),
                 mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
             ),
         }

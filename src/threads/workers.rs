@@ -103,7 +103,10 @@ impl Pool {
         let pool = self.clone();
         let spawned = std::thread::Builder::new()
             .name("coutil-threads".into())
-            .spawn(move || pool.work_loop());
+            .spawn(move || {
+                crate::runtime::pool::block_sigpipe();
+                pool.work_loop()
+            });
         if let Err(e) = spawned {
             THREADS.fetch_sub(1, Ordering::Relaxed);
             return Err(e);

@@ -258,6 +258,59 @@ T.case("a full device: writes fail with no space left on device", function()
 	end)
 end)
 
+-- SIGPIPE (13) in this thread's /proc status: pending (own, shared),
+-- blocked, ignored, as a string to compare.
+local function sigpipe_bits()
+	local f = assert(io.open("/proc/thread-self/status"))
+	local status = f:read("a")
+	f:close()
+	local bits = {}
+	for _, k in ipairs({ "SigPnd", "ShdPnd", "SigBlk", "SigIgn" }) do
+		local hex = assert(status:match(k .. ":%s*(%x+)"), k)
+		bits[#bits + 1] = k .. "=" .. tostring(tonumber(hex:sub(-4), 16) & 0x1000 ~= 0)
+	end
+	return table.concat(bits, " ")
+end
+
+T.case("regression: a write to a FIFO whose reader left fails, in any host", function()
+	-- lua5.4 keeps SIGPIPE's default action (terminate): the process used
+	-- to die there with status 141.
+	modes(function(call, tilde)
+		local fifo = newpath()
+		assert(os.execute("mkfifo " .. fifo))
+		local before = sigpipe_bits()
+		local reader = assert(io.popen("head -c 1 " .. fifo)) -- reads 1 byte, leaves
+		local f = open(fifo, "w") -- waits for the reader
+		T.same({ 1 }, call(f.write, f, "x", 1, -1, nil, tilde))
+		T.same({ "x" }, reader:read("a"))
+		reader:close()
+		fails("broken pipe", 32, call(f.write, f, "more", 1, -1, nil, tilde))
+		fails("broken pipe", 32, call(f.write, f, memory.create(70000), 1, -1, nil, tilde))
+		local src = open(writefile(newpath(), "0123456789"), "r")
+		fails("broken pipe", 32, call(f.write, f, src, 1, 10, nil, tilde))
+		src:close("~")
+		f:close("~")
+		-- nothing left pending, the mask and the disposition as they were
+		T.same({ before }, sigpipe_bits())
+	end)
+end)
+
+T.case("worker threads block SIGPIPE", function()
+	T.async(system.fileinfo, base, "?") -- a job: workers exist now
+	local workers = 0
+	for tid in system.listdir("/proc/self/task", "~") do
+		local f = io.open("/proc/self/task/" .. tid .. "/status")
+		local status = f and f:read("a") or ""
+		if f then f:close() end
+		if status:match("^Name:%s*(%S+)") == "coutil-worker" then
+			workers = workers + 1
+			local hex = assert(status:match("SigBlk:%s*(%x+)"))
+			assert(tonumber(hex:sub(-4), 16) & 0x1000 ~= 0, "SigBlk " .. hex)
+		end
+	end
+	assert(workers > 0, "no worker thread found")
+end)
+
 T.case("resize truncates and extends with zeros", function()
 	modes(function(call, tilde)
 		local p = writefile(newpath(), "0123456789")
@@ -345,6 +398,14 @@ T.case("own and grant change the owner and the permissions", function()
 	argerror(3, "number expected, got nil", f.own, f, 1, nil, "~")
 	argerror(2, "unknown perm char (got '8')", f.grant, f, "8", "~")
 	argerror(2, "number expected, got nil", f.grant, f, nil, "~")
+	for _, perm in ipairs({ -1, 4096, 1 << 40 }) do
+		argerror(2, "out of range", f.grant, f, perm, "~")
+	end
+	T.same({ true }, f:own(-1, (1 << 32) - 1, "~")) -- the OS's "unchanged"
+	for _, id in ipairs({ (1 << 32) + 1234, -2 }) do
+		argerror(2, "out of range", f.own, f, id, -1, "~")
+		argerror(3, "out of range", f.own, f, -1, id, "~")
+	end
 	T.raises("unknown mode char (got 'l')", f.own, f, 1, 1, "l")
 	T.raises("unknown mode char (got 'l')", f.grant, f, 1, "~l")
 	f:close("~")

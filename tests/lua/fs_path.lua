@@ -366,6 +366,25 @@ T.case("ownfile changes owners (as root)", function()
 	T.raises("number has no integer representation", system.ownfile, p, 1.5, 1, "~")
 end)
 
+T.case("regression: ids and permissions out of range raise instead of wrapping", function()
+	local p = writefile(newpath(), "")
+	T.same({ true }, system.grantfile(p, 4095, "~")) -- every bit: the largest
+	for _, perm in ipairs({ -1, 4096, 1 << 40, math.mininteger, math.maxinteger }) do
+		argerror(2, "out of range", system.grantfile, p, perm, "~")
+		argerror(2, "out of range", system.makedir, newpath(), perm, "~")
+		argerror(3, "out of range", system.openfile, newpath(), "~wN", perm)
+	end
+	T.same({ 4095 }, system.fileinfo(p, "~M") & 4095)
+	-- (uid_t)-1 means "unchanged" to the OS too
+	T.same({ true }, system.ownfile(p, -1, (1 << 32) - 1, "~"))
+	for _, id in ipairs({ (1 << 32) + 1234, 1 << 32, -2, math.mininteger }) do
+		argerror(2, "out of range", system.ownfile, p, id, -1, "~")
+		argerror(3, "out of range", system.ownfile, p, -1, id, "~")
+	end
+	-- checked before the path is used
+	argerror(2, "out of range", system.ownfile, newpath(), (1 << 32) + 1234, 0, "~")
+end)
+
 T.case("grantfile sets permissions", function()
 	modes(function(call, tilde)
 		local p = writefile(newpath(), "")

@@ -71,6 +71,15 @@ T.case("cannot start: failure triple", function()
 		T.same({ false, "no such file or directory", 2 },
 			system.execute { execfile = "true", runpath = "/nonexistent/dir" })
 		T.same({ false, "permission denied", 13 }, system.execute("/etc/passwd"))
+		-- regression: was "unknown error"; not run by a shell either
+		local junk = tmppath()
+		local f = assert(io.open(junk, "w"))
+		f:write("\127ELF not really\n")
+		f:close()
+		assert(system.grantfile(junk, "rwx", "~"))
+		T.same({ false, "exec format error", 8 }, system.execute(junk))
+		T.same({ false, "exec format error", 8 }, system.execute { execfile = junk })
+		os.remove(junk)
 		local t = { execfile = "no-such-program-coutil", stdout = "r" }
 		T.same({ false, "no such file or directory", 2 }, system.execute(t))
 		T.same({ "r" }, t.stdout) -- not replaced on failure
@@ -94,6 +103,17 @@ T.case("table form: bad fields raise exact texts", function()
 		T.raises("coutil:procesenv expected", x, { execfile = "true", environment = 1 })
 		T.raises("coutil:procesenv expected", x, { execfile = "true", environment = io.stdout })
 		T.raises("bad name 'A=B'", x, { execfile = "true", environment = { ["A=B"] = "x" } })
+		-- regression: these said "bad name 'A' in environment (cannot contain '=')"
+		local msg = T.raises("(environment value for 'A' must be a string, got boolean)", x,
+			{ execfile = "true", environment = { A = true } })
+		assert(msg:find("bad argument #1 to '", 1, true), msg)
+		T.raises("(environment value for 'PATH' must be a string, got table)", x,
+			{ execfile = "true", environment = { PATH = {} } })
+		T.raises("bad argument #1 to", x, { execfile = "true", environment = { "x" } })
+		T.raises("(environment name must be a string, got number)", x,
+			{ execfile = "true", environment = { "x" } })
+		T.raises("(environment name must be a string, got table)", x,
+			{ execfile = "true", environment = { [{}] = "x" } })
 		T.raises("bad field stdin (got true)", x, { execfile = "true", stdin = true })
 		T.raises("bad field stdout (got true)", x, { execfile = "true", stdout = true })
 		T.raises("unknown 'stdout' mode char (got 'x')", x, { execfile = "true", stdout = "rx" })
@@ -467,6 +487,54 @@ T.case("many arguments and concurrent children", function()
 			while not results[i] do system.suspend(0.01) end
 			T.same({ "exit", i }, table.unpack(results[i], 1, 2))
 		end
+	end)
+end)
+
+T.case("regression: children inherit no descriptor of the library", function()
+	-- The descriptors a child sees (`ls` adds its own directory, 3).
+	local function listing()
+		local t = { execfile = "ls", arguments = { "/proc/self/fd" }, stdout = "r" }
+		T.same({ "exit", 0 }, system.execute(t))
+		local names = {}
+		for name in readall(t.stdout):gmatch("%d+") do names[#names + 1] = tonumber(name) end
+		t.stdout:close()
+		table.sort(names)
+		return table.concat(names, " ")
+	end
+	go(function()
+		local before = listing() -- the host's own inherited ones, if any
+		-- one descriptor of each kind the library opens, kept open
+		local p = tmppath()
+		local temp, tempfile = assert(system.maketemp(tmppath(), "fo"))
+		local files = {
+			assert(system.openfile(p, "~wN", "rw")), -- without `x`
+			assert(system.openfile(p, "r")),
+			assert(system.openfile(p, "~wrx")),
+			tempfile,
+		}
+		local c, s = pair()
+		local l = assert(system.socket("passive", "ipv4"))
+		assert(l:bind(system.address("ipv4", "127.0.0.1", 0)))
+		assert(l:listen(1))
+		local u = assert(system.socket("datagram", "ipv4"))
+		local sleeping = { execfile = "sleep", arguments = { "5" }, stdin = "w", stdout = "r" }
+		local slept
+		T.spawn(function() slept = table.pack(system.execute(sleeping)) end)
+		local signalled
+		local waiting = T.spawn(function() signalled = system.awaitsig("userdef2") end)
+		local after = listing()
+		coroutine.resume(waiting, "done")
+		T.same({ "done" }, signalled)
+		T.same({ true }, system.emitsig(sleeping.pid, "terminate"))
+		while not slept do system.suspend(0.01) end
+		T.same({ "terminate", 15 }, table.unpack(slept, 1, slept.n))
+		sleeping.stdin:close()
+		sleeping.stdout:close()
+		for _, f in ipairs(files) do f:close("~") end
+		for _, sock in ipairs({ c, s, l, u }) do sock:close() end
+		os.remove(p)
+		os.remove(temp)
+		T.same({ before }, after)
 	end)
 end)
 

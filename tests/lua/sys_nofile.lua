@@ -79,6 +79,7 @@ T.case("worker functions return the failure, then work again", function()
 		same("copyfile", system.copyfile(file, file .. ".copy"))
 		same("findaddr", system.findaddr("localhost", "80"))
 		same("random", system.random(memory.create(4)))
+		same("awaitsig", system.awaitsig("userdef2"))
 		same("suspend", system.suspend(0)) -- needs no descriptor
 		free(8)
 		same("again", system.fileinfo(file, "B"))
@@ -90,7 +91,7 @@ T.case("worker functions return the failure, then work again", function()
 	]]
 	local r = results(text)
 	T.same({ "exit", 0, "" }, status, code, code == 0 and "" or text)
-	for _, f in ipairs({ "openfile", "maketemp", "listdir", "fileinfo", "copyfile", "findaddr", "random" }) do
+	for _, f in ipairs({ "openfile", "maketemp", "listdir", "fileinfo", "copyfile", "findaddr", "random", "awaitsig" }) do
 		T.same({ FAIL }, r[f] or text)
 	end
 	T.same({ "true,nil,nil" }, r.suspend)

@@ -419,6 +419,29 @@ T.case("task errors end the task; the pool goes on", function()
 	pool:close()
 end)
 
+T.case("regression: a task writing to a pipe whose reader left gets EPIPE", function()
+	-- lua5.4 keeps SIGPIPE's default action, and the task's thread used to
+	-- take it (the process died with status 141)
+	local pool = threads.create(1)
+	T.same({ true }, pool:dostring([[
+		local io, os = require "io", require "os"
+		local f = io.popen("exec head -c 1 >/dev/null", "w")
+		local ok, msg, code
+		for _ = 1, 1000 do -- until the reader, gone after 1 byte, is noticed
+			ok, msg, code = f:write("x")
+			if ok then ok, msg, code = f:flush() end
+			if not ok then break end
+			os.execute("sleep 0.01")
+		end
+		f:close()
+		require("coroutine").yield("epipe", "out", ok, code)
+	]]))
+	local got = receive("epipe", 1)
+	T.same({ n = 2, nil, 32 }, table.unpack(got[1], 1, got[1].n))
+	idle(pool)
+	pool:close()
+end)
+
 -- A task that makes no call and leaves the globals alone may leave its
 -- state to the next task of its thread; whatever a task does, the next one
 -- must find a new state.

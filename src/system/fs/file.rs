@@ -97,13 +97,15 @@ pub fn openfile(lua: Lua) -> Result<Await, Error> {
         (false, true) => libc::O_WRONLY,
         _ => libc::O_RDONLY,
     };
+    // Every descriptor of the library is close-on-exec, so `x` (kept for
+    // compatibility) changes nothing.
+    flags |= libc::O_CLOEXEC;
     for (c, flag) in [
         (b'a', libc::O_APPEND),
         (b'f', libc::O_SYNC),
         (b't', libc::O_TRUNC),
         (b'n', libc::O_CREAT),
         (b'N', libc::O_CREAT | libc::O_EXCL),
-        (b'x', libc::O_CLOEXEC),
     ] {
         if has(c) {
             flags |= flag;

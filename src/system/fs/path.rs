@@ -183,9 +183,14 @@ pub fn touchfile(lua: Lua) -> Result<Await, Error> {
     })
 }
 
-/// An owner argument: an integer, `-1` to keep the current value.
+/// An owner argument: an id from 0 to 2^32 - 1 (the OS's range, whose
+/// last value it takes as "unchanged" too), or `-1` to keep the current
+/// value; `out of range` otherwise instead of the OS seeing a truncated id.
 pub fn arg_id(lua: Lua, arg: c_int) -> Result<u32, Error> {
-    Ok(lua.arg_integer(arg)? as u32)
+    match lua.arg_integer(arg)? {
+        -1 => Ok(u32::MAX), // (uid_t)-1: unchanged
+        id => u32::try_from(id).map_err(|_| Error::arg(arg, "out of range")),
+    }
 }
 
 /// true | false, msg, code = system.ownfile(path, uid, gid [, mode])

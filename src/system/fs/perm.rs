@@ -42,8 +42,12 @@ fn unknown_char(what: &[u8], c: u8) -> Vec<u8> {
     text
 }
 
+/// The largest permission integer: every bit of [`CHARS`].
+pub const PERM_MAX: i64 = 0o7777;
+
 /// The `perm` argument at `arg`: a string of permission characters or an
-/// integer (`number expected` otherwise).
+/// integer from 0 to [`PERM_MAX`] (`number expected` otherwise, `out of
+/// range` outside it: the OS would silently keep only some bits).
 pub fn arg_perm(lua: Lua, arg: c_int) -> Result<u32, Error> {
     if lua.type_of(arg) == ffi::LUA_TSTRING {
         let mut perm = 0;
@@ -55,7 +59,10 @@ pub fn arg_perm(lua: Lua, arg: c_int) -> Result<u32, Error> {
         }
         Ok(perm)
     } else {
-        Ok(lua.arg_integer(arg)? as u32)
+        match lua.arg_integer(arg)? {
+            perm @ 0..=PERM_MAX => Ok(perm as u32),
+            _ => Err(Error::arg(arg, "out of range")),
+        }
     }
 }
 
