@@ -34,7 +34,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use super::{Error, Lua, ffi, raise};
-use crate::runtime::{ArmFailed, Loop, OpId, Outcome, Wait};
+use crate::runtime::driver::Driver;
+use crate::runtime::{ArmFailed, OpId, Outcome, Wait};
 
 /// Pushes the results of a completed operation on the coroutine's stack
 /// and returns how many: at most 16 without calling `lua_checkstack`
@@ -42,6 +43,7 @@ use crate::runtime::{ArmFailed, Loop, OpId, Outcome, Wait};
 pub type Deliver = fn(co: Lua, outcome: Option<Outcome>) -> c_int;
 
 /// What the loop keeps of a waiting coroutine.
+#[derive(Clone, Copy)]
 pub struct Waiter {
     thread: *mut ffi::lua_State,
     /// Registry reference to the thread, or `LUA_NOREF` after cancelling.
@@ -49,9 +51,11 @@ pub struct Waiter {
     deliver: Deliver,
 }
 
-/// The loop of a Lua state, as stored in its userdata.
+/// The loop of a Lua state, as stored in its userdata: the driver (which
+/// it derefs to: `sl.complete(...)`, `sl.recheck(...)`) and what the await
+/// protocol adds.
 pub struct SysLoop {
-    pub ops: RefCell<Loop<Waiter>>,
+    driver: Driver<Waiter>,
     /// Registry references of objects closed since the last closing phase,
     /// kept alive until it (R2).
     closed: RefCell<Vec<c_int>>,
@@ -145,7 +149,7 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
         }
         let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<SysLoop>(), 0) as *mut SysLoop;
         p.write(SysLoop {
-            ops: RefCell::new(Loop::new()),
+            driver: Driver::default(),
             closed: RefCell::new(Vec::new()),
             delivering: Cell::new(None),
             swept: Cell::new(0),
@@ -187,11 +191,7 @@ unsafe extern "C-unwind" fn loop_gc(l: *mut ffi::lua_State) -> c_int {
 pub fn deliver_now(lua: Lua, ids: &[OpId]) {
     let sl = state_loop(lua);
     for &id in ids {
-        let taken = match sl.ops.try_borrow_mut() {
-            Ok(mut ops) => ops.take_completed(id),
-            Err(_) => false,
-        };
-        if taken {
+        if sl.take_completed(id) {
             deliver(lua, sl, id);
         }
     }
@@ -205,27 +205,27 @@ const LAST_PASSES: usize = 4;
 /// (a `read` gets `false, "closed"`, R2), so that their cleanup runs. The
 /// others are dropped with the loop, never resumed.
 fn deliver_last(lua: Lua, sl: &SysLoop) {
-    if sl.ops.borrow().running {
+    if sl.is_running() {
         return;
     }
     for _ in 0..LAST_PASSES {
         let mut delivered = false;
-        sl.ops.borrow_mut().begin_pending();
-        loop {
-            let next = sl.ops.borrow_mut().pop_pending();
-            let Some(id) = next else { break };
-            deliver(lua, sl, id);
-            delivered = true;
-        }
-        loop {
-            let next = sl.ops.borrow_mut().pop_ready();
-            let Some(id) = next else { break };
+        sl.begin_pending();
+        while let Some(id) = sl.take_last() {
             deliver(lua, sl, id);
             delivered = true;
         }
         if !delivered {
             break;
         }
+    }
+}
+
+impl std::ops::Deref for SysLoop {
+    type Target = Driver<Waiter>;
+
+    fn deref(&self) -> &Driver<Waiter> {
+        &self.driver
     }
 }
 
@@ -245,36 +245,31 @@ pub fn require_coroutine(lua: Lua) -> Result<(), Error> {
 /// returns it without yielding.
 pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId, Error> {
     let thread = lua.raw();
-    if let Some(id) = sl.delivering.get() {
-        let mut ops = sl.ops.borrow_mut();
-        if let Some(w) = ops.delivering_waiter(id).filter(|w| w.thread == thread) {
-            w.deliver = deliver;
-            // A failed arming leaves the op being delivered: released after.
-            ops.arm(id, wait).map_err(|e| Error::io(&e))?;
-            return Ok(id);
-        }
+    if let Some(id) = sl.delivering.get()
+        && let Some(w) = sl.delivering_waiter(id).filter(|w| w.thread == thread)
+    {
+        sl.set_waiter(id, Waiter { deliver, ..w });
+        // A failed arming leaves the op being delivered: released after.
+        sl.arm(id, wait).map_err(|e| Error::io(&e))?;
+        return Ok(id);
     }
-    let closing = sl.ops.borrow().find_closing(|w| w.thread == thread);
+    let closing = sl.find_closing(|w| w.thread == thread);
     let key = reference_thread(lua);
-    let mut ops = sl.ops.borrow_mut();
+    let waiter = Waiter {
+        thread,
+        key,
+        deliver,
+    };
     match closing {
         Some(id) => {
-            if let Some(w) = ops.waiter_mut(id) {
-                w.key = key;
-                w.deliver = deliver;
-            }
-            ops.defer(id, wait);
+            sl.set_waiter(id, waiter);
+            sl.defer(id, wait);
             Ok(id)
         }
         None => {
-            let id = ops.alloc(Waiter {
-                thread,
-                key,
-                deliver,
-            });
-            if let Err(e) = ops.arm(id, wait) {
-                ops.discard(id);
-                drop(ops);
+            let id = sl.alloc(waiter);
+            if let Err(e) = sl.arm(id, wait) {
+                sl.discard(id);
                 unreference(lua, key);
                 return Err(Error::io(&e));
             }
@@ -305,16 +300,19 @@ pub fn abandon(lua: Lua, id: OpId) {
 
 /// Cancels `id` after an explicit resume and drops its reference.
 fn cancel(lua: Lua, sl: &SysLoop, id: OpId) {
-    let key = {
-        let mut ops = sl.ops.borrow_mut();
-        if !ops.cancel(id) {
-            return;
-        }
-        ops.waiter_mut(id).map_or(ffi::LUA_NOREF, |w| {
-            std::mem::replace(&mut w.key, ffi::LUA_NOREF)
-        })
-    };
-    unreference(lua, key);
+    if !sl.cancel(id) {
+        return;
+    }
+    if let Some(w) = sl.waiter(id) {
+        sl.set_waiter(
+            id,
+            Waiter {
+                key: ffi::LUA_NOREF,
+                ..w
+            },
+        );
+        unreference(lua, w.key);
+    }
 }
 
 /// Runs an await function's body and yields or raises as it decided.
@@ -415,7 +413,7 @@ macro_rules! kfn {
 /// Completes the armed operation `id` of `lua`'s loop: it is delivered in
 /// the current or next iteration, with `outcome` passed to its `Deliver`.
 pub fn complete(lua: Lua, id: OpId, outcome: Option<Outcome>) {
-    state_loop(lua).ops.borrow_mut().complete(id, outcome);
+    state_loop(lua).complete(id, outcome);
 }
 
 /// Resumes the coroutine of operation `id`, taken for delivery, from the
@@ -424,12 +422,8 @@ pub fn complete(lua: Lua, id: OpId, outcome: Option<Outcome>) {
 /// warnings. The operation is released unless the coroutine armed it again.
 /// No Lua function called here can raise: the loop is never unwound.
 pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
-    let (thread, mut delivery) = match sl
-        .ops
-        .borrow_mut()
-        .take_delivery(id, |w| (w.thread, w.deliver))
-    {
-        Some(((thread, deliver), outcome)) => (thread, Delivery::of(deliver, outcome)),
+    let (thread, mut delivery) = match sl.take_delivery(id) {
+        Some((w, outcome)) => (w.thread, Delivery::of(w.deliver, outcome)),
         None => return,
     };
     // SAFETY: the registry reference keeps `thread` alive while the
@@ -455,8 +449,7 @@ pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
         }
     }
     drop(delivery);
-    let released = sl.ops.borrow_mut().finish(id);
-    if let Some(w) = released {
+    if let Some(w) = sl.finish(id) {
         unreference(main, w.key);
     }
 }
@@ -584,7 +577,7 @@ pub fn drop_closed(lua: Lua, sl: &SysLoop, timeout: &mut Option<Duration>) {
         return;
     }
     sl.swept.set(now);
-    let dead = sl.ops.borrow().armed_where(|w| {
+    let dead = sl.armed_where(|w| {
         // SAFETY: the registry reference of the waiter keeps its thread
         // alive while the operation is armed; lua_status only reads it.
         unsafe { ffi::lua_status(w.thread) != ffi::LUA_YIELD }
@@ -598,10 +591,9 @@ pub fn drop_closed(lua: Lua, sl: &SysLoop, timeout: &mut Option<Duration>) {
     }
 }
 
-/// The closing phase: drops the references of released operations and of
-/// the objects closed since the last one.
-pub fn close_pending(main: Lua, sl: &SysLoop) {
-    let released = sl.ops.borrow_mut().close_pending();
+/// The closing phase: drops the references of released operations
+/// (`released`) and of the objects closed since the last one.
+pub fn close_pending(main: Lua, sl: &SysLoop, released: Vec<Waiter>) {
     for w in released {
         unreference(main, w.key);
     }
@@ -626,5 +618,5 @@ pub fn keep_until_closed(lua: Lua, i: c_int) {
 /// Whether `system.run` has anything to do: operations, or closed objects
 /// to release.
 pub fn has_work(sl: &SysLoop) -> bool {
-    sl.ops.borrow().active() > 0 || !sl.closed.borrow().is_empty()
+    sl.active() > 0 || !sl.closed.borrow().is_empty()
 }

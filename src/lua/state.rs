@@ -149,6 +149,25 @@ impl Lua {
         text
     }
 
+    /// Pushes field `name` of the metatable of the value at `i` and returns
+    /// its type; pushes nothing and returns `LUA_TNIL` when there is none.
+    pub fn get_metafield(self, i: c_int, name: &CStr) -> c_int {
+        // SAFETY: see above; a raw read of the metatable.
+        unsafe { ffi::luaL_getmetafield(self.l, i, name.as_ptr()) }
+    }
+
+    /// The raw length of the value at `i` (`#` without metamethods).
+    pub fn raw_len(self, i: c_int) -> usize {
+        // SAFETY: see above.
+        unsafe { ffi::lua_rawlen(self.l, i) as usize }
+    }
+
+    /// Pushes `t[n]` of the table at `t`, raw; returns its type.
+    pub fn raw_get_index(self, t: c_int, n: i64) -> c_int {
+        // SAFETY: see above; a raw read pushes one value.
+        unsafe { ffi::lua_rawgeti(self.l, t, n) }
+    }
+
     /// An option name at `i` (as `luaL_checkoption`), its index in `names`.
     pub fn arg_option(
         self,

@@ -103,10 +103,10 @@ fn memory_ref<'a>(lua: Lua, i: c_int) -> Option<&'a Memory> {
 }
 
 fn memory_mut<'a>(lua: Lua, i: c_int) -> Option<&'a mut Memory> {
-    // SAFETY: see `slot`; callers hold no other borrow of this memory. An
-    // empty Bytes owns no allocation, so refilling a collected slot leaks
-    // nothing even though its `__gc` already ran.
     slot(lua, i).map(|p| {
+        // SAFETY: see `slot`; callers hold no other borrow of this memory.
+        // An empty Bytes owns no allocation, so refilling a collected slot
+        // leaks nothing even though its `__gc` already ran.
         unsafe { &mut *p }.get_or_insert(Memory {
             data: Bytes::new(),
             kind: Kind::Other,
@@ -467,11 +467,7 @@ fn concat(lua: Lua) -> Ret {
         return Ok(1);
     }
     for k in 1..=2 {
-        // SAFETY: pushes the metafield if there is one.
-        if !joinable(k)
-            && unsafe { ffi::luaL_getmetafield(lua.raw(), k, c"__concat".as_ptr()) }
-                != ffi::LUA_TNIL
-        {
+        if !joinable(k) && lua.get_metafield(k, c"__concat") != ffi::LUA_TNIL {
             lua.push_value(1);
             lua.push_value(2);
             return Ok(DELEGATE);

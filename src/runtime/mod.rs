@@ -30,6 +30,7 @@
 //! `stamp`, and entries whose stamp is stale are skipped when met.
 
 mod clock;
+pub mod driver;
 pub mod idle;
 mod io;
 pub mod pool;

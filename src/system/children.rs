@@ -233,10 +233,7 @@ pub fn adopt(lua: Lua, pid: libc::pid_t) -> std::io::Result<Rc<RefCell<Child>>> 
         let raw = w.raw();
         child.borrow_mut().watch = Some(w);
         let handler: Rc<RefCell<dyn SourceHandler>> = child.clone();
-        state_loop(lua)
-            .ops
-            .borrow_mut()
-            .register_handler(&mut SourceFd(&raw), handler)
+        state_loop(lua).register_handler(&mut SourceFd(&raw), handler)
     });
     match registered {
         Ok(token) => child.borrow_mut().token = Some(token),
@@ -263,7 +260,7 @@ pub fn sweep(lua: Lua) {
     children(lua).list.retain(|child| {
         let mut c = child.borrow_mut();
         if let Some(op) = c.waiter
-            && sl.ops.borrow().waiter(op).is_none()
+            && sl.waiter(op).is_none()
         {
             c.waiter = None; // its coroutine was closed
         }
@@ -271,7 +268,7 @@ pub fn sweep(lua: Lua) {
             return true;
         }
         if let (Some(fd), Some(token)) = (c.watch.as_ref().map(Watch::raw), c.token.take()) {
-            let _ = sl.ops.borrow_mut().deregister(&mut SourceFd(&fd), token);
+            sl.deregister(&mut SourceFd(&fd), token);
         }
         c.watch = None;
         false

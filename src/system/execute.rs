@@ -621,10 +621,9 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     match lua.type_of(at) {
         ffi::LUA_TNIL => {}
         ffi::LUA_TTABLE => {
-            // SAFETY: raw reads of the arguments table, one value at a time.
-            let len = unsafe { ffi::lua_rawlen(lua.raw(), at) } as i64;
+            let len = lua.raw_len(at) as i64;
             for i in 1..=len {
-                unsafe { ffi::lua_rawgeti(lua.raw(), at, i) };
+                lua.raw_get_index(at, i);
                 let ok = matches!(lua.type_of(-1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
                 if !ok {
                     lua.set_top(FIELDS + FIELD_NAMES.len() as c_int - 1);

@@ -417,10 +417,9 @@ fn seen_before(lua: Lua) -> bool {
 /// running (the coroutine was closed while it waited).
 fn prune(lua: Lua, listeners: &mut Listeners) {
     let sl = state_loop(lua);
-    let ops = sl.ops.borrow();
     listeners
         .by_thread
-        .retain(|_, l| l.op.is_none_or(|id| ops.waiter(id).is_some()));
+        .retain(|_, l| l.op.is_none_or(|id| sl.waiter(id).is_some()));
 }
 
 /// name = system.awaitsig(signal)
@@ -482,7 +481,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
         return Err(Error::msg("internal error in coutil (no listener)"));
     };
     listener.op = Some(id);
-    let remote = sl.ops.borrow_mut().remote(id);
+    let remote = sl.remote(id);
     match remote {
         Ok(remote) => {
             let mut a = listener.arrivals.lock().unwrap_or_else(|e| e.into_inner());
@@ -525,13 +524,13 @@ fn awaitsig_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
             drop(stale);
         }
         let sl = state_loop(lua);
-        let running = sl.ops.borrow().running;
+        let running = sl.is_running();
         if !running {
             ls.by_thread.retain(|_, l| l.op.is_some());
         } else if !ls.queued {
             ls.queued = true;
             let handler: Handler = listeners.clone();
-            sl.ops.borrow_mut().recheck(handler, Readiness::default());
+            sl.recheck(handler, Readiness::default());
         }
         prune(lua, &mut ls);
     }

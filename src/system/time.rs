@@ -25,12 +25,11 @@ fn time(lua: Lua) -> Ret {
     let sl = sys_loop(lua);
     match lua.arg_option(1, &["cached", "updated", "epoch"], Some(0))? {
         k @ (0 | 1) => {
-            let mut ops = sl.ops.borrow_mut();
             if k == 1 {
-                ops.update_time();
+                sl.update_time();
             }
             // Millisecond precision, like the loop's timers.
-            lua.push_number((ops.now_ns() / 1_000_000) as f64 / 1e3);
+            lua.push_number((sl.now_ns() / 1_000_000) as f64 / 1e3);
             Ok(1)
         }
         _ => match runtime::epoch_secs() {

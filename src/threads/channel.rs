@@ -268,7 +268,7 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     };
     let sl = sys_loop(lua);
     let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
-    let remote = sl.ops.borrow_mut().remote(id);
+    let remote = sl.remote(id);
     let remote: Remote = match remote {
         Ok(remote) => remote,
         Err(e) => {

@@ -31,7 +31,6 @@ pub mod workers;
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::lua::awaiting::state_loop;
 use crate::lua::class::{self, key};
@@ -130,8 +129,7 @@ pub fn park_run(lua: Lua, active: usize) -> bool {
     }
     // Completions already posted would not wake a parked task: take them
     // first (without blocking); any of them means no parking.
-    let mut ops = state_loop(lua).ops.borrow_mut();
-    if ops.poll(Some(Duration::ZERO)).is_err() || ops.poll_timeout().is_some() {
+    if !state_loop(lua).would_block() {
         return false;
     }
     park.requested.store(true, Ordering::Relaxed);

@@ -62,7 +62,7 @@ pub fn check_reader(sl: &SysLoop, core: &Shared) -> Result<(), Error> {
     let Some(w) = core.borrow().reader else {
         return Ok(());
     };
-    if sl.ops.borrow().waiter(w.op).is_some() {
+    if sl.waiter(w.op).is_some() {
         return Err(Error::arg(1, "already in use"));
     }
     core.borrow_mut().reader = None;
@@ -105,8 +105,8 @@ pub fn schedule(sl: &SysLoop, core: &Shared, then: Then) {
     let handler: Handler = core.clone();
     match then {
         Then::Wait => {}
-        Then::Recheck(r) => sl.ops.borrow_mut().recheck(handler, r),
-        Then::Pend(r) => sl.ops.borrow_mut().pend_source(handler, r),
+        Then::Recheck(r) => sl.recheck(handler, r),
+        Then::Pend(r) => sl.pend_source(handler, r),
     }
 }
 
@@ -212,7 +212,7 @@ pub fn write(
             Some(Some(e)) => Some(Box::new(Reply::Fail(fail::code_of(&e))) as Outcome),
             Some(None) => return queue_rest(sl, core, id, &bytes[sent..], fd, to),
         };
-        sl.ops.borrow_mut().complete_later(id, outcome);
+        sl.complete_later(id, outcome);
         return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
     }
     queue_rest(sl, core, id, bytes, fd, to)
@@ -237,7 +237,7 @@ fn queue_rest(
                 Err(e) => {
                     let reply = Reply::Fail(fail::code_of(&e));
                     let outcome = Some(Box::new(reply) as Outcome);
-                    sl.ops.borrow_mut().complete_later(id, outcome);
+                    sl.complete_later(id, outcome);
                     return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
                 }
             }

@@ -160,10 +160,7 @@ pub fn push_new(
     let core = Core::new(sock, kind, domain, is_socket, open);
     let core: Shared = Rc::new(RefCell::new(core));
     let sl = state_loop(lua);
-    let token = sl
-        .ops
-        .borrow_mut()
-        .register_handler(&mut SourceFd(&raw), core.clone())?;
+    let token = sl.register_handler(&mut SourceFd(&raw), core.clone())?;
     core.borrow_mut().token = Some(token);
     let l = lua.raw();
     let (name, methods) = CLASSES[kind as usize];
@@ -265,18 +262,13 @@ pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
         let (fd, token, done) = c.close();
         (fd, token, done, c.bound_file.take())
     };
-    let mut completed = Vec::new();
-    // NOTE: `try_borrow_mut`: this also runs from `__gc`, which must not
-    // panic if a collection ever happened while the loop is borrowed.
-    if let Ok(mut ops) = state_loop(lua).ops.try_borrow_mut() {
-        if let (Some(fd), Some(token)) = (&fd, token) {
-            let _ = ops.deregister(&mut SourceFd(&fd.as_raw_fd()), token);
-        }
-        for (op, outcome) in done.drain() {
-            ops.complete(op, outcome);
-            completed.push(op);
-        }
+    // NOTE: this also runs from `__gc`, which may run while the loop is
+    // in use: the driver then skips both (see `Driver::deregister`).
+    let sl = state_loop(lua);
+    if let (Some(fd), Some(token)) = (&fd, token) {
+        sl.deregister(&mut SourceFd(&fd.as_raw_fd()), token);
     }
+    let completed = sl.complete_closed(done.drain());
     drop(fd);
     if let Some(bound) = bound {
         bound.remove();

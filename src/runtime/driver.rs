@@ -1,0 +1,491 @@
+//! The driver: the only owner of a [`Loop`], and the one place that knows
+//! the order of an iteration.
+//!
+//! Everything else reaches the loop through the driver's methods, each of
+//! which borrows it only for its own duration and returns plain data (the
+//! waiter type `W` is `Copy`): no borrow is ever lent, so none can be held
+//! across the resume of a coroutine, which re-enters the loop to arm or
+//! cancel. [`Driver::iterate`] calls its [`Host`] (the Lua layer) to deliver
+//! operations, with no borrow held either.
+//!
+//! One iteration, in libuv's order (see `runtime` for what each phase
+//! holds): timers, pending, idle, poll and its rechecks, closing. Each rule
+//! has a unit test below.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use super::{Handler, Loop, OpId, Outcome, Readiness, Remote, Token, Wait};
+
+/// How far `system.run` goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Until nothing is left or the loop is halted.
+    Loop,
+    /// One iteration, blocking in its poll only if nothing was delivered.
+    Step,
+    /// One iteration without blocking.
+    Ready,
+}
+
+/// What the driver needs from the layer above during an iteration. It is
+/// called with no borrow of the loop held, so it may use the driver.
+pub trait Host<W> {
+    /// Resumes the waiter of `id`, taken for delivery.
+    fn deliver(&mut self, id: OpId);
+    /// The poll is about to block without limit with `active` operations
+    /// pending: true stops the iteration here (a pool task parks).
+    fn park(&mut self, active: usize) -> bool;
+    /// Before the poll blocks for up to `timeout`: may cancel operations
+    /// and shorten the timeout.
+    fn sweep(&mut self, timeout: &mut Option<Duration>);
+    /// The closing phase, which released the operations of these waiters.
+    fn closing(&mut self, released: Vec<W>);
+}
+
+/// At most this many rounds of rechecks in one poll phase (libuv's stream
+/// reading loop stops after 32 reads too).
+const RECHECK_ROUNDS: usize = 32;
+
+/// The loop of one Lua state and its flags.
+pub struct Driver<W> {
+    lp: RefCell<Loop<W>>,
+}
+
+impl<W: Copy> Default for Driver<W> {
+    fn default() -> Self {
+        Driver {
+            lp: RefCell::new(Loop::new()),
+        }
+    }
+}
+
+impl<W: Copy> Driver<W> {
+    /// One iteration; true if it stopped before the poll because the host
+    /// parked.
+    pub fn iterate(&self, mode: Mode, host: &mut impl Host<W>) -> std::io::Result<bool> {
+        self.lp.borrow_mut().update_time();
+        let mut resumed = self.deliver_all(host, Loop::pop_timer);
+        self.lp.borrow_mut().begin_pending();
+        resumed += self.deliver_all(host, Loop::pop_pending);
+        self.lp.borrow_mut().begin_idle();
+        resumed += self.deliver_all(host, Loop::pop_idle);
+        let mut timeout = match mode {
+            Mode::Ready => Some(Duration::ZERO),
+            Mode::Step if resumed > 0 => Some(Duration::ZERO),
+            _ => self.lp.borrow_mut().poll_timeout(),
+        };
+        if timeout.is_none() && mode == Mode::Loop {
+            // Nothing is ready and nothing is closing: the rest of this
+            // iteration has nothing to do if the host parks.
+            let active = self.active();
+            if host.park(active) {
+                return Ok(true);
+            }
+            timeout = self.lp.borrow_mut().poll_timeout();
+        }
+        host.sweep(&mut timeout);
+        self.lp.borrow_mut().poll(timeout)?;
+        // The kernel's events, then the rechecks, in rounds: a coroutine
+        // resumed here may ask for another (e.g. `accept` in a loop takes
+        // the connections queued by the kernel one per round, as libuv's
+        // accept loop does); rounds are bounded so that a stream always
+        // readable cannot keep the loop in this phase.
+        let mut rounds = 0;
+        loop {
+            resumed += self.deliver_all(host, Loop::pop_ready);
+            if rounds == RECHECK_ROUNDS || !self.lp.borrow_mut().run_rechecks() {
+                break;
+            }
+            rounds += 1;
+        }
+        if mode == Mode::Step && resumed == 0 {
+            // The poll blocked until the next timer: it belongs to this step.
+            self.lp.borrow_mut().update_time();
+            self.deliver_all(host, Loop::pop_timer);
+        }
+        let released = self.lp.borrow_mut().close_pending();
+        host.closing(released);
+        Ok(false)
+    }
+
+    /// Delivers the operations `pop` takes, one at a time.
+    fn deliver_all(&self, host: &mut impl Host<W>, pop: fn(&mut Loop<W>) -> Option<OpId>) -> usize {
+        let mut n = 0;
+        loop {
+            let next = pop(&mut self.lp.borrow_mut());
+            let Some(id) = next else { return n };
+            host.deliver(id);
+            n += 1;
+        }
+    }
+
+    /// Starts `system.run`: false if it runs already.
+    pub fn start(&self) -> bool {
+        let mut lp = self.lp.borrow_mut();
+        if lp.running {
+            return false;
+        }
+        lp.running = true;
+        lp.halted = false;
+        true
+    }
+
+    /// Ends `system.run`; returns whether operations are left.
+    pub fn stop(&self) -> bool {
+        let mut lp = self.lp.borrow_mut();
+        lp.running = false;
+        lp.active() > 0
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.lp.borrow().running
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.lp.borrow().halted
+    }
+
+    /// `system.halt`: false if not running.
+    pub fn halt(&self) -> bool {
+        let mut lp = self.lp.borrow_mut();
+        lp.halted = lp.running;
+        lp.running
+    }
+
+    /// Number of operations not released yet.
+    pub fn active(&self) -> usize {
+        self.lp.borrow().active()
+    }
+
+    /// The cached monotonic time in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.lp.borrow().now_ns()
+    }
+
+    pub fn update_time(&self) {
+        self.lp.borrow_mut().update_time();
+    }
+
+    /// Takes the completions already posted (without waiting); true if
+    /// the loop would then still block without limit (nothing ready, no
+    /// timer).
+    pub fn would_block(&self) -> bool {
+        let mut lp = self.lp.borrow_mut();
+        lp.poll(Some(Duration::ZERO)).is_ok() && lp.poll_timeout().is_none()
+    }
+
+    // --- operations (the await protocol of the layer above) ---
+
+    pub fn alloc(&self, waiter: W) -> OpId {
+        self.lp.borrow_mut().alloc(waiter)
+    }
+
+    /// Arms `id` (failure-atomic, see `Loop::arm`).
+    pub fn arm(&self, id: OpId, wait: Wait) -> std::io::Result<()> {
+        self.lp.borrow_mut().arm(id, wait)
+    }
+
+    pub fn defer(&self, id: OpId, wait: Wait) {
+        self.lp.borrow_mut().defer(id, wait);
+    }
+
+    pub fn discard(&self, id: OpId) -> Option<W> {
+        self.lp.borrow_mut().discard(id)
+    }
+
+    pub fn cancel(&self, id: OpId) -> bool {
+        self.lp.borrow_mut().cancel(id)
+    }
+
+    /// The waiter of `id`, if it is not released.
+    pub fn waiter(&self, id: OpId) -> Option<W> {
+        self.lp.borrow().waiter(id).copied()
+    }
+
+    /// Replaces the waiter of `id` (not released).
+    pub fn set_waiter(&self, id: OpId, waiter: W) {
+        if let Some(w) = self.lp.borrow_mut().waiter_mut(id) {
+            *w = waiter;
+        }
+    }
+
+    /// The waiter of `id` if it is being delivered right now.
+    pub fn delivering_waiter(&self, id: OpId) -> Option<W> {
+        self.lp.borrow_mut().delivering_waiter(id).copied()
+    }
+
+    pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
+        self.lp.borrow().find_closing(pred)
+    }
+
+    pub fn armed_where(&self, pred: impl Fn(&W) -> bool) -> Vec<OpId> {
+        self.lp.borrow().armed_where(pred)
+    }
+
+    /// The waiter and outcome of `id`, being delivered (the outcome once).
+    pub fn take_delivery(&self, id: OpId) -> Option<(W, Option<Outcome>)> {
+        self.lp.borrow_mut().take_delivery(id, |w| *w)
+    }
+
+    /// Ends the delivery of `id`; its waiter if it was released.
+    pub fn finish(&self, id: OpId) -> Option<W> {
+        self.lp.borrow_mut().finish(id)
+    }
+
+    /// Takes `id`, completed and ready, for delivery out of turn. `None` if
+    /// the loop is in use (a finalizer run in the middle of a loop call).
+    pub fn take_completed(&self, id: OpId) -> bool {
+        self.lp
+            .try_borrow_mut()
+            .is_ok_and(|mut lp| lp.take_completed(id))
+    }
+
+    /// Takes the next operation of the pending phase and then of the ready
+    /// queue (for the last deliveries when the state closes).
+    pub fn take_last(&self) -> Option<OpId> {
+        let mut lp = self.lp.borrow_mut();
+        lp.pop_pending().or_else(|| lp.pop_ready())
+    }
+
+    pub fn begin_pending(&self) {
+        self.lp.borrow_mut().begin_pending();
+    }
+
+    // --- completions ---
+
+    pub fn complete(&self, id: OpId, outcome: Option<Outcome>) {
+        self.lp.borrow_mut().complete(id, outcome);
+    }
+
+    pub fn complete_later(&self, id: OpId, outcome: Option<Outcome>) {
+        self.lp.borrow_mut().complete_later(id, outcome);
+    }
+
+    pub fn pend_source(&self, handler: Handler, readiness: Readiness) {
+        self.lp.borrow_mut().pend_source(handler, readiness);
+    }
+
+    pub fn recheck(&self, handler: Handler, readiness: Readiness) {
+        self.lp.borrow_mut().recheck(handler, readiness);
+    }
+
+    pub fn remote(&self, id: OpId) -> std::io::Result<Remote> {
+        self.lp.borrow_mut().remote(id)
+    }
+
+    // --- sources ---
+
+    pub fn register_handler(
+        &self,
+        source: &mut impl mio::event::Source,
+        handler: Handler,
+    ) -> std::io::Result<Token> {
+        self.lp.borrow_mut().register_handler(source, handler)
+    }
+
+    /// Removes a registered source; operations waiting on it are not
+    /// woken. Skipped when the loop is in use (a finalizer run in the
+    /// middle of a loop call): the poll then reports the closed descriptor
+    /// once, to a handler that ignores it.
+    pub fn deregister(&self, source: &mut impl mio::event::Source, token: Token) {
+        if let Ok(mut lp) = self.lp.try_borrow_mut() {
+            let _ = lp.deregister(source, token);
+        }
+    }
+
+    /// Completes what closing an object cancelled; returns the operations
+    /// completed (none when the loop is in use, as for `deregister`).
+    pub fn complete_closed(
+        &self,
+        done: impl IntoIterator<Item = (OpId, Option<Outcome>)>,
+    ) -> Vec<OpId> {
+        let mut completed = Vec::new();
+        if let Ok(mut lp) = self.lp.try_borrow_mut() {
+            for (op, outcome) in done {
+                lp.complete(op, outcome);
+                completed.push(op);
+            }
+        }
+        completed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host recording what it delivers and acting on it with `on`.
+    struct Recorder<'a> {
+        driver: &'a Driver<&'static str>,
+        log: Vec<&'static str>,
+        on: fn(&Driver<&'static str>, OpId, &'static str),
+    }
+
+    impl Host<&'static str> for Recorder<'_> {
+        fn deliver(&mut self, id: OpId) {
+            let name = self.driver.waiter(id).unwrap();
+            self.log.push(name);
+            (self.on)(self.driver, id, name);
+            self.driver.finish(id);
+        }
+        fn park(&mut self, _: usize) -> bool {
+            false
+        }
+        fn sweep(&mut self, _: &mut Option<Duration>) {}
+        fn closing(&mut self, _: Vec<&'static str>) {}
+    }
+
+    fn recorder<'a>(driver: &'a Driver<&'static str>) -> Recorder<'a> {
+        Recorder {
+            driver,
+            log: Vec::new(),
+            on: |_, _, _| {},
+        }
+    }
+
+    fn armed(driver: &Driver<&'static str>, name: &'static str, wait: Wait) -> OpId {
+        let id = driver.alloc(name);
+        driver.arm(id, wait).unwrap();
+        id
+    }
+
+    #[test]
+    fn timers_then_pending_then_idle_then_ready() {
+        let d = Driver::default();
+        armed(&d, "idle", Wait::Idle);
+        let later = armed(&d, "pending", Wait::External);
+        d.complete_later(later, None);
+        let now = armed(&d, "ready", Wait::External);
+        d.complete(now, None);
+        armed(&d, "timer", Wait::Timer(0));
+        let mut host = recorder(&d);
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert_eq!(host.log, ["timer", "pending", "idle", "ready"]);
+    }
+
+    #[test]
+    fn idle_waits_run_newest_first_and_keep_their_place() {
+        let d = Driver::default();
+        for name in ["1", "2", "3"] {
+            armed(&d, name, Wait::Idle);
+        }
+        let mut host = recorder(&d);
+        host.on = |d, id, _| d.arm(id, Wait::Idle).unwrap(); // waits again
+        for _ in 0..3 {
+            d.iterate(Mode::Ready, &mut host).unwrap();
+        }
+        assert_eq!(host.log.concat(), "321321321");
+    }
+
+    #[test]
+    fn work_queued_during_a_phase_waits_for_the_next_iteration() {
+        let d = Driver::default();
+        let id = armed(&d, "w", Wait::External);
+        d.complete_later(id, None);
+        let mut host = recorder(&d);
+        // each delivery writes again: one write per iteration
+        host.on = |d, id, _| {
+            d.arm(id, Wait::External).unwrap();
+            d.complete_later(id, None);
+        };
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert_eq!(host.log, ["w"]);
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert_eq!(host.log, ["w", "w"]);
+    }
+
+    #[test]
+    fn a_wait_started_after_a_cancel_is_armed_at_the_end_of_the_iteration() {
+        let d = Driver::default();
+        let x = armed(&d, "x", Wait::Idle);
+        armed(&d, "other", Wait::Idle);
+        assert!(d.cancel(x));
+        d.defer(x, Wait::Idle); // waits again right away
+        let mut host = recorder(&d);
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert_eq!(host.log, ["other"]);
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert_eq!(host.log, ["other", "x"]);
+    }
+
+    #[test]
+    fn step_blocks_until_a_timer_and_runs_it() {
+        let d = Driver::default();
+        armed(&d, "t", Wait::Timer(2));
+        let mut host = recorder(&d);
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert!(host.log.is_empty(), "not due yet");
+        d.iterate(Mode::Step, &mut host).unwrap();
+        assert_eq!(host.log, ["t"]);
+        assert_eq!(d.active(), 0);
+    }
+
+    #[test]
+    fn step_does_not_block_once_something_was_delivered() {
+        let d = Driver::default();
+        armed(&d, "idle", Wait::Idle);
+        armed(&d, "t", Wait::Timer(60_000));
+        let mut host = recorder(&d);
+        let start = std::time::Instant::now();
+        d.iterate(Mode::Step, &mut host).unwrap();
+        assert_eq!(host.log, ["idle"]);
+        assert!(start.elapsed() < Duration::from_secs(30));
+    }
+
+    /// Completes its op in `Completions::last` (a connect) or first.
+    struct Source {
+        op: Option<OpId>,
+        last: bool,
+    }
+
+    impl super::super::SourceHandler for Source {
+        fn ready(&mut self, _: Readiness, done: &mut super::super::Completions) {
+            if let Some(op) = self.op.take() {
+                if self.last {
+                    done.push_last(op, None);
+                } else {
+                    done.push(op, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rechecks_after_the_poll_connects_last() {
+        let d = Driver::default();
+        let connect = armed(&d, "connect", Wait::External);
+        let accept = armed(&d, "accept", Wait::External);
+        let connector: Handler = std::rc::Rc::new(std::cell::RefCell::new(Source {
+            op: Some(connect),
+            last: true,
+        }));
+        let listener: Handler = std::rc::Rc::new(std::cell::RefCell::new(Source {
+            op: Some(accept),
+            last: false,
+        }));
+        d.recheck(connector, Readiness::default());
+        d.recheck(listener, Readiness::default());
+        let idle = armed(&d, "idle", Wait::Idle);
+        let mut host = recorder(&d);
+        d.iterate(Mode::Ready, &mut host).unwrap();
+        assert_eq!(host.log, ["idle", "accept", "connect"]);
+        let _ = idle;
+    }
+
+    #[test]
+    fn the_host_may_park_before_an_unlimited_poll() {
+        struct Parker;
+        impl Host<&'static str> for Parker {
+            fn deliver(&mut self, _: OpId) {}
+            fn park(&mut self, active: usize) -> bool {
+                active == 1
+            }
+            fn sweep(&mut self, _: &mut Option<Duration>) {}
+            fn closing(&mut self, _: Vec<&'static str>) {}
+        }
+        let d = Driver::default();
+        armed(&d, "channel", Wait::External);
+        assert!(d.iterate(Mode::Loop, &mut Parker).unwrap());
+    }
+}
