@@ -34,6 +34,7 @@ const FUNCTIONS: &[Reg] = &[
     (c"catchint", cfn!(interrupt::catchint)),
     (c"awaitint", crate::afn!(interrupt::awaitint)),
     (c"releaseint", cfn!(interrupt::releaseint)),
+    (c"repl", cfn!(repl)),
 ];
 
 /// The console chunk (`src/lua/console.lua`).
@@ -85,9 +86,9 @@ pub fn is_command(_path: &[u8]) -> bool {
     false
 }
 
-/// `require "coutil.console"`: the module table, with `repl` (the loaded
-/// REPL chunk) and, in the command, `copyright` (the vendored Lua's
-/// version line) and the line editor's functions.
+/// `require "coutil.console"`: the module table, with, in the command,
+/// `copyright` (the vendored Lua's version line) and the line editor's
+/// functions.
 pub fn open(lua: Lua) -> c_int {
     lua.push_functions(FUNCTIONS, false);
     let l = lua.raw();
@@ -97,28 +98,33 @@ pub fn open(lua: Lua) -> c_int {
         unsafe { ffi::lua_pushcfunction(l, *f) };
         lua.set_field(-2, name);
     }
-    // SAFETY: loads a constant chunk of ours and stores it in the table on
-    // top; a syntax error (a bug) leaves the field unset and the message
-    // popped.
-    unsafe {
-        if ffi::luaL_loadbufferx(
-            l,
+    if let Some(text) = option_env!("COUTIL_LUA_COPYRIGHT") {
+        lua.push_bytes(text.as_bytes());
+        lua.set_field(-2, c"copyright");
+    }
+    1
+}
+
+/// chunk = console.repl(): the REPL chunk, compiled only now: most runs of
+/// the command never start the REPL, and compiling it at `require` was a
+/// sixth of the command's start-up. (The console calls it: it awaits, so
+/// it cannot be called from here.)
+fn repl(lua: Lua) -> Ret {
+    // SAFETY: loads a constant chunk of ours.
+    let status = unsafe {
+        ffi::luaL_loadbufferx(
+            lua.raw(),
             REPL.as_ptr().cast(),
             REPL.len(),
             c"=coutil.repl".as_ptr(),
             c"t".as_ptr(),
-        ) == ffi::LUA_OK
-        {
-            ffi::lua_setfield(l, -2, c"repl".as_ptr());
-        } else {
-            ffi::lua_pop(l, 1);
-        }
-        if let Some(text) = option_env!("COUTIL_LUA_COPYRIGHT") {
-            lua.push_bytes(text.as_bytes());
-            ffi::lua_setfield(l, -2, c"copyright".as_ptr());
-        }
+        )
+    };
+    if status != ffi::LUA_OK {
+        let text = String::from_utf8_lossy(lua.to_bytes(-1).unwrap_or_default()).into_owned();
+        return Err(Error::msg(text));
     }
-    1
+    Ok(1)
 }
 
 /// chunk | nil | false, msg, code = console.readstdin(size)

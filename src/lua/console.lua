@@ -271,8 +271,8 @@ local function main()
 		end
 	end
 	if todo.i and not stdinclosed() then
-		console.repl { system = system, console = console, memory = memorylib,
-			docall = docall, progname = progname }
+		local repl = console.repl()
+		repl { system = system, console = console, memory = memorylib, docall = docall, progname = progname }
 	end
 end
 

@@ -1,7 +1,7 @@
 -- The `coutil` command's interactive console (spec/console.md §3), run by
 -- the console chunk (src/lua/console.lua) inside its coroutine, so that the
--- lines may call await functions. Loaded by `coutil.console` as
--- `console.repl` and called with what it shares with the console chunk.
+-- lines may call await functions. Compiled by `console.repl()` (from
+-- `coutil.console`) and called with what it shares with the console chunk.
 --
 -- Two ways to read lines, neither stopping the loop: when standard input
 -- and output are terminals (and the command's line editor exists),
