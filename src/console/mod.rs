@@ -91,11 +91,10 @@ pub fn is_command(_path: &[u8]) -> bool {
 /// functions.
 pub fn open(lua: Lua) -> c_int {
     lua.push_functions(FUNCTIONS, false);
-    let l = lua.raw();
     #[cfg(feature = "vendored")]
     for (name, f) in line::FUNCTIONS {
         // SAFETY: sets a field of the module table, on top.
-        unsafe { ffi::lua_pushcfunction(l, *f) };
+        unsafe { ffi::lua_pushcfunction(lua.raw(), *f) };
         lua.set_field(-2, name);
     }
     if let Some(text) = option_env!("COUTIL_LUA_COPYRIGHT") {
