@@ -7,6 +7,7 @@ the transcript on the first unmet expectation."""
 import os
 import pty
 import select
+import shutil
 import sys
 import tempfile
 import time
@@ -146,6 +147,8 @@ def main():
     s.send(b"2 + 2\r")
     s.expect("4\r\n")
     s.finish()
+    shutil.rmtree(home)
+    shutil.rmtree(bad)
     print("pty REPL: ok")
 
 
