@@ -29,6 +29,20 @@ use std::ffi::{CStr, c_int};
 /// The chunk of the `coutil` command (`src/lua/console.lua`).
 pub const CONSOLE: &str = console::CHUNK;
 
+pub use console::mark_stdin_closed;
+
+/// The library's version, as `system._COUTIL` gives it: `"Coutil 0.2.0"`
+/// (the form of Lua's `_VERSION`).
+pub const VERSION: &str = concat!("Coutil ", env!("CARGO_PKG_VERSION"));
+
+/// Sets `_COUTIL` in the module table on top of the stack: a name of the
+/// Lua-reserved form (`_` and capitals), which the original's all-lowercase
+/// API cannot clash with.
+fn set_version(lua: Lua) {
+    lua.push_bytes(VERSION.as_bytes());
+    lua.set_field(-2, c"_COUTIL");
+}
+
 use lua::{Lua, ffi};
 
 /// Loads an embedded Lua module chunk and runs it; returns its result.

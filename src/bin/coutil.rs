@@ -5,6 +5,7 @@
 
 use std::ffi::{CString, c_int};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use coutil::lua::ffi;
 
@@ -19,10 +20,29 @@ unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
+/// Does the command line ask for `-E` (ignore the environment)? Options
+/// end as the console sees them: at the first argument that is not one,
+/// `--` or `-`; the values of `-e` and `-l` are skipped. As `lua` does,
+/// this is known before the libraries open, so that `package` ignores
+/// `LUA_PATH` and `LUA_CPATH` too.
+fn ignores_env(args: &[CString]) -> bool {
+    let mut args = args.iter().skip(1).map(|a| a.as_bytes());
+    while let Some(a) = args.next() {
+        match a {
+            b"-E" => return true,
+            b"-e" | b"-l" => drop(args.next()),
+            b"--" | b"-" => break,
+            _ if a.first() != Some(&b'-') => break,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Makes modules installed by the system's `lua5.4` packages (Debian's
 /// directories) loadable, as that interpreter does, unless the user chose
-/// the paths with the environment.
-unsafe fn add_system_paths(l: *mut ffi::lua_State) {
+/// the paths with the environment (not read with `-E`).
+unsafe fn add_system_paths(l: *mut ffi::lua_State, noenv: bool) {
     let dirs = [
         (
             "path",
@@ -39,7 +59,7 @@ unsafe fn add_system_paths(l: *mut ffi::lua_State) {
         ),
     ];
     for (field, vars, extra) in dirs {
-        if vars.iter().any(|v| std::env::var_os(v).is_some()) {
+        if !noenv && vars.iter().any(|v| std::env::var_os(v).is_some()) {
             continue;
         }
         let code = format!("package.{field} = package.{field} .. ';{extra}'\0");
@@ -54,10 +74,32 @@ unsafe fn add_system_paths(l: *mut ffi::lua_State) {
     }
 }
 
+/// Was descriptor 0 closed when the process started? Rust's runtime opens
+/// `/dev/null` on a closed descriptor 0, 1 or 2 before `main` (so that no
+/// other file takes their numbers), hence this check runs earlier, as a
+/// constructor of the executable; the console then says that stdin is
+/// closed instead of reading nothing.
+static STDIN_CLOSED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn check_stdin() {
+    // SAFETY: fcntl only inspects descriptor 0.
+    if unsafe { libc::fcntl(0, libc::F_GETFD) } == -1 {
+        STDIN_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CHECK_STDIN: extern "C" fn() = check_stdin;
+
 fn main() {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_else(|_| c"?".to_owned()))
         .collect();
+    if STDIN_CLOSED.load(Ordering::Relaxed) {
+        coutil::mark_stdin_closed();
+    }
+    let noenv = ignores_env(&args);
     // SAFETY: a fresh state used only by this thread; every string passed
     // is NUL-terminated and outlives the call.
     let status = unsafe {
@@ -66,9 +108,13 @@ fn main() {
             eprintln!("coutil: cannot create state: not enough memory");
             std::process::exit(1);
         }
+        if noenv {
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
+        }
         ffi::luaL_openlibs(l);
         coutil::add_searcher(l);
-        add_system_paths(l);
+        add_system_paths(l, noenv);
         ffi::lua_pushcfunction(l, traceback);
         let loaded = ffi::luaL_loadbufferx(
             l,

@@ -35,8 +35,6 @@ else
 	argv[0] = progname
 end
 
-local VERSION = _VERSION .. "  Copyright (C) 1994-2024 Lua.org, PUC-Rio"
-
 local OPTIONS = [[
 Available options are:
   -e stat   run the Lua statement 'stat'
@@ -85,7 +83,7 @@ local function parseoptions()
 			todo.actions[#todo.actions + 1] = { option, value }
 			todo.e = todo.e or option == "-e"
 		elseif a == "-i" then
-			todo.i = true
+			todo.i, todo.v = true, true -- as in `lua`, -i shows the version
 		elseif a == "-v" then
 			todo.v = true
 		elseif a == "-E" then
@@ -113,14 +111,8 @@ do
 	arg = t
 end
 
--- Library globals (spec §2).
-local function optional(name)
-	-- NOTE: coutil.channel, coutil.coroutine and coutil.threads are not
-	-- written yet; their globals stay nil until `require` finds them.
-	local ok, module = pcall(require, name)
-	if ok then return module end
-end
--- The console keeps its own references: scripts may reassign the globals.
+-- Library globals (spec §2). The console keeps its own references:
+-- scripts may reassign the globals.
 local memorylib = require "memory"
 local system = require "coutil.system"
 local spawn = require "coutil.spawn"
@@ -129,190 +121,131 @@ event = require "coutil.event"
 mutex = require "coutil.mutex"
 promise = require "coutil.promise"
 queued = require "coutil.queued"
-channel = optional "coutil.channel"
-stateco = optional "coutil.coroutine"
-threads = optional "coutil.threads"
--- NOTE: `vararg` (an external library in the original) is not shipped yet
--- and stays nil.
+channel = require "coutil.channel"
+stateco = require "coutil.coroutine"
+threads = require "coutil.threads"
+-- NOTE: `vararg` (an external library in the original) is not shipped and
+-- stays nil.
+local console = require "coutil.console"
 
--- Error values as text, the way `lua` reports them.
-local function message(err)
-	local kind = type(err)
-	if kind == "string" or kind == "number" then return tostring(err) end
-	local meta = getmetatable(err)
-	if type(meta) == "table" and meta.__tostring then
-		local ok, text = pcall(tostring, err)
-		if ok and type(text) == "string" then return text end
-	end
-	return ("(error object is a %s value)"):format(kind)
-end
+-- The version line: ours, then the exact Lua release as `lua -v` shows it
+-- (`console.copyright` is the vendored Lua's; a host interpreter only
+-- tells `_VERSION`).
+local VERSION = system._COUTIL .. " on "
+	.. (console.copyright or _VERSION .. "  Copyright (C) 1994-2024 Lua.org, PUC-Rio")
 
--- Message handlers: level 2 starts the traceback at the raising function.
 local status = 0
-local function report(err)
-	status = 1
-	local text = debug.traceback(message(err), 2)
+local function errorline(text)
 	io.stderr:write(progname, ": ", text, "\n")
 	io.stderr:flush()
-	return text
 end
 
-local function traceback(err)
-	return debug.traceback(message(err), 2)
+-- Error reports as `lua` makes them (lua.c's msghandler): a string (or
+-- number) gets a traceback; an object with `__tostring` is shown by it
+-- alone; any other value is named by its type, with a traceback. The
+-- traceback stops at `f`, the function the command called: the frames of
+-- the command's own machinery below it are cut, and lua.c's bottom frame
+-- `[C]: in ?` is written instead when `bottom` is set.
+local function errortext(err, f, bottom)
+	local text
+	if type(err) == "string" or type(err) == "number" then
+		text = tostring(err)
+	else
+		local meta = getmetatable(err)
+		if type(meta) == "table" and meta.__tostring then
+			local ok, shown = pcall(tostring, err)
+			if ok and type(shown) == "string" then return shown end
+		end
+		text = ("(error object is a %s value)"):format(type(err))
+	end
+	-- Level 1 is this function, 2 the message handler, 3 the function that
+	-- raised. Each level below `f` is one line of the traceback (two after
+	-- a tail call). `f` is near the bottom, so look up from there: with a
+	-- deep stack (an overflow) a walk from the top would take too long.
+	local low, high = 3, 4
+	while debug.getinfo(high, "l") do low, high = high, high * 2 end
+	while low < high do -- the first level that does not exist
+		local middle = (low + high) // 2
+		if debug.getinfo(middle, "l") then low = middle + 1 else high = middle end
+	end
+	local cut, found = 0, false
+	for level = high - 1, math.max(3, high - 32), -1 do
+		local info = debug.getinfo(level, "ft")
+		if info.func == f then
+			found = true
+			break
+		end
+		cut = cut + (info.istailcall and 2 or 1)
+	end
+	if not found then cut = 0 end -- keep it all
+	text = debug.traceback(text, 3)
+	for _ = 1, cut do text = text:match("^(.*)\n[^\n]*$") or text end
+	return bottom and text .. "\n\t[C]: in ?" or text
+end
+
+-- Runs f(...) in the calling coroutine; returns `true` and the results or
+-- `false` and the report of the error.
+local function docall(f, ...)
+	return xpcall(f, function(err)
+		local text = errortext(err, f, true) -- not a tail call: see levels
+		return text
+	end, ...)
 end
 
 function spawn.call(f, ...)
-	return spawn.catch(report, f, ...)
+	return spawn.catch(function(err)
+		status = 1
+		errorline(errortext(err, f))
+	end, f, ...)
 end
 
--- Compile errors become ordinary errors so the reporter shows them and the
--- rest of the command line is skipped.
-local function check(chunk, err)
-	if not chunk then error(err, 0) end
-	return chunk
-end
-
-local function isterminal()
-	-- NOTE: the internal module answers without making `system.stdin`,
-	-- whose socket kinds share O_NONBLOCK with descriptor 0 (see
-	-- src/system/stdio.rs), which would break `loadfile()` reading it.
-	local ok, console = pcall(require, "coutil.console")
-	if ok then return console.isatty() end
-	local stdin = system.stdin
-	return stdin ~= nil and stdin.winsize ~= nil
-end
-
--- Prompts go to `system.stdout` when it exists. Results printed by `print`
--- sit in the C library's buffer, so flush it first to keep the order.
-local function write(text)
-	io.stdout:flush()
-	local stdout = system.stdout
-	if stdout then
-		stdout:write(text)
-	else
-		io.stdout:write(text)
-		io.stdout:flush()
+-- Runs a chunk the way `lua` does: a load error is one line; a run-time
+-- error is reported with its traceback. Returns whether it went well.
+local function dochunk(chunk, err, ...)
+	if chunk then
+		local ok, report = docall(chunk, ...)
+		if ok then return true end
+		err = report
 	end
+	status = 1
+	errorline(err)
+	return false
 end
 
-local function prompt(name, default)
-	local text = _ENV[name]
-	if type(text) ~= "string" and type(text) ~= "number" then text = default end
-	write(tostring(text))
+local function stdinclosed()
+	if not console.stdinclosed() then return false end
+	status = 1
+	errorline("cannot read stdin: standard input is closed")
+	return true
 end
 
--- Returns a function giving the next stdin line without its newline, or nil
--- at the end of input.
-local function linereader()
-	local stdin = system.stdin
-	if not stdin then
-		-- NOTE: until `system.stdin` exists, the internal `coutil.console`
-		-- reads descriptor 0 on the worker pool (other coroutines keep
-		-- running); a state without it falls back to `io.read`, which
-		-- blocks the whole state until a line arrives.
-		local ok, console = pcall(require, "coutil.console")
-		if not ok then return function() return io.read("l") end end
-		stdin = {
-			read = function(_, buffer)
-				local chunk, err = console.readstdin(#buffer)
-				if chunk == nil then return false, "end of file" end
-				if not chunk then return false, err end
-				memorylib.fill(buffer, chunk, 1, #chunk)
-				return #chunk
-			end,
-		}
-	end
-	-- A read may return part of a line or several lines (pipes), so bytes
-	-- past the first newline are kept for the next call.
-	local buffer = memorylib.create(512)
-	local pending, ended = "", false
-	return function()
-		while not ended do
-			local newline = pending:find("\n", 1, true)
-			if newline then
-				local line = pending:sub(1, newline - 1)
-				pending = pending:sub(newline + 1)
-				return line
-			end
-			local bytes, err = stdin:read(buffer)
-			if bytes and bytes > 0 then
-				pending = pending .. memorylib.tostring(buffer, 1, bytes)
-			else -- streams fail with "end of file", files return 0
-				ended = true
-				if err and err ~= "end of file" then io.stderr:write("stdin: ", err, "\n") end
-			end
-		end
-		if pending ~= "" then -- a last line without newline
-			local line = pending
-			pending = ""
-			return line
-		end
-	end
-end
-
-local function showresults(ok, ...)
-	if not ok then
-		io.stderr:write((...), "\n")
-	elseif select("#", ...) > 0 then
-		local printed, err = pcall(print, ...)
-		if not printed then io.stderr:write("error calling 'print' (", message(err), ")\n") end
-	end
-end
-
-local function repl()
-	local readline = linereader()
-	while true do
-		prompt("_PROMPT", "> ")
-		local line = readline()
-		if line == nil then break end
-		-- An expression shows its values; anything else runs as statements.
-		local chunk, err = load("return " .. line, "=stdin")
-		if not chunk then
-			chunk, err = load(line, "=stdin")
-			-- An error at <eof> means the statement is incomplete: read on.
-			while not chunk and err:sub(-5) == "<eof>" do
-				prompt("_PROMPT2", ">> ")
-				local more = readline()
-				if more == nil then break end
-				line = line .. "\n" .. more
-				chunk, err = load(line, "=stdin")
-			end
-		end
-		if chunk then
-			showresults(xpcall(chunk, traceback))
-		else
-			io.stderr:write(err, "\n")
-		end
-	end
-	write("\n") -- leave the terminal's cursor on a fresh line
-end
-
--- Everything the command line asks for, in the order of spec §1.
+-- Everything the command line asks for, in the order of spec §1. Returns
+-- early after a reported error.
 local function main()
 	if todo.v then print(VERSION) end
 	if not (todo.E or debug.getregistry().LUA_NOENV) then
 		local init = os.getenv("COUTIL_INIT")
 		if init then
+			local ok
 			if init:sub(1, 1) == "@" then
-				check(loadfile(init:sub(2)))()
+				ok = dochunk(loadfile(init:sub(2)))
 			else
-				check(load(init, "=COUTIL_INIT"))()
+				ok = dochunk(load(init, "=COUTIL_INIT"))
 			end
+			if not ok then return end
 		end
 	end
 	for _, action in ipairs(todo.actions) do
 		local option, value = action[1], action[2]
 		if option == "-e" then
-			check(load(value, "=(command line)"))()
+			if not dochunk(load(value, "=(command line)")) then return end
 		elseif option == "-l" then
 			local global, module = value:match("^([^=]*)=(.*)$")
 			if not global then
 				module, global = value, value:match("^[^-]*")
 			end
-			-- Called from C (xpcall), `require` errors carry no position
-			-- of ours, as with `lua`; the reporter still gets the traceback.
-			local ok, result = xpcall(require, report, module)
-			if not ok then return end -- reported: skip the rest
+			local ok, result = docall(require, module)
+			if not ok then return dochunk(nil, result) end
 			_ENV[global] = result
 		else
 			warn("@on")
@@ -322,19 +255,62 @@ local function main()
 	if script then
 		local name = argv[script]
 		-- `-` is stdin, unless `--` made it a file name (as in `lua`).
-		if name == "-" and argv[script - 1] ~= "--" then name = nil end
-		check(loadfile(name))(table.unpack(argv, script + 1, argv.n))
+		if name == "-" and argv[script - 1] ~= "--" then
+			if stdinclosed() then return end
+			name = nil
+		end
+		local chunk, err = loadfile(name)
+		if not dochunk(chunk, err, table.unpack(argv, script + 1, argv.n)) then return end
 	elseif not (todo.i or todo.e or todo.v) then
-		if isterminal() then
+		if stdinclosed() then return end
+		if console.isatty() then
 			print(VERSION)
 			todo.i = true
 		else
-			check(loadfile())()
+			if not dochunk(loadfile()) then return end
 		end
 	end
-	if todo.i then repl() end
+	if todo.i and not stdinclosed() then
+		local repl = console.repl()
+		repl { system = system, console = console, memory = memorylib, docall = docall, progname = progname }
+	end
 end
 
-spawn.call(main)
-system.run()
+-- What a suspended coroutine waits in, for a main chunk that nothing is
+-- left to resume: the function its code called last (by the name `lua`'s
+-- tracebacks give: a field of a loaded module, else the caller's name for
+-- it) and where it called it.
+local function waitingin(co)
+	local level, callee = 0, {}
+	while true do
+		local info = debug.getinfo(co, level, "fnSl")
+		if not info then break end
+		if info.what ~= "C" and not info.source:match("^=coutil") then
+			local name
+			for modname, module in pairs(package.loaded) do
+				if type(module) == "table" then
+					for key, value in pairs(module) do
+						if value == callee.func and type(key) == "string" then
+							name = (modname == "_G" and "" or modname .. ".") .. key
+						end
+					end
+				end
+			end
+			if name then
+				name = ("function '%s'"):format(name)
+			elseif callee.name then
+				name = ("%s '%s'"):format(callee.namewhat, callee.name)
+			end
+			return ("%s:%d: main chunk waits forever in %s"):format(info.short_src, info.currentline, name or "?")
+		end
+		callee, level = info, level + 1
+	end
+	return "main chunk waits forever"
+end
+
+local mainco = spawn.call(main)
+-- `run` returns `true` if waits are left, i.e. `system.halt` ended it.
+if not system.run() and coroutine.status(mainco) == "suspended" then
+	errorline(waitingin(mainco) .. " (nothing left could resume it)")
+end
 return status

@@ -50,6 +50,7 @@ pub fn open(lua: Lua) -> c_int {
     }
     fs::set_filebits(lua);
     stdio::set_lazy(lua);
+    crate::set_version(lua);
     1
 }
 

@@ -1,0 +1,180 @@
+//! Ctrl-C while a REPL statement runs, as `lua.c` does it: a `SIGINT`
+//! handler, installed only while the statement runs, sets a hook on the
+//! statement's coroutine that raises `interrupted!` at its next Lua
+//! instruction (`lua_sethook` is meant to be called asynchronously, which
+//! is how `lua.c` uses it). That stops a statement busy in Lua code.
+//!
+//! A statement waiting in an await runs no instruction, so the REPL also
+//! keeps a helper coroutine in [`awaitint`] meanwhile: the handler writes
+//! a byte to a pipe, a thread of ours blocked on that pipe completes the
+//! helper's operation (an async-signal-safe handler cannot touch the
+//! loop), and the helper resumes the statement's coroutine explicitly,
+//! which cancels its await, so that the hook fires.
+//!
+//! As in `lua.c`, the handler resets itself: a second Ctrl-C before the
+//! statement ends kills the process. Between statements `SIGINT` has the
+//! disposition it had before (the default: the terminal is in raw mode
+//! while the line editor reads, so Ctrl-C at the prompt is a key there).
+
+use std::ffi::{CStr, c_int};
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::lua::awaiting::{self, Await, state_loop};
+use crate::lua::{Error, Lua, Ret, ffi};
+use crate::runtime::{Outcome, Remote, Wait};
+
+/// The coroutine running the statement (kept alive by the REPL).
+static TARGET: AtomicPtr<ffi::lua_State> = AtomicPtr::new(null_mut());
+/// Set from [`catchint`] to [`releaseint`]: the hook only raises then.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Write end of the pipe to the waking thread, -1 before it exists.
+static PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The helper's operation, completed by the waking thread.
+static WAITER: Mutex<Option<Remote>> = Mutex::new(None);
+/// The disposition of `SIGINT` before [`catchint`].
+static PREVIOUS: Mutex<Option<libc::sigaction>> = Mutex::new(None);
+
+/// What the helper's operation completes with.
+struct Interrupted;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+extern "C" fn on_sigint(_: c_int) {
+    // SAFETY: only async-signal-safe work: atomics, `lua_sethook` (made to
+    // be called from a signal handler, see lua.c), `write`; errno is kept.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let l = TARGET.load(Ordering::SeqCst);
+        if !l.is_null() {
+            let mask = ffi::LUA_MASKCALL | ffi::LUA_MASKRET | ffi::LUA_MASKCOUNT;
+            ffi::lua_sethook(l, Some(stop), mask, 1);
+        }
+        let fd = PIPE.load(Ordering::SeqCst);
+        if fd >= 0 {
+            libc::write(fd, [1u8].as_ptr().cast(), 1);
+        }
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// The hook: raises `interrupted!` in the statement, once.
+unsafe extern "C-unwind" fn stop(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY: called by Lua as a hook with its debug record; `luaL_error`
+    // longjmps out of this frame, which owns nothing.
+    unsafe {
+        if !ACTIVE.load(Ordering::SeqCst) {
+            ffi::lua_sethook(l, None, 0, 0);
+            return;
+        }
+        // Between the statement's end and `releaseint` the coroutine runs
+        // the console's own code: the error would escape the statement.
+        if ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && !(*ar).source.is_null() {
+            let source = CStr::from_ptr((*ar).source).to_bytes();
+            if source == b"=coutil" || source == b"=coutil.repl" {
+                return;
+            }
+        }
+        ffi::lua_sethook(l, None, 0, 0);
+        ffi::luaL_error(l, c"interrupted!".as_ptr());
+    }
+}
+
+/// Makes the pipe and the thread that turns its bytes into completions.
+fn start_waker() -> std::io::Result<()> {
+    if PIPE.load(Ordering::SeqCst) >= 0 {
+        return Ok(());
+    }
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let [reader, writer] = fds;
+    std::thread::Builder::new()
+        .name("coutil-sigint".into())
+        .spawn(move || {
+            let mut byte = 0u8;
+            loop {
+                // SAFETY: reads one byte into `byte`.
+                let n = unsafe { libc::read(reader, (&raw mut byte).cast(), 1) };
+                if n < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                    continue;
+                }
+                if n <= 0 {
+                    break;
+                }
+                if let Some(remote) = lock(&WAITER).take() {
+                    remote.complete(Box::new(Interrupted));
+                }
+            }
+        })?;
+    PIPE.store(writer, Ordering::SeqCst);
+    Ok(())
+}
+
+/// console.catchint(co): until `releaseint`, Ctrl-C interrupts `co`.
+pub fn catchint(lua: Lua) -> Ret {
+    if lua.type_of(1) != ffi::LUA_TTHREAD {
+        return Err(Error::arg(1, "coroutine expected"));
+    }
+    start_waker().map_err(|e| Error::io(&e))?;
+    // SAFETY: `co` is a thread (checked); the REPL keeps it alive until
+    // `releaseint`. The sigaction records are plain data.
+    unsafe {
+        TARGET.store(ffi::lua_tothread(lua.raw(), 1), Ordering::SeqCst);
+        ACTIVE.store(true, Ordering::SeqCst);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigint as extern "C" fn(c_int) as usize;
+        action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGINT, &action, &mut old) == 0 {
+            lock(&PREVIOUS).get_or_insert(old);
+        }
+    }
+    Ok(0)
+}
+
+/// console.releaseint(): the statement is over; `SIGINT` as before.
+pub fn releaseint(lua: Lua) -> Ret {
+    ACTIVE.store(false, Ordering::SeqCst);
+    if let Some(old) = lock(&PREVIOUS).take() {
+        // SAFETY: restores the disposition saved by `catchint`.
+        unsafe { libc::sigaction(libc::SIGINT, &old, null_mut()) };
+    }
+    let l = TARGET.swap(null_mut(), Ordering::SeqCst);
+    if !l.is_null() {
+        // SAFETY: the REPL still holds the coroutine; a hook the signal set
+        // but that never fired is removed.
+        unsafe { ffi::lua_sethook(l, None, 0, 0) };
+    }
+    // Dropping the remote completes the helper's wait (as abandoned).
+    drop(lock(&WAITER).take());
+    let _ = lua;
+    Ok(0)
+}
+
+/// interrupted = console.awaitint(): waits for Ctrl-C during the statement;
+/// `false` when `releaseint` ended the wait first.
+pub fn awaitint(lua: Lua) -> Result<Await, Error> {
+    awaiting::require_coroutine(lua)?;
+    let sl = state_loop(lua);
+    let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
+    let remote = sl.ops.borrow_mut().remote(id);
+    match remote {
+        Ok(remote) => *lock(&WAITER) = Some(remote),
+        Err(e) => awaiting::complete(lua, id, Some(Box::new(e))),
+    }
+    Ok(Await::Yield(id))
+}
+
+fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
+    co.push_bool(outcome.is_some_and(|o| o.is::<Interrupted>()));
+    1
+}
