@@ -166,7 +166,7 @@ pub fn awaitint(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let sl = state_loop(lua);
     let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
-    let remote = sl.ops.borrow_mut().remote(id);
+    let remote = sl.remote(id);
     match remote {
         Ok(remote) => *lock(&WAITER) = Some(remote),
         Err(e) => awaiting::complete(lua, id, Some(Box::new(e))),
