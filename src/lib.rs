@@ -31,6 +31,14 @@ pub const CONSOLE: &str = console::CHUNK;
 
 pub use console::mark_stdin_closed;
 
+/// What the `coutil` command sets up in the library before running:
+/// `pool:dofile(arg[-1])` and `coroutine.loadfile(arg[-1])` load the
+/// command's chunk (the library itself knows no command).
+#[cfg(feature = "vendored")]
+pub fn setup_command() {
+    threads::set_command_chunk(console::command_chunk);
+}
+
 /// The library's version, as `system._COUTIL` gives it: `"Coutil 0.2.0"`
 /// (the form of Lua's `_VERSION`).
 pub const VERSION: &str = concat!("Coutil ", env!("CARGO_PKG_VERSION"));

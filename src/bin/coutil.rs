@@ -99,6 +99,7 @@ fn main() {
     if STDIN_CLOSED.load(Ordering::Relaxed) {
         coutil::mark_stdin_closed();
     }
+    coutil::setup_command();
     let noenv = ignores_env(&args);
     // SAFETY: a fresh state used only by this thread; every string passed
     // is NUL-terminated and outlives the call.

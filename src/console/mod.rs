@@ -58,7 +58,7 @@ pub fn mark_stdin_closed() {
 /// is not a file of the current directory is looked up in `PATH`, as the
 /// shell found the command.
 #[cfg(feature = "vendored")]
-pub fn is_command(path: &[u8]) -> bool {
+fn is_command(path: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
@@ -80,10 +80,11 @@ pub fn is_command(path: &[u8]) -> bool {
         .is_some_and(|p| id(&p) == Some(exe))
 }
 
-/// In `coutil.so` the host is some other interpreter.
-#[cfg(not(feature = "vendored"))]
-pub fn is_command(_path: &[u8]) -> bool {
-    false
+/// The console chunk when `path` names the running `coutil` command (see
+/// `threads::set_command_chunk`).
+#[cfg(feature = "vendored")]
+pub fn command_chunk(path: &[u8]) -> Option<&'static [u8]> {
+    is_command(path).then_some(CHUNK.as_bytes())
 }
 
 /// `require "coutil.console"`: the module table, with, in the command,

@@ -167,6 +167,33 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
     }
 }
 
+/// The loop of the running function, a `coutil.system` function or a
+/// socket method: its first upvalue, a light userdata pointing to the
+/// state's SysLoop.
+pub fn sys_loop<'a>(lua: Lua) -> &'a SysLoop {
+    // SAFETY: only called by functions made with the loop as first upvalue
+    // (`system::open`, socket methods), which lives as long as the state.
+    unsafe { &*(ffi::lua_touserdata(lua.raw(), ffi::lua_upvalueindex(1)) as *const SysLoop) }
+}
+
+/// What a pool task's state does when its `system.run` would block
+/// without limit: installed by `coutil.threads` (see `threads::park_run`),
+/// so that the loop needs no knowledge of pools.
+pub type ParkHook = fn(Lua, usize) -> bool;
+
+static PARK_HOOK: std::sync::OnceLock<ParkHook> = std::sync::OnceLock::new();
+
+/// Installs the park hook (once per process; later calls are ignored).
+pub fn set_park_hook(hook: ParkHook) {
+    let _ = PARK_HOOK.set(hook);
+}
+
+/// Whether the running `system.run`, about to block with `active`
+/// operations pending, parks instead (see [`ParkHook`]).
+pub fn park(lua: Lua, active: usize) -> bool {
+    PARK_HOOK.get().is_some_and(|hook| hook(lua, active))
+}
+
 unsafe extern "C-unwind" fn loop_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: only set as `__gc` of the SysLoop userdata, which is not
     // reachable from Lua, so this runs once, when the state closes; the

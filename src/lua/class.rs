@@ -108,7 +108,7 @@ pub fn test<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
 pub unsafe fn unchecked<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
     // SAFETY: as the caller promises, a non-null block was made by
     // `push::<T>` and holds an initialised Option<T>.
-    unsafe { (ffi::lua_touserdata(lua.raw(), i) as *mut Option<T>).as_mut() }
+    unsafe { unchecked_at(lua, i) }
 }
 
 /// Like [`test`], or the argument error `<class> expected, got <type>`.
@@ -161,6 +161,115 @@ pub fn register_key(lua: Lua, key: *const c_void) {
         ffi::lua_pushvalue(lua.raw(), -1);
         ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key);
     }
+}
+
+// --- families of classes keyed by the caller ---------------------------
+//
+// The socket classes all hold an `Option<P>` of the same payload and
+// differ by metatable; their methods are closures with two upvalues, the
+// state's loop and the class's metatable (see `system::net::class`).
+
+/// Makes the metatable of a class, unless one is stored under `key`
+/// already: `__name` (and the registry entry under `name`, as
+/// `luaL_newmetatable`), `__index` with `methods` as closures whose
+/// upvalues are `upvalue` and the metatable itself, and the metamethods
+/// `meta`; stores it under `key`.
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // `key`, `upvalue`: values only
+pub fn make_metatable(
+    lua: Lua,
+    key: *const c_void,
+    name: &CStr,
+    methods: &[Reg],
+    meta: &[Reg],
+    upvalue: *mut c_void,
+) {
+    let l = lua.raw();
+    // SAFETY: table operations on the stack, within LUA_MINSTACK.
+    unsafe {
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key) != ffi::LUA_TNIL {
+            ffi::lua_pop(l, 1);
+            return;
+        }
+        ffi::lua_pop(l, 1);
+        ffi::luaL_newmetatable(l, name.as_ptr());
+        register_key(lua, key);
+        ffi::lua_createtable(l, 0, methods.len() as c_int);
+        for (name, f) in methods {
+            ffi::lua_pushlightuserdata(l, upvalue);
+            ffi::lua_pushvalue(l, -3);
+            ffi::lua_pushcclosure(l, *f, 2);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        for (name, f) in meta {
+            ffi::lua_pushcfunction(l, *f);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+        ffi::lua_pop(l, 1);
+    }
+}
+
+/// Pushes a new object holding `Some(value)` with the metatable stored
+/// under `key` (made by [`make_metatable`]).
+///
+/// # Safety
+/// Every object with that metatable must hold an `Option<P>`.
+pub unsafe fn push_keyed<P>(lua: Lua, value: P, key: *const c_void) {
+    let l = lua.raw();
+    // SAFETY: the block is sized and aligned for Option<P> (at most 16
+    // bytes of alignment, checked) and initialised before the metatable
+    // is set.
+    unsafe {
+        const { assert!(std::mem::align_of::<Option<P>>() <= 16) };
+        let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<Option<P>>(), 0) as *mut Option<P>;
+        p.write(Some(value));
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
+        ffi::lua_setmetatable(l, -2);
+    }
+}
+
+/// The slot of the object at `i` if its metatable is the one under `key`.
+///
+/// # Safety
+/// As for [`push_keyed`]: objects with that metatable hold an `Option<P>`.
+pub unsafe fn test_keyed<'a, P>(
+    lua: Lua,
+    i: c_int,
+    key: *const c_void,
+) -> Option<&'a mut Option<P>> {
+    // SAFETY: as the caller promises.
+    unsafe { (test_key(lua, i, key) as *mut Option<P>).as_mut() }
+}
+
+/// In a method made by [`make_metatable`]: the slot of its self (the
+/// first argument) if that has the method's class, compared by identity
+/// with the method's second upvalue (no registry lookup).
+///
+/// # Safety
+/// Only in such a method; objects of the class hold an `Option<P>`.
+pub unsafe fn method_self<'a, P>(lua: Lua) -> Option<&'a mut Option<P>> {
+    let l = lua.raw();
+    // SAFETY: the running function is a closure made by `make_metatable`,
+    // with the class metatable as second upvalue.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut Option<P>;
+        if p.is_null() || ffi::lua_getmetatable(l, 1) == 0 {
+            return None;
+        }
+        let same = ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+        ffi::lua_pop(l, 1);
+        if same { p.as_mut() } else { None }
+    }
+}
+
+/// The slot of the object at `i`, without a class check.
+///
+/// # Safety
+/// The value at `i` must be nil or an object holding an `Option<P>`
+/// (checked earlier, e.g. an await's argument kept on its stack).
+pub unsafe fn unchecked_at<'a, P>(lua: Lua, i: c_int) -> Option<&'a mut Option<P>> {
+    // SAFETY: as the caller promises.
+    unsafe { (ffi::lua_touserdata(lua.raw(), i) as *mut Option<P>).as_mut() }
 }
 
 /// A registry key: the address of a private static of the caller.

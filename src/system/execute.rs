@@ -33,7 +33,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use super::children::{self, Ended};
-use super::net::{share, socket};
+use super::net::{class as net_class, share};
 use super::process::{check_env, pack_table};
 use super::signal;
 use crate::lua::awaiting::{self, Await, Resumed, state_loop};
@@ -138,11 +138,11 @@ fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
                     .map(Spec::Fd)
                     .ok_or_else(|| bad_field(field, "invalid stream"));
             }
-            match socket::any(lua, i) {
+            match net_class::any(lua, i) {
                 Some(Some(core)) => {
                     let c = core.borrow();
                     match c.kind {
-                        socket::TCPACTIVE | socket::PIPEACTIVE | socket::PIPESHARE => {
+                        net_class::TCPACTIVE | net_class::PIPEACTIVE | net_class::PIPESHARE => {
                             Ok(Spec::Fd(c.raw()))
                         }
                         _ => Err(bad_field(field, "invalid stream")),

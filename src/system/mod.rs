@@ -49,6 +49,7 @@ pub fn open(lua: Lua) -> c_int {
         }
     }
     fs::set_filebits(lua);
+    net::socket::register(lua);
     stdio::set_lazy(lua);
     crate::set_version(lua);
     1
@@ -62,9 +63,4 @@ unsafe fn push_loop(l: *mut ffi::lua_State) {
     }
 }
 
-/// The loop of the running `coutil.system` function (its first upvalue).
-pub fn sys_loop<'a>(lua: Lua) -> &'a SysLoop {
-    // SAFETY: every function of this module is a closure whose first
-    // upvalue is the light userdata pushed by `push_loop`.
-    unsafe { &*(ffi::lua_touserdata(lua.raw(), ffi::lua_upvalueindex(1)) as *const SysLoop) }
-}
+pub use crate::lua::awaiting::sys_loop;

@@ -33,7 +33,7 @@ fn run(lua: Lua) -> Result<Await, Error> {
 
 /// Drives the loop until `run` returns, or until a pool task parks: then
 /// the task's coroutine yields (releasing its system thread) and `run_k`
-/// goes on when the pool resumes it (see `threads::park_run`).
+/// goes on when the pool resumes it (see `awaiting::park`).
 fn proceed(lua: Lua, sl: &SysLoop, mode: Mode) -> Result<Await, Error> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(lua, sl, mode)));
     if let Ok(Ok(Driven::Parked)) = outcome {
@@ -90,7 +90,7 @@ impl Host<Waiter> for Runner<'_> {
     /// Only awaitch calls pending in a pool task: release the thread
     /// rather than block in the poll.
     fn park(&mut self, active: usize) -> bool {
-        crate::threads::park_run(self.lua, active)
+        awaiting::park(self.lua, active)
     }
 
     fn sweep(&mut self, timeout: &mut Option<Duration>) {

@@ -19,11 +19,11 @@ use std::sync::atomic::Ordering;
 use super::matcher::{self, Endpoint, Exchanged, Pending};
 use super::park;
 use super::transfer::{self, Value};
+use crate::lua::awaiting::sys_loop;
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, ffi};
 use crate::runtime::{OpId, Outcome, Remote, Wait};
-use crate::system::sys_loop;
 use crate::{afn, cfn, kfn};
 
 pub struct Channel {

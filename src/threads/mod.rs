@@ -116,7 +116,7 @@ fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
 /// see `park::Park`); the task is then marked to
 /// park when it yields (with no values), and a match of one of those
 /// `awaitch` calls queues it again.
-pub fn park_run(lua: Lua, active: usize) -> bool {
+fn park_run(lua: Lua, active: usize) -> bool {
     let Some(park) = park::park_ref(lua) else {
         return false;
     };
@@ -148,5 +148,22 @@ pub fn open_coroutine(lua: Lua) -> c_int {
 
 /// `require "coutil.threads"`
 pub fn open_threads(lua: Lua) -> c_int {
+    crate::lua::awaiting::set_park_hook(park_run);
     pool::open(lua)
+}
+
+/// Tells, for a file given to `pool:dofile` or `coroutine.loadfile`,
+/// whether it names a program whose chunk to load instead (the `coutil`
+/// command: its own executable); set by the command at start-up.
+pub type CommandChunk = fn(&[u8]) -> Option<&'static [u8]>;
+
+static COMMAND_CHUNK: std::sync::OnceLock<CommandChunk> = std::sync::OnceLock::new();
+
+/// Installs the command's check (once per process).
+pub fn set_command_chunk(check: CommandChunk) {
+    let _ = COMMAND_CHUNK.set(check);
+}
+
+fn command_chunk(path: &[u8]) -> Option<&'static [u8]> {
+    COMMAND_CHUNK.get().and_then(|check| check(path))
 }

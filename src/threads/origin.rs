@@ -168,11 +168,10 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
         path: Some(path),
         mode,
     } = &source
-        && crate::console::is_command(path.as_bytes())
+        && let Some(chunk) = super::command_chunk(path.as_bytes())
     {
         let name = [b"@", path.as_bytes()].concat();
         let mode = mode.as_ref().map(|m| m.as_bytes());
-        let chunk = crate::CONSOLE.as_bytes();
         return compile(
             lua,
             cache,

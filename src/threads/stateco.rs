@@ -24,11 +24,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::origin::Source;
 use super::state::{self, IndState};
 use super::transfer::{self, Value};
+use crate::lua::awaiting::sys_loop;
 use crate::lua::awaiting::{self, Await, Resumed as By};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, ffi};
 use crate::runtime::{Outcome, Wait};
-use crate::system::sys_loop;
 use crate::{afn, cfn, kfn};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,9 @@ use std::sync::Arc;
 
 use super::path::{arg_id, arg_times, start};
 use super::sys::{self, At};
-use super::{Count, Reply, arg_mode, arg_path, arg_prefixed, done, outcome, perform, perm, submit};
+use super::{
+    Count, Reply, arg_mode, arg_open, arg_path, arg_prefixed, done, outcome, perform, perm, submit,
+};
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
@@ -51,7 +53,7 @@ const METHODS: &[Reg] = &[
 ];
 
 pub struct File {
-    fd: Arc<OwnedFd>,
+    pub(super) fd: Arc<OwnedFd>,
 }
 
 impl Object for File {
@@ -65,14 +67,6 @@ impl Object for File {
 /// Pushes a new file object owning `fd`.
 pub fn push(lua: Lua, fd: OwnedFd) {
     class::push(lua, File { fd: Arc::new(fd) });
-}
-
-/// The descriptor of the open file at `arg` (`closed file` otherwise).
-pub fn arg_open(lua: Lua, arg: c_int) -> Result<Arc<OwnedFd>, Error> {
-    match class::check::<File>(lua, arg)? {
-        Some(file) => Ok(file.fd.clone()),
-        None => Err(Error::msg("closed file")),
-    }
 }
 
 struct Opened(OwnedFd);

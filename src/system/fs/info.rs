@@ -68,7 +68,7 @@ pub fn fileinfo(lua: Lua) -> Result<Await, Error> {
 
 /// values... = file:info(mode)
 pub fn info(lua: Lua) -> Result<Await, Error> {
-    let fd = super::file::arg_open(lua, 1)?;
+    let fd = super::arg_open(lua, 1)?;
     lua.arg_bytes(2)?;
     let (prefix, chars) = arg_prefixed(lua, 2, b"~", STAT_CHARS)?;
     let blocking = !prefix.is_empty();

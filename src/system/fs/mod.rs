@@ -134,6 +134,15 @@ fn submit<T: Send + 'static>(
     awaiting::wait(lua, state_loop(lua), work, deliver)
 }
 
+/// The descriptor of the open file (a `coutil:file`) at `arg`, or the
+/// error `closed file`.
+fn arg_open(lua: Lua, arg: c_int) -> Result<std::sync::Arc<std::os::fd::OwnedFd>, Error> {
+    match crate::lua::class::check::<file::File>(lua, arg)? {
+        Some(file) => Ok(file.fd.clone()),
+        None => Err(Error::msg("closed file")),
+    }
+}
+
 fn push_result(lua: Lua, result: OpResult) -> Result<c_int, Error> {
     match result {
         Ok(reply) => reply.push(lua),

@@ -13,8 +13,13 @@
 
 use std::ffi::c_int;
 use std::fmt::Write;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::unix::ffi::OsStrExt;
 
+use socket2::SockAddr;
+
+use super::netio::Domain;
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{Error, Lua, Reg, Ret};
@@ -316,6 +321,45 @@ fn eq(lua: Lua) -> Ret {
     };
     lua.push_bool(same);
     Ok(1)
+}
+
+/// The address object at `i` for a socket of `domain`, copied.
+pub fn ip_arg(lua: Lua, i: c_int, domain: Domain) -> Result<SocketAddr, Error> {
+    let addr = *check(lua, i)?;
+    match (addr, domain) {
+        (SocketAddr::V4(_), Domain::Ipv4) | (SocketAddr::V6(_), Domain::Ipv6) => Ok(addr),
+        _ => Err(Error::arg(i, "wrong domain")),
+    }
+}
+
+/// The address argument `i` of `bind`/`connect`: an address object of
+/// the socket's family, or a path for local sockets (whose conversion may
+/// fail, e.g. a path too long).
+pub fn target(lua: Lua, i: c_int, domain: Domain) -> Result<io::Result<SockAddr>, Error> {
+    if domain.is_ip() {
+        return Ok(Ok(SockAddr::from(ip_arg(lua, i, domain)?)));
+    }
+    let path = lua.arg_bytes(i)?;
+    if path.contains(&0) {
+        // As the file functions: a path is never silently cut.
+        return Ok(Err(io::Error::from_raw_os_error(libc::EINVAL)));
+    }
+    Ok(SockAddr::unix(std::ffi::OsStr::from_bytes(path))
+        .map_err(|_| io::Error::from_raw_os_error(libc::ENAMETOOLONG)))
+}
+
+/// The path of a local socket address ("" if unnamed; abstract names
+/// start with a NUL byte).
+pub fn path_of(addr: &SockAddr) -> Vec<u8> {
+    if let Some(p) = addr.as_pathname() {
+        p.as_os_str().as_bytes().to_vec()
+    } else if let Some(name) = addr.as_abstract_namespace() {
+        let mut v = vec![0];
+        v.extend_from_slice(name);
+        v
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

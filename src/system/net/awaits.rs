@@ -13,8 +13,8 @@ use std::os::fd::{AsFd, RawFd};
 
 use socket2::SockAddr;
 
+use super::class;
 use super::netio::{Payload, Reply, Request, Shared, Slot, Waiting};
-use super::socket;
 use crate::lua::awaiting::{self, Await, Resumed, SysLoop};
 use crate::lua::{Error, Lua, fail, ffi};
 use crate::runtime::{Handler, OpId, Outcome, Readiness, Wait};
@@ -145,7 +145,7 @@ pub fn retry(
 ) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     let resumed = awaiting::resumed(lua, keep, ctx);
-    let core = socket::kept(lua);
+    let core = class::kept(lua);
     if let Some(core) = &core {
         let mut c = core.borrow_mut();
         let w = c.slot(slot);
@@ -284,7 +284,7 @@ fn request_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 1, ctx) {
         Resumed::Loop => Ok(Await::Done(lua.top() - 2)),
         Resumed::User(n) => {
-            if let Some(core) = socket::kept(lua) {
+            if let Some(core) = class::kept(lua) {
                 let mut c = core.borrow_mut();
                 if let Some(req) = c.queue.iter_mut().find(|r| r.op == Some(id)) {
                     req.op = None;

@@ -3,6 +3,7 @@
 
 pub mod address;
 mod awaits;
+pub mod class;
 mod netio;
 mod options;
 mod passive;

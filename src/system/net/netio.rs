@@ -40,7 +40,7 @@ use std::rc::Rc;
 
 use socket2::{SockAddr, Socket};
 
-use super::{socket, sys};
+use super::sys;
 use crate::lua::fail;
 use crate::runtime::{Completions, OpId, Outcome, Readiness, SourceHandler, Token};
 
@@ -115,8 +115,10 @@ pub struct Core {
     /// `None` once closed.
     pub fd: Option<Socket>,
     pub token: Option<Token>,
-    /// Class index (`socket::UDP`, …).
+    /// Class index (`class::UDP`, …).
     pub kind: u8,
+    /// A terminal, which has no half-close (see `shut_write`).
+    pub terminal: bool,
     pub domain: Domain,
     /// A socket (`recv`/`send`) rather than another descriptor (`read`/`write`).
     pub socket: bool,
@@ -149,7 +151,7 @@ pub struct Core {
     /// The path this socket bound (a local socket with a name).
     pub path: Option<Vec<u8>>,
     /// The file of that path, removed when the socket is closed.
-    pub bound_file: Option<socket::BoundFile>,
+    pub bound_file: Option<sys::BoundFile>,
     /// A terminal's attributes to restore when it is closed, once its mode
     /// was changed.
     pub saved_mode: Option<libc::termios>,
@@ -163,6 +165,7 @@ impl Core {
             fd: Some(fd),
             token: None,
             kind,
+            terminal: false,
             domain,
             socket,
             reader: None,
@@ -218,7 +221,7 @@ impl Core {
     /// Ends the writing direction: `shutdown(2)`, or nothing for a
     /// terminal (which has no half-close; its object refuses writes).
     pub fn shut_write(&self) -> io::Result<()> {
-        if self.kind == socket::TERMINAL {
+        if self.terminal {
             return Ok(());
         }
         self.sock().shutdown(std::net::Shutdown::Write)

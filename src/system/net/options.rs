@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use socket2::TcpKeepalive;
 
+use super::address::path_of;
+use super::class::{PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, UDP, this};
 use super::netio::{Domain, Shared};
-use super::socket::{PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, UDP, path_of, this};
 use super::sys;
 use crate::lua::{Error, Lua, Ret, fail, ffi};
 

@@ -13,8 +13,8 @@ use std::ffi::c_int;
 use socket2::Socket;
 
 use super::awaits::{self, Then};
+use super::class::{self, PIPEACTIVE, PIPESHARE, TCPACTIVE, this};
 use super::netio::{Domain, Shared, Slot};
-use super::socket::{self, PIPEACTIVE, PIPESHARE, TCPACTIVE, this};
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::{Error, Lua, Ret, fail, ffi};
@@ -79,7 +79,7 @@ fn take_held(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         _ => TCPACTIVE,
     };
     Ok(Some(
-        match socket::push_new(lua, Socket::from(fd), kind, domain, true, true) {
+        match class::push(lua, Socket::from(fd), kind, domain, true, true) {
             Ok(()) => 1,
             Err(e) => fail::push_io(lua, &e),
         },

@@ -13,8 +13,8 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use socket2::{Domain as SockDomain, Socket, Type};
 
+use super::class::{self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, UDP};
 use super::netio::{Domain, Shared};
-use super::socket::{self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, UDP};
 use super::sys;
 use crate::lua::{Error, Lua};
 
@@ -24,7 +24,7 @@ pub fn passed(lua: Lua, i: c_int) -> Result<Option<RawFd>, Error> {
     if lua.is_none_or_nil(i) {
         return Ok(None);
     }
-    match socket::any(lua, i) {
+    match class::any(lua, i) {
         Some(Some(core)) => {
             let c = core.borrow();
             match c.kind {
@@ -71,7 +71,7 @@ pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
         _ if share => (PIPESHARE, Domain::Share, false),
         _ => (PIPEACTIVE, Domain::Local, false),
     };
-    socket::push_new(lua, sock, kind, domain, is_socket, true)
+    class::push(lua, sock, kind, domain, is_socket, true)
 }
 
 /// Reads into `buf`: bytes read and, on share streams, the descriptors

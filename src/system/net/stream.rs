@@ -10,10 +10,11 @@
 use std::ffi::c_int;
 use std::io;
 
+use super::address::target;
 use super::awaits::{self, Then};
+use super::class::{PIPESHARE, this};
 use super::netio::{Domain, Shared, Slot};
 use super::share;
-use super::socket::{PIPESHARE, target, this};
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::{Error, Lua, fail, ffi};

@@ -289,6 +289,39 @@ pub fn chmod_add(path: &[u8], bits: libc::mode_t) -> io::Result<()> {
     Ok(())
 }
 
+/// The file a local socket bound, removed when the socket is closed (as
+/// libuv does), but only if it is still that socket: its absolute path
+/// (the working directory may change meanwhile) and identity.
+pub struct BoundFile {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl BoundFile {
+    pub fn of(path: &std::path::Path) -> Option<BoundFile> {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::current_dir().ok()?.join(path);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        Some(BoundFile {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            path,
+        })
+    }
+
+    pub fn remove(self) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && meta.file_type().is_socket()
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;

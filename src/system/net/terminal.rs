@@ -17,8 +17,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use socket2::Socket;
 
+use super::class::{self, TERMINAL, this};
 use super::netio::Domain;
-use super::socket::{self, TERMINAL, this};
 use crate::lua::{Lua, Ret, fail};
 use crate::system::errno::errno;
 
@@ -27,7 +27,7 @@ use crate::system::errno::errno;
 pub fn push(lua: Lua, fd: OwnedFd) -> std::io::Result<()> {
     let sock = Socket::from(fd);
     sock.set_nonblocking(true)?;
-    socket::push_new(lua, sock, TERMINAL, Domain::Local, false, true)
+    class::push(lua, sock, TERMINAL, Domain::Local, false, true)
 }
 
 /// true | false, msg, code = term:setmode(mode)

@@ -11,9 +11,10 @@ use std::io;
 
 use socket2::SockAddr;
 
+use super::address::ip_arg;
 use super::awaits::{self, Then};
+use super::class::{UDP, this};
 use super::netio::{Shared, Slot};
-use super::socket::{UDP, ip_arg, this};
 use super::{address, sys};
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};

@@ -1,0 +1,116 @@
+//! The socket classes (a leaf of `net`: every socket file uses it, it uses
+//! none of them): their indices and names, and how a socket object is made
+//! and recognised.
+//!
+//! A socket object is a userdata holding `Option<Shared>` (the [`Core`]
+//! also registered as the loop's source handler); `close` takes it, so a
+//! closed object raises `closed object`. All classes hold the same payload
+//! and differ by metatable, stored in the registry under a key of the
+//! class and made when `coutil.system` opens (`socket::register`). Methods
+//! are instantiated per class (`K`) so that a bad self names the expected
+//! class; they are closures with the loop and their class's metatable as
+//! upvalues, so neither is looked up when they run.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, c_int, c_void};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use mio::unix::SourceFd;
+use socket2::Socket;
+
+use super::netio::{Core, Domain, Shared};
+use crate::lua::awaiting::state_loop;
+use crate::lua::{Error, Lua, class};
+
+pub const UDP: u8 = 0;
+pub const TCPACTIVE: u8 = 1;
+pub const TCPPASSIVE: u8 = 2;
+pub const PIPEACTIVE: u8 = 3;
+pub const PIPESHARE: u8 = 4;
+pub const PIPEPASSIVE: u8 = 5;
+pub const TERMINAL: u8 = 6;
+pub const COUNT: usize = 7;
+
+/// The `__name`s, by class index.
+pub const NAMES: [&CStr; COUNT] = [
+    c"coutil:udp",
+    c"coutil:tcpactive",
+    c"coutil:tcppassive",
+    c"coutil:pipeactive",
+    c"coutil:pipeshare",
+    c"coutil:pipepassive",
+    c"coutil:terminal",
+];
+
+/// Registry keys of the classes' metatables.
+static KEYS: [u8; COUNT] = [0; COUNT];
+
+pub fn key(kind: u8) -> *const c_void {
+    &KEYS[kind as usize] as *const u8 as *const c_void
+}
+
+/// Registers `sock` (non-blocking) with the state's loop and pushes it as
+/// an object of class `kind`; `open` for a stream that is connected
+/// already (accepted, or made from a descriptor).
+pub fn push(
+    lua: Lua,
+    sock: Socket,
+    kind: u8,
+    domain: Domain,
+    is_socket: bool,
+    open: bool,
+) -> io::Result<()> {
+    let raw = sock.as_raw_fd();
+    let mut core = Core::new(sock, kind, domain, is_socket, open);
+    core.terminal = kind == TERMINAL;
+    let core: Shared = Rc::new(RefCell::new(core));
+    let token = state_loop(lua).register_handler(&mut SourceFd(&raw), core.clone())?;
+    core.borrow_mut().token = Some(token);
+    // SAFETY: objects with a socket class's metatable all hold an
+    // Option<Shared>, made here.
+    unsafe { class::push_keyed(lua, core, key(kind)) };
+    Ok(())
+}
+
+fn slot<'a>(lua: Lua, i: c_int, kind: u8) -> Option<&'a mut Option<Shared>> {
+    // SAFETY: as in `push`.
+    unsafe { class::test_keyed(lua, i, key(kind)) }
+}
+
+/// The socket at `i` of any class: `Some(None)` when it is closed.
+pub fn any(lua: Lua, i: c_int) -> Option<Option<Shared>> {
+    (0..COUNT as u8).find_map(|k| slot(lua, i, k).map(|s| s.clone()))
+}
+
+/// Takes the socket out of the object at `i`, of any class: `None` if it
+/// is closed or no socket.
+pub fn take(lua: Lua, i: c_int) -> Option<Shared> {
+    (0..COUNT as u8).find_map(|k| slot(lua, i, k).map(Option::take))?
+}
+
+/// The open socket kept as first value by an await's continuation.
+pub fn kept(lua: Lua) -> Option<Shared> {
+    // SAFETY: socket awaits keep their own `self` at index 1, checked to
+    // be a socket object before they yielded; the slot is private to the
+    // yielded C frame. So no class lookup is needed on this hot path.
+    unsafe { class::unchecked_at::<Shared>(lua, 1) }?.clone()
+}
+
+/// The slot of the method's self (argument 1) if it is of the method's
+/// class.
+pub fn self_slot<'a>(lua: Lua) -> Option<&'a mut Option<Shared>> {
+    // SAFETY: socket methods are made by `socket::register` with
+    // `class::make_metatable`; their objects hold an Option<Shared>.
+    unsafe { class::method_self(lua) }
+}
+
+/// The method's self (argument 1) of class `K`, open.
+pub fn this<const K: u8>(lua: Lua) -> Result<Shared, Error> {
+    match self_slot(lua) {
+        Some(Some(core)) => Ok(core.clone()),
+        Some(None) => Err(Error::arg(1, "closed object")),
+        None => Err(Error::Type(1, NAMES[K as usize])),
+    }
+}
