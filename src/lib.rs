@@ -18,11 +18,14 @@
 
 mod console;
 mod event;
-pub mod lua;
-pub mod memory;
-pub mod runtime;
-pub mod system;
-pub mod threads;
+mod lua;
+mod memory;
+mod runtime;
+mod system;
+mod threads;
+
+/// The Lua C API as the library uses it (for the command's own state).
+pub use lua::ffi;
 
 use std::ffi::{CStr, c_int};
 
@@ -51,7 +54,7 @@ fn set_version(lua: Lua) {
     lua.set_field(-2, c"_COUTIL");
 }
 
-use lua::{Lua, ffi};
+use lua::Lua;
 
 /// Loads an embedded Lua module chunk and runs it; returns its result.
 ///
@@ -102,14 +105,14 @@ pub unsafe extern "C-unwind" fn luaopen_coutil_event(l: *mut ffi::lua_State) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_system(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    system::open(unsafe { Lua::from_raw(l) })
+    unsafe { lua::entry(l, |lua| Ok(system::open(lua))) }
 }
 
 /// `require "coutil.memory"`
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_memory(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    memory::open(unsafe { Lua::from_raw(l) })
+    unsafe { lua::entry(l, |lua| Ok(memory::open(lua))) }
 }
 
 /// `require "memory"`: the same table as `coutil.memory`.
@@ -124,28 +127,28 @@ pub unsafe extern "C-unwind" fn luaopen_memory(l: *mut ffi::lua_State) -> c_int 
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_channel(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    threads::open_channel(unsafe { Lua::from_raw(l) })
+    unsafe { lua::entry(l, |lua| Ok(threads::open_channel(lua))) }
 }
 
 /// `require "coutil.coroutine"`
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_coroutine(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    threads::open_coroutine(unsafe { Lua::from_raw(l) })
+    unsafe { lua::entry(l, |lua| Ok(threads::open_coroutine(lua))) }
 }
 
 /// `require "coutil.threads"`
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_threads(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    threads::open_threads(unsafe { Lua::from_raw(l) })
+    unsafe { lua::entry(l, |lua| Ok(threads::open_threads(lua))) }
 }
 
 /// `require "coutil.console"`: internal support of the `coutil` command.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    console::open(unsafe { Lua::from_raw(l) })
+    unsafe { lua::entry(l, |lua| Ok(console::open(lua))) }
 }
 
 /// `require "coutil.testing"`: hooks for the test scripts, in debug

@@ -7,7 +7,7 @@ use std::ffi::{CString, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use coutil::lua::ffi;
+use coutil::ffi;
 
 use coutil::CONSOLE;
 

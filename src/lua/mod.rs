@@ -76,6 +76,16 @@ fn cow_bytes(s: Cow<'static, str>) -> Cow<'static, [u8]> {
     }
 }
 
+/// `bytes` as a C string, cut at its first NUL as C (and Lua's own
+/// `const char *` functions) would read it.
+pub fn c_string(bytes: &[u8]) -> std::ffi::CString {
+    let cut = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes, |n| &bytes[..n]);
+    std::ffi::CString::new(cut).unwrap_or_default()
+}
+
 /// The result of a Lua-facing function: the number of results it pushed.
 pub type Ret = Result<c_int, Error>;
 
@@ -84,10 +94,10 @@ pub type Ret = Result<c_int, Error>;
 ///
 /// # Safety
 /// `l` must be the state of the running C function call.
-pub unsafe fn entry(l: *mut ffi::lua_State, body: fn(Lua) -> Ret) -> c_int {
+pub unsafe fn entry(l: *mut ffi::lua_State, body: impl FnOnce(Lua) -> Ret) -> c_int {
     // SAFETY: `l` is the running state, as the caller promises.
     let lua = unsafe { Lua::from_raw(l) };
-    let result = match catch_unwind(AssertUnwindSafe(|| body(lua))) {
+    let result = match catch_unwind(AssertUnwindSafe(move || body(lua))) {
         Ok(result) => result,
         Err(payload) => {
             drop(payload);

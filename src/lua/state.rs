@@ -45,6 +45,16 @@ impl Lua {
         unsafe { ffi::lua_type(self.l, i) }
     }
 
+    /// The basic type name of the value at `i` (`lua_typename`: `"no
+    /// value"` for none, `"userdata"` for light userdata too).
+    pub fn type_name(self, i: c_int) -> &'static str {
+        // SAFETY: see above; lua_typename returns a static string for any
+        // type tag.
+        unsafe { CStr::from_ptr(ffi::lua_typename(self.l, self.type_of(i))) }
+            .to_str()
+            .unwrap_or("?")
+    }
+
     pub fn is_none_or_nil(self, i: c_int) -> bool {
         self.type_of(i) <= ffi::LUA_TNIL
     }

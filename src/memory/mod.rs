@@ -27,7 +27,7 @@ mod bytes;
 mod pack;
 pub mod range;
 
-pub use bytes::{AllocError, Bytes, Scratch};
+pub use bytes::{Bytes, Scratch};
 
 use std::ffi::c_int;
 
@@ -475,22 +475,10 @@ fn concat(lua: Lua) -> Ret {
     }
     let text = format!(
         "attempt to concat a '{}' with a '{}'",
-        type_name(lua, 1),
-        type_name(lua, 2)
+        lua.type_name(1),
+        lua.type_name(2)
     );
     Err(Error::msg(text))
-}
-
-/// The basic type name of the value at `i`, as `luaL_typename`.
-fn type_name(lua: Lua, i: c_int) -> &'static str {
-    const NAMES: [&str; 9] = [
-        "nil", "boolean", "userdata", "number", "string", "table", "function", "userdata", "thread",
-    ];
-    usize::try_from(lua.type_of(i))
-        .ok()
-        .and_then(|t| NAMES.get(t))
-        .copied()
-        .unwrap_or("no value")
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //! with a `mio::Waker`; that is the only cross-thread path into a loop.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,19 +23,6 @@ const WAKER: mio::Token = mio::Token(usize::MAX);
 /// A registered source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token(usize);
-
-/// The direction an operation waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
-    Readable,
-    Writable,
-}
-
-#[derive(Default)]
-struct Waiters {
-    reader: Option<OpId>,
-    writer: Option<OpId>,
-}
 
 /// What the poll saw for a source.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,10 +54,6 @@ impl Completions {
         self.last.push((op, outcome));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.first.is_empty() && self.last.is_empty()
-    }
-
     /// All of them, in delivery order.
     pub fn drain(&mut self) -> impl Iterator<Item = (OpId, Option<Outcome>)> + '_ {
         self.first.drain(..).chain(self.last.drain(..))
@@ -90,11 +72,6 @@ pub trait SourceHandler {
 
 /// A registered source handler, shared with the object it serves.
 pub type Handler = Rc<RefCell<dyn SourceHandler>>;
-
-enum Entry {
-    Waiters(Waiters),
-    Handler(Handler),
-}
 
 /// Completed jobs of one loop, filled by worker threads.
 pub struct Inbox {
@@ -128,7 +105,7 @@ pub struct Reactor {
     poll: Poll,
     events: Events,
     inbox: Arc<Inbox>,
-    sources: Vec<Option<Entry>>,
+    sources: Vec<Option<Handler>>,
     free: Vec<usize>,
     count: usize,
 }
@@ -168,7 +145,7 @@ impl Reactor {
     pub fn register(
         &mut self,
         source: &mut impl mio::event::Source,
-        handler: Option<Handler>,
+        handler: Handler,
     ) -> std::io::Result<Token> {
         let index = self.free.pop().unwrap_or_else(|| {
             self.sources.push(None);
@@ -183,10 +160,7 @@ impl Reactor {
             self.free.push(index);
             return Err(e);
         }
-        self.sources[index] = Some(match handler {
-            Some(h) => Entry::Handler(h),
-            None => Entry::Waiters(Waiters::default()),
-        });
+        self.sources[index] = Some(handler);
         self.count += 1;
         Ok(Token(index))
     }
@@ -208,34 +182,11 @@ impl Reactor {
         self.poll.registry().deregister(source)
     }
 
-    pub fn wait(&mut self, token: Token, interest: Interest, op: OpId) {
-        if let Some(Some(Entry::Waiters(w))) = self.sources.get_mut(token.0) {
-            match interest {
-                Interest::Readable => w.reader = Some(op),
-                Interest::Writable => w.writer = Some(op),
-            }
-        }
-    }
-
-    /// Removes `op` from the waiters of its source.
-    pub fn forget(&mut self, op: OpId) {
-        for entry in self.sources.iter_mut().flatten() {
-            let Entry::Waiters(w) = entry else { continue };
-            if w.reader == Some(op) {
-                w.reader = None;
-            }
-            if w.writer == Some(op) {
-                w.writer = None;
-            }
-        }
-    }
-
-    /// Polls once; ready waiters go to `ready`, operations completed by
-    /// handlers to `completed`, job outcomes to `done`.
+    /// Polls once; operations completed by handlers go to `completed`,
+    /// job outcomes to `done`.
     pub fn poll(
         &mut self,
         timeout: Option<Duration>,
-        ready: &mut VecDeque<OpId>,
         completed: &mut Completions,
         done: &mut Vec<(u64, u32, Outcome)>,
     ) -> std::io::Result<()> {
@@ -255,20 +206,8 @@ impl Reactor {
                 read_closed: event.is_read_closed(),
                 write_closed: event.is_write_closed(),
             };
-            match self.sources.get_mut(event.token().0) {
-                Some(Some(Entry::Waiters(w))) => {
-                    // Errors and hang-ups wake both directions: the retried
-                    // call reports them.
-                    let failed = readiness.error || readiness.read_closed || readiness.write_closed;
-                    if readiness.readable || failed {
-                        ready.extend(w.reader.take());
-                    }
-                    if readiness.writable || failed {
-                        ready.extend(w.writer.take());
-                    }
-                }
-                Some(Some(Entry::Handler(h))) => h.borrow_mut().ready(readiness, completed),
-                _ => {}
+            if let Some(Some(h)) = self.sources.get_mut(event.token().0) {
+                h.borrow_mut().ready(readiness, completed);
             }
         }
         // Always drained: wake-ups may coalesce.

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use clock::{epoch_secs, monotonic_ns};
-pub use io::{Completions, Handler, Interest, Readiness, SourceHandler, Token};
+pub use io::{Completions, Handler, Readiness, SourceHandler, Token};
 use io::{Inbox, Reactor};
 use timer::Timers;
 
@@ -75,8 +75,6 @@ pub enum Wait {
     Timer(u64),
     /// The next iteration.
     Idle,
-    /// Readiness of a registered source.
-    Io(Token, Interest),
     /// Completion of a job on the worker pool.
     Work(Box<dyn FnOnce() -> Outcome + Send>),
     /// Nothing the loop watches: completed by [`Loop::complete`] or by a
@@ -345,13 +343,6 @@ impl<W> Loop<W> {
                 let due = now.saturating_add(ms.saturating_mul(1_000_000));
                 self.timers.push(due, id.index, stamp);
             }
-            Wait::Io(token, interest) => {
-                let reactor = self
-                    .reactor
-                    .as_mut()
-                    .expect("I/O wait without a registered source");
-                reactor.wait(token, interest, id);
-            }
             Wait::Work(_) | Wait::External => {}
         }
         Ok(())
@@ -391,9 +382,6 @@ impl<W> Loop<W> {
                     self.idle_armed -= 1;
                 }
                 self.closing.push(id);
-                if let Some(r) = self.reactor.as_mut() {
-                    r.forget(id);
-                }
                 true
             }
             State::Closing => {
@@ -454,7 +442,7 @@ impl<W> Loop<W> {
             Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
                 let mut done = std::mem::take(&mut self.jobs_done);
                 let mut completed = std::mem::take(&mut self.handled);
-                let polled = r.poll(timeout, &mut self.ready, &mut completed, &mut done);
+                let polled = r.poll(timeout, &mut completed, &mut done);
                 let remote = r.take_remote();
                 for (id, outcome) in completed.drain() {
                     self.complete(id, outcome);
@@ -626,11 +614,6 @@ impl<W> Loop<W> {
         true
     }
 
-    /// The result of a completed worker job, once.
-    pub fn take_outcome(&mut self, id: OpId) -> Option<Outcome> {
-        self.op_mut(id).and_then(|op| op.outcome.take())
-    }
-
     /// Ends the delivery of `id`: unless it was armed again meanwhile, the
     /// operation is released and its waiter returned.
     pub fn finish(&mut self, id: OpId) -> Option<W> {
@@ -725,12 +708,6 @@ impl<W> Loop<W> {
         }
     }
 
-    /// Registers an I/O source with the loop's poll; operations wait for
-    /// it with `Wait::Io`.
-    pub fn register(&mut self, source: &mut impl mio::event::Source) -> std::io::Result<Token> {
-        self.reactor()?.register(source, None)
-    }
-
     /// Registers an I/O source whose readiness runs `handler` in the poll
     /// phase; operations wait for it with `Wait::External`.
     pub fn register_handler(
@@ -738,7 +715,7 @@ impl<W> Loop<W> {
         source: &mut impl mio::event::Source,
         handler: Handler,
     ) -> std::io::Result<Token> {
-        self.reactor()?.register(source, Some(handler))
+        self.reactor()?.register(source, handler)
     }
 
     /// Removes a registered source; operations waiting on it are not woken.
@@ -862,21 +839,23 @@ mod tests {
     }
 
     #[test]
-    fn readiness_wakes_the_waiting_op() {
+    fn readiness_runs_the_handler_of_the_source() {
         let mut lp = Loop::new();
         let (mut a, mut b) = mio::net::UnixStream::pair().unwrap();
-        let token = lp.register(&mut a).unwrap();
         let id = lp.alloc("reader");
-        lp.arm(id, Wait::Io(token, Interest::Readable)).unwrap();
-        let mut out = Vec::new();
-        lp.poll(Some(Duration::ZERO)).unwrap();
-        drain(&mut lp, &mut out);
-        assert!(out.is_empty(), "nothing written yet");
-        std::io::Write::write_all(&mut b, b"x").unwrap();
+        lp.arm(id, Wait::External).unwrap();
+        let handler: Handler = Rc::new(RefCell::new(Completer {
+            ops: vec![id],
+            calls: 0,
+        }));
+        let token = lp.register_handler(&mut a, handler).unwrap();
+        // the registration's own edge (writable) runs it once
         lp.poll(Some(Duration::from_secs(5))).unwrap();
+        let mut out = Vec::new();
         drain(&mut lp, &mut out);
         assert_eq!(out, ["reader"]);
         assert_eq!(lp.active(), 0);
+        std::io::Write::write_all(&mut b, b"x").unwrap();
         lp.deregister(&mut a, token).unwrap();
     }
 
@@ -890,7 +869,10 @@ mod tests {
         for _ in 0..100 {
             lp.poll(Some(Duration::from_millis(50))).unwrap();
             if let Some(id) = lp.pop_ready() {
-                got = lp.take_outcome(id).and_then(|o| o.downcast::<i32>().ok());
+                got = lp
+                    .take_delivery(id, |_| ())
+                    .and_then(|(_, o)| o)
+                    .and_then(|o| o.downcast::<i32>().ok());
                 lp.finish(id);
                 break;
             }

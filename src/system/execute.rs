@@ -64,24 +64,6 @@ fn bad_field(field: &str, why: &str) -> Error {
     Error::msg(format!("bad field {field} ({why})"))
 }
 
-fn type_name(lua: Lua, i: c_int) -> String {
-    // SAFETY: lua_typename returns a static string for any type tag.
-    unsafe {
-        std::ffi::CStr::from_ptr(ffi::lua_typename(lua.raw(), lua.type_of(i)))
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-/// The bytes before the first `"\0"`, as a C string.
-fn c_string(bytes: &[u8]) -> CString {
-    let cut = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .map_or(bytes, |n| &bytes[..n]);
-    CString::new(cut).expect("no NUL inside")
-}
-
 /// Layout of Lua's `luaL_Stream` (the userdata of an `io` file).
 #[repr(C)]
 struct LuaStream {
@@ -192,7 +174,7 @@ fn candidates(file: &CString, env: Option<&[CString]>) -> Vec<CString> {
             };
             full.push(b'/');
             full.extend_from_slice(bytes);
-            c_string(&full)
+            crate::lua::c_string(&full)
         })
         .collect()
 }
@@ -608,12 +590,14 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
         unsafe { ffi::lua_getfield(lua.raw(), 1, name.as_ptr()) };
     }
     let file = match lua.type_of(FIELDS) {
-        ffi::LUA_TSTRING => c_string(lua.to_bytes(FIELDS).unwrap_or_default()),
+        ffi::LUA_TSTRING => crate::lua::c_string(lua.to_bytes(FIELDS).unwrap_or_default()),
         _ => return Err(bad_field("execfile", "must be a string")),
     };
     let cwd = match lua.type_of(FIELDS + 1) {
         ffi::LUA_TNIL => None,
-        ffi::LUA_TSTRING => Some(c_string(lua.to_bytes(FIELDS + 1).unwrap_or_default())),
+        ffi::LUA_TSTRING => Some(crate::lua::c_string(
+            lua.to_bytes(FIELDS + 1).unwrap_or_default(),
+        )),
         _ => return Err(bad_field("runpath", "must be a string")),
     };
     let mut argv = vec![file.clone()];
@@ -631,7 +615,7 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
                         "bad value #{i} in field 'arguments' (must be a string)"
                     )));
                 }
-                argv.push(c_string(lua.to_bytes(-1).unwrap_or_default()));
+                argv.push(crate::lua::c_string(lua.to_bytes(-1).unwrap_or_default()));
                 lua.set_top(-2);
             }
         }
@@ -647,7 +631,7 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
         _ => {
             return Err(bad_field(
                 "environment",
-                &format!("coutil:procesenv expected, got {}", type_name(lua, at)),
+                &format!("coutil:procesenv expected, got {}", lua.type_name(at)),
             ));
         }
     };
@@ -666,10 +650,10 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
 
 /// The string form: `execute(path, ...)`.
 fn parse_args(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
-    let file = c_string(lua.arg_bytes(1)?);
+    let file = crate::lua::c_string(lua.arg_bytes(1)?);
     let mut argv = vec![file.clone()];
     for i in 2..=lua.top() {
-        argv.push(c_string(lua.arg_bytes(i)?));
+        argv.push(crate::lua::c_string(lua.arg_bytes(i)?));
     }
     let plan = Plan {
         candidates: candidates(&file, None),

@@ -226,12 +226,6 @@ fn bad_name(name: &[u8]) -> Error {
     Error::Msg(text.into())
 }
 
-/// The type name of the value at `i`.
-fn type_name(lua: Lua, i: c_int) -> &'static [u8] {
-    // SAFETY: lua_typename returns a static string for any type tag.
-    unsafe { std::ffi::CStr::from_ptr(ffi::lua_typename(lua.raw(), lua.type_of(i))) }.to_bytes()
-}
-
 /// Packs the table at `t` (absolute index), argument `arg` of the
 /// function: string names to string or number values. A name with `=`
 /// raises `bad name ...`; a name or a value of another type raises
@@ -251,7 +245,7 @@ pub fn pack_table(lua: Lua, t: c_int, arg: c_int) -> Result<PackedEnv, Error> {
         while ffi::lua_next(l, t) != 0 {
             if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
                 let mut text = b"environment name must be a string, got ".to_vec();
-                text.extend_from_slice(type_name(lua, -2));
+                text.extend_from_slice(lua.type_name(-2).as_bytes());
                 ffi::lua_pop(l, 2);
                 return Err(Error::Arg(arg, text.into()));
             }
@@ -265,7 +259,7 @@ pub fn pack_table(lua: Lua, t: c_int, arg: c_int) -> Result<PackedEnv, Error> {
                 let mut text = b"environment value for '".to_vec();
                 text.extend_from_slice(name);
                 text.extend_from_slice(b"' must be a string, got ");
-                text.extend_from_slice(type_name(lua, -1));
+                text.extend_from_slice(lua.type_name(-1).as_bytes());
                 ffi::lua_pop(l, 2);
                 return Err(Error::Arg(arg, text.into()));
             }

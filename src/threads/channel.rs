@@ -213,7 +213,7 @@ pub fn endpoint(lua: Lua, i: c_int, n: c_int) -> Result<Endpoint, Vec<u8>> {
         }
         None => Err(format!(
             "bad argument #{n} (string expected, got {})",
-            transfer::type_name(lua, i)
+            lua.type_name(i)
         )
         .into_bytes()),
     }

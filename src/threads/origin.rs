@@ -157,10 +157,6 @@ pub fn prepare(lua: Lua, source: Source) -> Result<(Arc<Code>, Origin), Vec<u8>>
     Ok((compile(lua, cache, source)?, origin(lua, cache)))
 }
 
-fn c_string(bytes: &[u8]) -> CString {
-    CString::new(bytes).unwrap_or_default()
-}
-
 /// Compiles `source` in `lua`'s state, or returns the load error message.
 fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec<u8>> {
     // `pool:dofile(arg[-1], ...)` in the command: the console chunk.
@@ -200,8 +196,8 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
                 l,
                 chunk.as_ptr().cast(),
                 chunk.len(),
-                c_string(name).as_ptr(),
-                mode.map(c_string)
+                crate::lua::c_string(name).as_ptr(),
+                mode.map(crate::lua::c_string)
                     .as_ref()
                     .map_or(std::ptr::null(), |m| m.as_ptr()),
             ),

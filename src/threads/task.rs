@@ -21,6 +21,7 @@ pub struct Task {
     pub args: Vec<Value>,
     /// Keeps the pool alive for `threads.create()` in the task, which finds
     /// it through a raw pointer in the task state's registry.
+    #[allow(dead_code)] // held for its lifetime, never read
     pub pool: Arc<Pool>,
     /// Same for `system.run` and `system.awaitch` in the task.
     pub park: Arc<Park>,

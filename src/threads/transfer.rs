@@ -4,7 +4,7 @@
 //! running it; the copy is pushed into the destination state later, by the
 //! thread that runs that one.
 
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{c_int, c_void};
 
 use crate::lua::{Error, Lua, ffi};
 
@@ -39,15 +39,6 @@ impl Refused {
     }
 }
 
-/// The basic type name of the value at `i`.
-pub fn type_name(lua: Lua, i: c_int) -> &'static str {
-    // SAFETY: lua_typename returns a static string for every type tag.
-    unsafe {
-        let p = ffi::lua_typename(lua.raw(), lua.type_of(i));
-        CStr::from_ptr(p).to_str().unwrap_or("?")
-    }
-}
-
 /// Copies the value at `i`, or tells why it cannot be.
 pub fn copy(lua: Lua, i: c_int) -> Result<Value, Refused> {
     let l = lua.raw();
@@ -69,7 +60,7 @@ pub fn copy(lua: Lua, i: c_int) -> Result<Value, Refused> {
             _ => {
                 return Err(Refused {
                     index: i,
-                    type_name: type_name(lua, i),
+                    type_name: lua.type_name(i),
                 });
             }
         })

@@ -18,7 +18,4 @@ mod udp;
 use crate::lua::Reg;
 
 /// The `coutil.system` functions of the network areas.
-pub use awaits::{deliver_reply, push_reply};
-pub use netio::Reply;
-
 pub const AREAS: &[&[Reg]] = &[address::FUNCTIONS, resolve::FUNCTIONS, socket::FUNCTIONS];
