@@ -54,6 +54,7 @@ fn set_version(lua: Lua) {
     lua.set_field(-2, c"_COUTIL");
 }
 
+use crate::lua::{CFunction, LUA_OK, LUA_REGISTRYINDEX};
 use lua::Lua;
 
 /// Loads an embedded Lua module chunk and runs it; returns its result.
@@ -70,7 +71,7 @@ unsafe fn open_embedded(l: *mut ffi::lua_State, name: &CStr, source: &str) -> c_
             source.len(),
             name.as_ptr(),
             c"t".as_ptr(),
-        ) != ffi::LUA_OK
+        ) != LUA_OK
         {
             ffi::lua_error(l);
         }
@@ -188,7 +189,7 @@ pub(crate) fn pin_library() {
 }
 
 /// Every module of the library: `require` name and entry point.
-pub const MODULES: &[(&CStr, ffi::lua_CFunction)] = &[
+pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"coutil.system", luaopen_coutil_system),
     (c"coutil.event", luaopen_coutil_event),
     (c"coutil.queued", luaopen_coutil_queued),
@@ -240,7 +241,7 @@ pub unsafe fn add_searcher(l: *mut ffi::lua_State) {
         let top = ffi::lua_gettop(l);
         let code = c"local searchers, search = package.searchers, ...
             table.insert(searchers, math.min(2, #searchers + 1), search)";
-        if ffi::luaL_loadstring(l, code.as_ptr()) == ffi::LUA_OK {
+        if ffi::luaL_loadstring(l, code.as_ptr()) == LUA_OK {
             ffi::lua_pushcfunction(l, search);
             ffi::lua_pcall(l, 1, 0, 0);
         }
@@ -256,7 +257,7 @@ pub unsafe fn add_searcher(l: *mut ffi::lua_State) {
 pub unsafe fn preload(l: *mut ffi::lua_State) {
     // SAFETY: plain table operations on package.preload.
     unsafe {
-        ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
+        ffi::luaL_getsubtable(l, LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
         for (name, open) in MODULES {
             ffi::lua_pushcfunction(l, *open);
             ffi::lua_setfield(l, -2, name.as_ptr());

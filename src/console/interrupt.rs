@@ -16,19 +16,15 @@
 //! disposition it had before (the default: the terminal is in raw mode
 //! while the line editor reads, so Ctrl-C at the prompt is a key there).
 
-use std::ffi::{CStr, c_int};
+use std::ffi::c_int;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::lua::awaiting::{self, Await, state_loop};
-use crate::lua::{Error, Lua, Ret, ffi};
+use crate::lua::{Error, LUA_TTHREAD, Lua, Ret, interrupt};
 use crate::runtime::{Outcome, Remote, Wait};
 
-/// The coroutine running the statement (kept alive by the REPL).
-static TARGET: AtomicPtr<ffi::lua_State> = AtomicPtr::new(null_mut());
-/// Set from [`catchint`] to [`releaseint`]: the hook only raises then.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Write end of the pipe to the waking thread, -1 before it exists.
 static PIPE: AtomicI32 = AtomicI32::new(-1);
 /// The helper's operation, completed by the waking thread.
@@ -44,42 +40,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 extern "C" fn on_sigint(_: c_int) {
-    // SAFETY: only async-signal-safe work: atomics, `lua_sethook` (made to
-    // be called from a signal handler, see lua.c), `write`; errno is kept.
+    // SAFETY: only async-signal-safe work: atomics, `interrupt::request`
+    // (lua_sethook), `write`; errno is kept.
     unsafe {
         let errno = *libc::__errno_location();
-        let l = TARGET.load(Ordering::SeqCst);
-        if !l.is_null() {
-            let mask = ffi::LUA_MASKCALL | ffi::LUA_MASKRET | ffi::LUA_MASKCOUNT;
-            ffi::lua_sethook(l, Some(stop), mask, 1);
-        }
+        interrupt::request();
         let fd = PIPE.load(Ordering::SeqCst);
         if fd >= 0 {
             libc::write(fd, [1u8].as_ptr().cast(), 1);
         }
         *libc::__errno_location() = errno;
-    }
-}
-
-/// The hook: raises `interrupted!` in the statement, once.
-unsafe extern "C-unwind" fn stop(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
-    // SAFETY: called by Lua as a hook with its debug record; `luaL_error`
-    // longjmps out of this frame, which owns nothing.
-    unsafe {
-        if !ACTIVE.load(Ordering::SeqCst) {
-            ffi::lua_sethook(l, None, 0, 0);
-            return;
-        }
-        // Between the statement's end and `releaseint` the coroutine runs
-        // the console's own code: the error would escape the statement.
-        if ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && !(*ar).source.is_null() {
-            let source = CStr::from_ptr((*ar).source).to_bytes();
-            if source == b"=coutil" || source == b"=coutil.repl" {
-                return;
-            }
-        }
-        ffi::lua_sethook(l, None, 0, 0);
-        ffi::luaL_error(l, c"interrupted!".as_ptr());
     }
 }
 
@@ -120,15 +90,14 @@ fn start_waker() -> std::io::Result<()> {
 
 /// console.catchint(co): until `releaseint`, Ctrl-C interrupts `co`.
 pub fn catchint(lua: Lua) -> Ret {
-    if lua.type_of(1) != ffi::LUA_TTHREAD {
+    if lua.type_of(1) != LUA_TTHREAD {
         return Err(Error::arg(1, "coroutine expected"));
     }
     start_waker().map_err(|e| Error::io(&e))?;
-    // SAFETY: `co` is a thread (checked); the REPL keeps it alive until
-    // `releaseint`. The sigaction records are plain data.
+    // `co` is a thread (checked); the REPL keeps it alive until `releaseint`.
+    interrupt::set_target(lua, 1);
+    // SAFETY: the sigaction records are plain data.
     unsafe {
-        TARGET.store(ffi::lua_tothread(lua.raw(), 1), Ordering::SeqCst);
-        ACTIVE.store(true, Ordering::SeqCst);
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_sigint as extern "C" fn(c_int) as usize;
         action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
@@ -143,16 +112,10 @@ pub fn catchint(lua: Lua) -> Ret {
 
 /// console.releaseint(): the statement is over; `SIGINT` as before.
 pub fn releaseint(lua: Lua) -> Ret {
-    ACTIVE.store(false, Ordering::SeqCst);
+    interrupt::clear();
     if let Some(old) = lock(&PREVIOUS).take() {
         // SAFETY: restores the disposition saved by `catchint`.
         unsafe { libc::sigaction(libc::SIGINT, &old, null_mut()) };
-    }
-    let l = TARGET.swap(null_mut(), Ordering::SeqCst);
-    if !l.is_null() {
-        // SAFETY: the REPL still holds the coroutine; a hook the signal set
-        // but that never fired is removed.
-        unsafe { ffi::lua_sethook(l, None, 0, 0) };
     }
     // Dropping the remote completes the helper's wait (as abandoned).
     drop(lock(&WAITER).take());

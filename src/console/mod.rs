@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cfn;
 use crate::lua::awaiting::{self, Await, state_loop};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{Error, LUA_OK, Lua, Reg, Ret, fail};
 use crate::runtime::{Outcome, Wait};
 
 const FUNCTIONS: &[Reg] = &[
@@ -94,8 +94,7 @@ pub fn open(lua: Lua) -> c_int {
     lua.push_functions(FUNCTIONS, false);
     #[cfg(feature = "vendored")]
     for (name, f) in line::FUNCTIONS {
-        // SAFETY: sets a field of the module table, on top.
-        unsafe { ffi::lua_pushcfunction(lua.raw(), *f) };
+        lua.push_cfunction(*f);
         lua.set_field(-2, name);
     }
     if let Some(text) = option_env!("COUTIL_LUA_COPYRIGHT") {
@@ -110,17 +109,8 @@ pub fn open(lua: Lua) -> c_int {
 /// sixth of the command's start-up. (The console calls it: it awaits, so
 /// it cannot be called from here.)
 fn repl(lua: Lua) -> Ret {
-    // SAFETY: loads a constant chunk of ours.
-    let status = unsafe {
-        ffi::luaL_loadbufferx(
-            lua.raw(),
-            REPL.as_ptr().cast(),
-            REPL.len(),
-            c"=coutil.repl".as_ptr(),
-            c"t".as_ptr(),
-        )
-    };
-    if status != ffi::LUA_OK {
+    let status = lua.load(REPL.as_bytes(), c"=coutil.repl", Some(c"t"));
+    if status != LUA_OK {
         let text = String::from_utf8_lossy(lua.to_bytes(-1).unwrap_or_default()).into_owned();
         return Err(Error::msg(text));
     }

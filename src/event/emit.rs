@@ -3,7 +3,7 @@
 use std::ffi::c_int;
 
 use super::{SLACK, Step, emitted, list, push_bool, reserve};
-use crate::lua::{Error, ffi};
+use crate::lua::{Error, LUA_MINSTACK, LUA_OK, LUA_TNIL, LUA_TTHREAD, LUA_YIELD, ffi};
 
 /// Resumes the coroutine of `waiter` (anchored on the emitter's stack) with
 /// the marker and the emitter's arguments `1..=n`. Its errors are ignored.
@@ -20,7 +20,7 @@ unsafe fn deliver(l: *mut ffi::lua_State, waiter: list::Waiter, n: c_int) {
     // room for the values is skipped, as `coroutine.resume` would fail.
     unsafe {
         let needed = n + 1 + SLACK;
-        if waiter.top + needed > ffi::LUA_MINSTACK && ffi::lua_checkstack(co, needed) == 0 {
+        if waiter.top + needed > LUA_MINSTACK && ffi::lua_checkstack(co, needed) == 0 {
             return;
         }
         ffi::lua_pushlightuserdata(co, emitted(waiter.triple));
@@ -30,8 +30,8 @@ unsafe fn deliver(l: *mut ffi::lua_State, waiter: list::Waiter, n: c_int) {
         ffi::lua_xmove(l, co, n);
         let mut nres = 0;
         match ffi::lua_resume(co, l, n + 1, &mut nres) {
-            ffi::LUA_OK | ffi::LUA_YIELD if nres == 0 => {}
-            ffi::LUA_OK | ffi::LUA_YIELD => ffi::lua_settop(co, -nres - 1),
+            LUA_OK | LUA_YIELD if nres == 0 => {}
+            LUA_OK | LUA_YIELD => ffi::lua_settop(co, -nres - 1),
             _ => ffi::lua_settop(co, -2), // the error value
         }
     }
@@ -43,12 +43,12 @@ pub(super) fn emitone(l: *mut ffi::lua_State) -> Result<Step, Error> {
     unsafe {
         let n = ffi::lua_gettop(l);
         let key = ffi::lua_type(l, 1);
-        if key <= ffi::LUA_TNIL {
+        if key <= LUA_TNIL {
             return push_bool(l, false);
         }
         reserve(l, n + 8)?;
         let kind = list::push_entry(l, 1);
-        if kind == ffi::LUA_TNIL {
+        if kind == LUA_TNIL {
             return push_bool(l, false);
         }
         match list::oldest(l, 1, key, n + 1, kind, true) {
@@ -67,16 +67,16 @@ pub(super) fn emitall(l: *mut ffi::lua_State) -> Result<Step, Error> {
     unsafe {
         let n = ffi::lua_gettop(l);
         let key = ffi::lua_type(l, 1);
-        if key <= ffi::LUA_TNIL {
+        if key <= LUA_TNIL {
             return push_bool(l, false);
         }
         reserve(l, n + 8)?;
         let at = n + 1;
         let kind = list::push_entry(l, 1);
-        if kind == ffi::LUA_TNIL {
+        if kind == LUA_TNIL {
             return push_bool(l, false);
         }
-        if kind == ffi::LUA_TTHREAD {
+        if kind == LUA_TTHREAD {
             match list::oldest(l, 1, key, at, kind, true) {
                 Some(waiter) => deliver(l, waiter, n),
                 None => return push_bool(l, false),
@@ -106,12 +106,12 @@ pub(super) fn pending(l: *mut ffi::lua_State) -> Result<Step, Error> {
     // for the few values `oldest` pushes).
     unsafe {
         let key = ffi::lua_type(l, 1);
-        if key <= ffi::LUA_TNIL {
+        if key <= LUA_TNIL {
             return push_bool(l, false);
         }
         ffi::lua_settop(l, 1);
         let kind = list::push_entry(l, 1);
-        let found = kind != ffi::LUA_TNIL && list::oldest(l, 1, key, 2, kind, false).is_some();
+        let found = kind != LUA_TNIL && list::oldest(l, 1, key, 2, kind, false).is_some();
         push_bool(l, found)
     }
 }

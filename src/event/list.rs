@@ -40,7 +40,10 @@
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 
-use crate::lua::{Error, ffi};
+use crate::lua::{
+    Error, LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD, LUA_YIELD,
+    ffi,
+};
 
 pub(super) const LISTS: c_int = ffi::lua_upvalueindex(1);
 pub(super) const POOL: c_int = ffi::lua_upvalueindex(2);
@@ -158,11 +161,11 @@ unsafe fn find_direct(l: State, co: State, e: c_int, kind: c_int) -> Option<Wait
     // SAFETY: `co` is a live thread, not running; its stack is read, and
     // `e` may be pushed on it for the comparison, then popped.
     unsafe {
-        if ffi::lua_status(co) != ffi::LUA_YIELD {
+        if ffi::lua_status(co) != LUA_YIELD {
             return None;
         }
         let top = ffi::lua_gettop(co);
-        if kind != ffi::LUA_TSTRING && kind != ffi::LUA_TNUMBER && kind != ffi::LUA_TBOOLEAN {
+        if kind != LUA_TSTRING && kind != LUA_TNUMBER && kind != LUA_TBOOLEAN {
             // an object (or light userdata): the same one has the same address
             let address = ffi::lua_topointer(l, e);
             let mut i = 1;
@@ -203,7 +206,7 @@ unsafe fn in_list(co: State, list: *const c_void, index: i64) -> Option<Waiter> 
     // SAFETY: `co` is a live thread, not running; its stack is only read,
     // and these reads never allocate or raise.
     unsafe {
-        if ffi::lua_status(co) != ffi::LUA_YIELD {
+        if ffi::lua_status(co) != LUA_YIELD {
             return None;
         }
         let top = ffi::lua_gettop(co);
@@ -239,7 +242,7 @@ unsafe fn advance(l: State, list: c_int, mut head: i64, tail: i64) -> i64 {
         while head <= tail {
             let t = ffi::lua_rawgeti(l, list, head);
             ffi::lua_settop(l, -2);
-            if t != ffi::LUA_TNIL {
+            if t != LUA_TNIL {
                 break;
             }
             head += 1;
@@ -265,7 +268,7 @@ pub(super) unsafe fn oldest(
 ) -> Option<Waiter> {
     // SAFETY: see the module's contract.
     unsafe {
-        if kind == ffi::LUA_TTHREAD {
+        if kind == LUA_TTHREAD {
             let co = ffi::lua_tothread(l, at);
             let found = find_direct(l, co, e, key);
             if take || found.is_none() {
@@ -313,7 +316,7 @@ pub(super) unsafe fn oldest(
 pub(super) unsafe fn take_at(l: State, list: c_int, index: i64) -> Option<Waiter> {
     // SAFETY: see the module's contract.
     unsafe {
-        if ffi::lua_rawgeti(l, list, index) == ffi::LUA_TNIL {
+        if ffi::lua_rawgeti(l, list, index) == LUA_TNIL {
             ffi::lua_settop(l, -2);
             return None;
         }
@@ -348,7 +351,7 @@ pub(super) unsafe fn register(l: State, e: c_int, key: c_int, done: c_int) -> Re
     // SAFETY: see the module's contract. Only memory errors can be raised.
     unsafe {
         match push_entry(l, e) {
-            ffi::LUA_TTHREAD => {
+            LUA_TTHREAD => {
                 let other = ffi::lua_tothread(l, -1);
                 if other == l {
                     if holds_direct(l, done, e) {
@@ -378,10 +381,10 @@ pub(super) unsafe fn register(l: State, e: c_int, key: c_int, done: c_int) -> Re
                 }
                 register_direct(l, e);
             }
-            ffi::LUA_TTABLE => {
+            LUA_TTABLE => {
                 let list = ffi::lua_gettop(l);
                 let tail = get(l, list, TAIL);
-                if ffi::lua_rawgeti(l, list, tail) == ffi::LUA_TTHREAD
+                if ffi::lua_rawgeti(l, list, tail) == LUA_TTHREAD
                     && ffi::lua_tothread(l, -1) == l
                     && holds(l, done, ffi::lua_topointer(l, list), tail)
                 {

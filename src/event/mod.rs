@@ -24,7 +24,9 @@ mod wait;
 use std::ffi::{CStr, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::lua::{Error, ffi, raise};
+use crate::lua::{
+    CFunction, Error, KContext, LUA_MINSTACK, LUA_REGISTRYINDEX, LUA_TTABLE, ffi, raise,
+};
 use emit::{emitall, emitone, pending};
 use wait::{await_one, awaitall, awaitany, waitany};
 
@@ -33,7 +35,7 @@ enum Step {
     /// Return this many values from the top of the stack.
     Return(c_int),
     /// Yield keeping the whole stack (the triples); the context.
-    Yield(ffi::lua_KContext),
+    Yield(KContext),
 }
 
 /// First value given by emitters to the coroutines they resume: the
@@ -90,15 +92,11 @@ macro_rules! efn {
             // SAFETY: Lua calls this as a C function of the module.
             unsafe { run(l, || $f(l)) }
         }
-        wrapper as ffi::lua_CFunction
+        wrapper as CFunction
     }};
 }
 
-unsafe extern "C-unwind" fn resumed(
-    l: *mut ffi::lua_State,
-    _: c_int,
-    ctx: ffi::lua_KContext,
-) -> c_int {
+unsafe extern "C-unwind" fn resumed(l: *mut ffi::lua_State, _: c_int, ctx: KContext) -> c_int {
     // SAFETY: Lua calls this as the continuation of one of our awaits.
     unsafe { run(l, || wait::continuation(l, ctx)) }
 }
@@ -132,14 +130,14 @@ fn check_stack(l: *mut ffi::lua_State, n: c_int) -> Result<(), Error> {
 /// Makes room for `n` more values on entry to a C function, which has
 /// LUA_MINSTACK slots free above its arguments.
 fn reserve(l: *mut ffi::lua_State, n: c_int) -> Result<(), Error> {
-    if n <= ffi::LUA_MINSTACK {
+    if n <= LUA_MINSTACK {
         Ok(())
     } else {
         check_stack(l, n)
     }
 }
 
-const FUNCTIONS: &[(&CStr, ffi::lua_CFunction)] = &[
+const FUNCTIONS: &[(&CStr, CFunction)] = &[
     (c"await", efn!(await_one)),
     (c"awaitany", efn!(awaitany)),
     (c"awaitall", efn!(awaitall)),
@@ -154,7 +152,7 @@ unsafe fn push_shared(l: *mut ffi::lua_State, key: &'static u8, mode: Option<&CS
     let key = key as *const u8 as *const c_void;
     // SAFETY: registry access with a private light userdata key.
     unsafe {
-        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key) == ffi::LUA_TTABLE {
+        if ffi::lua_rawgetp(l, LUA_REGISTRYINDEX, key) == LUA_TTABLE {
             return;
         }
         ffi::lua_settop(l, -2);
@@ -166,7 +164,7 @@ unsafe fn push_shared(l: *mut ffi::lua_State, key: &'static u8, mode: Option<&CS
             ffi::lua_setmetatable(l, -2);
         }
         ffi::lua_pushvalue(l, -1);
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
+        ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, key);
     }
 }
 
@@ -182,7 +180,7 @@ pub unsafe fn open(l: *mut ffi::lua_State) -> c_int {
         push_shared(l, &LISTS_KEY, Some(c"k"));
         push_shared(l, &POOL_KEY, None);
         let shared = ffi::lua_gettop(l) - 1;
-        let closure = |f: ffi::lua_CFunction| {
+        let closure = |f: CFunction| {
             ffi::lua_pushvalue(l, shared);
             ffi::lua_pushvalue(l, shared + 1);
             ffi::lua_pushcclosure(l, f, 2);

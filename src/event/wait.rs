@@ -3,7 +3,7 @@
 use std::ffi::c_int;
 
 use super::{MARKS, SLACK, Step, check_stack, list, located, push_bool, reserve, taken};
-use crate::lua::{Error, ffi};
+use crate::lua::{Error, KContext, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, ffi};
 
 /// The await forms, kept in the low bits of the continuation context (the
 /// number of triples is in the others).
@@ -20,13 +20,13 @@ pub(super) fn await_one(l: *mut ffi::lua_State) -> Result<Step, Error> {
         }
         let n = ffi::lua_gettop(l);
         let key = if n == 0 {
-            ffi::LUA_TNONE
+            LUA_TNONE
         } else {
             ffi::lua_type(l, 1)
         };
         match key {
-            ffi::LUA_TNONE | ffi::LUA_TNIL => return Err(located(l, 1, "table index is nil")),
-            ffi::LUA_TNUMBER if is_nan(l, 1) => return Err(located(l, 1, "table index is NaN")),
+            LUA_TNONE | LUA_TNIL => return Err(located(l, 1, "table index is nil")),
+            LUA_TNUMBER if is_nan(l, 1) => return Err(located(l, 1, "table index is NaN")),
             _ => {}
         }
         if n != 1 {
@@ -78,7 +78,7 @@ fn wait(l: *mut ffi::lua_State, kind: isize, level: c_int, n: c_int) -> Result<S
     // can stop it half-way (leaving stale entries that emitters skip).
     unsafe {
         // the types of the first arguments, not to ask twice
-        let mut types = [ffi::LUA_TNIL; 8];
+        let mut types = [LUA_TNIL; 8];
         let mut count = 0;
         for i in 1..=n {
             let key = ffi::lua_type(l, i);
@@ -86,8 +86,8 @@ fn wait(l: *mut ffi::lua_State, kind: isize, level: c_int, n: c_int) -> Result<S
                 *t = key;
             }
             match key {
-                ffi::LUA_TNIL => continue,
-                ffi::LUA_TNUMBER if is_nan(l, i) => {
+                LUA_TNIL => continue,
+                LUA_TNUMBER if is_nan(l, i) => {
                     return Err(located(l, level, "table index is NaN"));
                 }
                 _ => count += 1,
@@ -109,7 +109,7 @@ fn wait(l: *mut ffi::lua_State, kind: isize, level: c_int, n: c_int) -> Result<S
                 Some(&key) => key,
                 None => ffi::lua_type(l, at),
             };
-            if key != ffi::LUA_TNIL && list::register(l, at, key, done)? {
+            if key != LUA_TNIL && list::register(l, at, key, done)? {
                 if i < n {
                     ffi::lua_rotate(l, at + 1, 2);
                 }
@@ -126,7 +126,7 @@ fn wait(l: *mut ffi::lua_State, kind: isize, level: c_int, n: c_int) -> Result<S
 
 /// Where an await goes on when its coroutine is resumed.
 #[inline]
-pub(super) fn continuation(l: *mut ffi::lua_State, ctx: ffi::lua_KContext) -> Result<Step, Error> {
+pub(super) fn continuation(l: *mut ffi::lua_State, ctx: KContext) -> Result<Step, Error> {
     let kind = ctx & 3;
     let triples = (ctx >> 2) as c_int;
     let kept = 3 * triples;

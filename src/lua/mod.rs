@@ -15,7 +15,9 @@
 pub mod awaiting;
 pub mod class;
 pub mod fail;
+pub mod interrupt;
 mod state;
+mod table;
 #[cfg(debug_assertions)]
 pub mod testing;
 
@@ -25,6 +27,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use mlua_sys as ffi;
 pub use state::Lua;
+
+/// Type tags, statuses and types of the C API, for the layers above.
+pub use ffi::{
+    LUA_MINSTACK, LUA_OK, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TFUNCTION, LUA_TLIGHTUSERDATA,
+    LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD, LUA_TUSERDATA,
+    LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext, lua_KFunction as KFunction,
+};
 
 unsafe extern "C-unwind" {
     // Part of the Lua 5.4 auxiliary library, not declared by mlua-sys.
@@ -155,6 +164,93 @@ pub unsafe fn raise(l: *mut ffi::lua_State, e: Error) -> c_int {
             Plain::Type(n, what) => luaL_typeerror(l, n, what.as_ptr()),
             Plain::Msg => ffi::lua_error(l),
         }
+    }
+}
+
+/// What a body run by [`entry_delegating`] returns to have the function it
+/// pushed below two arguments called, once the body's frame is gone (a
+/// Lua error in that call then skips no Rust frame).
+pub const DELEGATE: c_int = -1;
+
+/// Like [`entry`]; when the body returns [`DELEGATE`], calls the function
+/// it left below two arguments on top and returns its one result.
+///
+/// # Safety
+/// As for [`entry`].
+pub unsafe fn entry_delegating(l: *mut ffi::lua_State, body: impl FnOnce(Lua) -> Ret) -> c_int {
+    // SAFETY: as the caller promises.
+    let n = unsafe { entry(l, body) };
+    if n != DELEGATE {
+        return n;
+    }
+    // SAFETY: the body left the function and two arguments on top; no Rust
+    // value is alive in this frame.
+    unsafe { ffi::lua_callk(l, 2, 1, 0, None) };
+    1
+}
+
+/// Makes a `lua_CFunction` from a body for [`entry_delegating`].
+#[macro_export]
+macro_rules! delegating {
+    ($f:path) => {{
+        unsafe extern "C-unwind" fn wrapper(
+            l: *mut $crate::lua::ffi::lua_State,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: Lua calls this as a C function with its running state.
+            unsafe { $crate::lua::entry_delegating(l, $f) }
+        }
+        wrapper as $crate::lua::ffi::lua_CFunction
+    }};
+}
+
+/// A new state for a unit test, closed when dropped.
+#[cfg(test)]
+pub struct TestState(*mut ffi::lua_State);
+
+#[cfg(test)]
+impl TestState {
+    pub fn new() -> TestState {
+        // SAFETY: a new state, owned by the value.
+        TestState(unsafe { ffi::luaL_newstate() })
+    }
+
+    /// A new state with the standard libraries and the library's modules
+    /// in `package.preload`.
+    pub fn with_libs() -> TestState {
+        let state = TestState::new();
+        // SAFETY: a valid state with an empty stack.
+        unsafe {
+            ffi::luaL_openlibs(state.0);
+            crate::preload(state.0);
+        }
+        state
+    }
+
+    pub fn lua(&self) -> Lua {
+        // SAFETY: valid until the value is dropped.
+        unsafe { Lua::from_raw(self.0) }
+    }
+
+    /// Runs `code`; returns its first result as a string (panics on an
+    /// error).
+    pub fn run(&self, code: &std::ffi::CStr) -> String {
+        let lua = self.lua();
+        lua.set_top(0);
+        let mut status = lua.load(code.to_bytes(), c"=test", Some(c"t"));
+        if status == LUA_OK {
+            status = lua.pcall(0, 1);
+        }
+        let text = String::from_utf8_lossy(lua.to_bytes(-1).unwrap_or(b"(no string)")).into_owned();
+        assert_eq!(status, LUA_OK, "{text}");
+        text
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestState {
+    fn drop(&mut self) {
+        // SAFETY: made by `new`, closed once.
+        unsafe { ffi::lua_close(self.0) }
     }
 }
 

@@ -33,7 +33,7 @@ use std::ffi::c_int;
 
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, entry, ffi};
+use crate::lua::{Error, LUA_TNIL, LUA_TNUMBER, Lua, Reg, Ret};
 
 const FUNCTIONS: &[Reg] = &[
     (c"create", cfn!(create)),
@@ -53,7 +53,7 @@ const FUNCTIONS: &[Reg] = &[
 const META: &[Reg] = &[
     (c"__len", cfn!(len)),
     (c"__tostring", cfn!(tostring)),
-    (c"__concat", concat_meta),
+    (c"__concat", crate::delegating!(concat)),
     (c"__close", cfn!(close)),
 ];
 
@@ -232,7 +232,7 @@ pub fn open(lua: Lua) -> c_int {
 fn create(lua: Lua) -> Ret {
     if lua.is_none_or_nil(1) {
         push_new(lua, Bytes::new(), Kind::Resizable);
-    } else if lua.type_of(1) == ffi::LUA_TNUMBER {
+    } else if lua.type_of(1) == LUA_TNUMBER {
         let n = arg_size(lua, 1)?;
         let data = Bytes::zeroed(n).map_err(|_| no_memory())?;
         push_new(lua, data, Kind::Fixed);
@@ -348,7 +348,7 @@ fn set(lua: Lua) -> Ret {
 fn fill(lua: Lua) -> Ret {
     let len = arg_memory(lua, 1)?.data.len();
     let r = range::arg_span(lua, len, 3, 4)?;
-    if lua.type_of(2) == ffi::LUA_TNUMBER {
+    if lua.type_of(2) == LUA_TNUMBER {
         let b = arg_byte(lua, 2)?;
         if let Some(data) = buffer_of(lua, 1) {
             data[r].fill(b);
@@ -434,24 +434,6 @@ fn close(lua: Lua) -> Ret {
     Ok(0)
 }
 
-/// Returned by [`concat`] when the other operand's `__concat` must be
-/// called: it is pushed with both operands.
-const DELEGATE: c_int = -1;
-
-/// `__concat`, with the call to another operand's `__concat` made here,
-/// outside the Rust body, so a Lua error in it skips no Rust frame.
-unsafe extern "C-unwind" fn concat_meta(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this as a C function with its running state.
-    let n = unsafe { entry(l, concat) };
-    if n != DELEGATE {
-        return n;
-    }
-    // SAFETY: `concat` left the function and both operands on top; no
-    // Rust value is alive in this frame.
-    unsafe { ffi::lua_callk(l, 2, 1, 0, None) };
-    1
-}
-
 /// s = a .. b (a string or memory and a memory, or the reverse)
 fn concat(lua: Lua) -> Ret {
     let joinable = |k| memory_ref(lua, k).is_some() || lua.to_bytes(k).is_some();
@@ -462,15 +444,14 @@ fn concat(lua: Lua) -> Ret {
                 None => lua.push_value(k),
             }
         }
-        // SAFETY: joins the two strings just pushed.
-        unsafe { ffi::lua_concat(lua.raw(), 2) };
+        lua.concat(2); // the two strings just pushed
         return Ok(1);
     }
     for k in 1..=2 {
-        if !joinable(k) && lua.get_metafield(k, c"__concat") != ffi::LUA_TNIL {
+        if !joinable(k) && lua.get_metafield(k, c"__concat") != LUA_TNIL {
             lua.push_value(1);
             lua.push_value(2);
-            return Ok(DELEGATE);
+            return Ok(crate::lua::DELEGATE);
         }
     }
     let text = format!(
@@ -487,11 +468,9 @@ mod tests {
 
     #[test]
     fn put_exchanges_whole_buffers_and_copies_parts() {
-        // SAFETY: a new state used by this test only, closed at the end;
-        // its values are only used while they are on its stack.
-        unsafe {
-            let l = ffi::luaL_newstate();
-            let lua = Lua::from_raw(l);
+        let state = crate::lua::TestState::new();
+        let lua = state.lua();
+        {
             push_new(lua, Bytes::copy_from(b"abcdef").unwrap(), Kind::Fixed);
             // A part: copied, as far as the memory goes.
             let mut d = Bytes::copy_from(b"XYZ").unwrap();
@@ -517,7 +496,6 @@ mod tests {
             lua.push_bytes(b"string");
             assert!(!put(lua, 2, 0, &mut d));
             assert_eq!(lua.to_bytes(2), Some(&b"string"[..]));
-            ffi::lua_close(l);
         }
     }
 }

@@ -38,7 +38,10 @@ use super::process::{check_env, pack_table};
 use super::signal;
 use crate::lua::awaiting::{self, Await, Resumed, state_loop};
 use crate::lua::class;
-use crate::lua::{Error, Lua, Reg, fail, ffi};
+use crate::lua::{
+    CFunction, Error, KContext, LUA_TBOOLEAN, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING,
+    LUA_TTABLE, LUA_TUSERDATA, Lua, Reg, fail, ffi,
+};
 use crate::runtime::{OpId, Outcome, Wait};
 use crate::system::errno::{errno, errno_location};
 use crate::{afn, kfn};
@@ -68,7 +71,7 @@ fn bad_field(field: &str, why: &str) -> Error {
 #[repr(C)]
 struct LuaStream {
     f: *mut libc::FILE,
-    closef: Option<ffi::lua_CFunction>,
+    closef: Option<CFunction>,
 }
 
 /// The descriptor of the open Lua `io` file at `i`, if it is one.
@@ -89,8 +92,8 @@ fn io_file(lua: Lua, i: c_int) -> Option<Option<RawFd>> {
 /// The stream field at `i` named `field`.
 fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
     match lua.type_of(i) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(Spec::Inherit),
-        ffi::LUA_TBOOLEAN => {
+        LUA_TNONE | LUA_TNIL => Ok(Spec::Inherit),
+        LUA_TBOOLEAN => {
             // SAFETY: reads a boolean stack value.
             if unsafe { ffi::lua_toboolean(lua.raw(), i) } != 0 {
                 Err(bad_field(field, "got true"))
@@ -98,7 +101,7 @@ fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
                 Ok(Spec::Discard)
             }
         }
-        ffi::LUA_TSTRING => {
+        LUA_TSTRING => {
             let mut share = false;
             for &c in lua.to_bytes(i).unwrap_or_default() {
                 match c {
@@ -114,7 +117,7 @@ fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
             }
             Ok(Spec::Pipe { share })
         }
-        ffi::LUA_TUSERDATA => {
+        LUA_TUSERDATA => {
             if let Some(fd) = io_file(lua, i) {
                 return fd
                     .map(Spec::Fd)
@@ -503,7 +506,7 @@ const FIELD_NAMES: [&std::ffi::CStr; 7] = [
 /// What/status | false, msg, code = system.execute(cmd, ...)
 fn execute(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
-    let table = lua.type_of(1) == ffi::LUA_TTABLE;
+    let table = lua.type_of(1) == LUA_TTABLE;
     let (plan, specs) = if table {
         parse_table(lua)?
     } else {
@@ -590,12 +593,12 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
         unsafe { ffi::lua_getfield(lua.raw(), 1, name.as_ptr()) };
     }
     let file = match lua.type_of(FIELDS) {
-        ffi::LUA_TSTRING => crate::lua::c_string(lua.to_bytes(FIELDS).unwrap_or_default()),
+        LUA_TSTRING => crate::lua::c_string(lua.to_bytes(FIELDS).unwrap_or_default()),
         _ => return Err(bad_field("execfile", "must be a string")),
     };
     let cwd = match lua.type_of(FIELDS + 1) {
-        ffi::LUA_TNIL => None,
-        ffi::LUA_TSTRING => Some(crate::lua::c_string(
+        LUA_TNIL => None,
+        LUA_TSTRING => Some(crate::lua::c_string(
             lua.to_bytes(FIELDS + 1).unwrap_or_default(),
         )),
         _ => return Err(bad_field("runpath", "must be a string")),
@@ -603,12 +606,12 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     let mut argv = vec![file.clone()];
     let at = FIELDS + 2;
     match lua.type_of(at) {
-        ffi::LUA_TNIL => {}
-        ffi::LUA_TTABLE => {
+        LUA_TNIL => {}
+        LUA_TTABLE => {
             let len = lua.raw_len(at) as i64;
             for i in 1..=len {
                 lua.raw_get_index(at, i);
-                let ok = matches!(lua.type_of(-1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER);
+                let ok = matches!(lua.type_of(-1), LUA_TSTRING | LUA_TNUMBER);
                 if !ok {
                     lua.set_top(FIELDS + FIELD_NAMES.len() as c_int - 1);
                     return Err(Error::msg(format!(
@@ -623,9 +626,9 @@ fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     }
     let at = FIELDS + 3;
     let env = match lua.type_of(at) {
-        ffi::LUA_TNIL => None,
-        ffi::LUA_TTABLE => Some(pack_table(lua, at, 1)?.vars),
-        ffi::LUA_TUSERDATA if class::test::<super::process::PackedEnv>(lua, at).is_some() => {
+        LUA_TNIL => None,
+        LUA_TTABLE => Some(pack_table(lua, at, 1)?.vars),
+        LUA_TUSERDATA if class::test::<super::process::PackedEnv>(lua, at).is_some() => {
             Some(check_env(lua, at)?.vars.clone())
         }
         _ => {
@@ -666,7 +669,7 @@ fn parse_args(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
 
 /// Continuation: the child's end, or the values of an explicit resume
 /// (the child keeps running and is still reaped by the loop).
-fn execute_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn execute_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     let resumed = awaiting::resumed(lua, 0, ctx);
     for child in &children::children(lua).list {

@@ -16,10 +16,10 @@ mod signal;
 mod stdio;
 mod time;
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 
 use crate::lua::awaiting::{SysLoop, state_loop};
-use crate::lua::{Lua, Reg, ffi};
+use crate::lua::{Lua, Reg};
 
 const AREAS: &[&[&[Reg]]] = &[
     &[run::FUNCTIONS, time::FUNCTIONS],
@@ -32,20 +32,17 @@ const AREAS: &[&[&[Reg]]] = &[
 
 /// `luaopen_coutil_system`: the module table.
 pub fn open(lua: Lua) -> c_int {
-    state_loop(lua);
-    let l = lua.raw();
+    // Every function gets the loop as upvalue: a light userdata pointing
+    // to it (it lives as long as the state, anchored in the registry).
+    let sl = state_loop(lua) as *const SysLoop as *mut c_void;
     let areas = || AREAS.iter().flat_map(|group| group.iter());
     let count: usize = areas().map(|a| a.len()).sum();
-    // SAFETY: plain stack operations; the loop userdata is in the registry
-    // (made by `state_loop`), pushed here to become each function's upvalue.
-    unsafe {
-        ffi::lua_createtable(l, 0, count as c_int);
-        for area in areas() {
-            for (name, f) in *area {
-                push_loop(l);
-                ffi::lua_pushcclosure(l, *f, 1);
-                ffi::lua_setfield(l, -2, name.as_ptr());
-            }
+    lua.new_table(0, count as c_int);
+    for area in areas() {
+        for (name, f) in *area {
+            lua.push_light(sl);
+            lua.push_cclosure(*f, 1);
+            lua.set_field(-2, name);
         }
     }
     fs::set_filebits(lua);
@@ -53,14 +50,6 @@ pub fn open(lua: Lua) -> c_int {
     stdio::set_lazy(lua);
     crate::set_version(lua);
     1
-}
-
-unsafe fn push_loop(l: *mut ffi::lua_State) {
-    // SAFETY: pushes a light userdata pointing to the loop, which lives as
-    // long as the state (it is a full userdata anchored in the registry).
-    unsafe {
-        ffi::lua_pushlightuserdata(l, state_loop(Lua::from_raw(l)) as *const SysLoop as *mut _)
-    }
 }
 
 pub use crate::lua::awaiting::sys_loop;

@@ -13,7 +13,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{
+    Error, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, Lua, Reg, Ret, fail,
+};
 use crate::system::errno::{errno as last_errno, errno_location};
 
 pub const FUNCTIONS: &[Reg] = &[
@@ -73,7 +75,7 @@ fn getpriority(lua: Lua) -> Ret {
 /// true | false, msg, code = system.setpriority(pid, value)
 fn setpriority(lua: Lua) -> Ret {
     let pid = arg_pid(lua, 1)?;
-    let value = if lua.type_of(2) == ffi::LUA_TNUMBER {
+    let value = if lua.type_of(2) == LUA_TNUMBER {
         let v = lua.arg_integer(2)?;
         if !(-20..=19).contains(&v) {
             return Err(Error::arg(2, "out of range"));
@@ -125,24 +127,21 @@ fn store_pairs<'a>(lua: Lua, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) 
     for (name, value) in pairs {
         lua.push_bytes(name);
         lua.push_bytes(value);
-        // SAFETY: the table is below the two values just pushed; a raw set
-        // runs no metamethod.
-        unsafe { ffi::lua_rawset(lua.raw(), -3) };
+        lua.raw_set(-3); // the table is below the two values
     }
 }
 
 /// t | value | false, msg, code = system.getenv([name | t])
 fn getenv(lua: Lua) -> Ret {
     match lua.type_of(1) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL | ffi::LUA_TTABLE => {
+        LUA_TNONE | LUA_TNIL | LUA_TTABLE => {
             let vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
                 .map(|(k, v)| (k.into_vec(), v.into_vec()))
                 .collect();
-            if lua.type_of(1) == ffi::LUA_TTABLE {
+            if lua.type_of(1) == LUA_TTABLE {
                 lua.set_top(1);
             } else {
-                // SAFETY: pushes a new table.
-                unsafe { ffi::lua_createtable(lua.raw(), 0, vars.len() as c_int) };
+                lua.new_table(0, vars.len() as c_int);
             }
             store_pairs(lua, vars.iter().map(|(k, v)| (&k[..], &v[..])));
             Ok(1)
@@ -233,45 +232,40 @@ fn bad_name(name: &[u8]) -> Error {
 /// <type>)` or `(environment value for '<name>' must be a string, got
 /// <type>)`.
 pub fn pack_table(lua: Lua, t: c_int, arg: c_int) -> Result<PackedEnv, Error> {
-    let l = lua.raw();
     let mut vars = Vec::new();
     lua.check_stack(3)?;
     lua.push_nil();
-    // SAFETY: a `lua_next` traversal of the table at `t`; keys are never
-    // converted in place (only string keys are read as strings). Only
-    // memory errors can longjmp here (a leak of `vars`, never
-    // unsoundness).
-    unsafe {
-        while ffi::lua_next(l, t) != 0 {
-            if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
-                let mut text = b"environment name must be a string, got ".to_vec();
-                text.extend_from_slice(lua.type_name(-2).as_bytes());
-                ffi::lua_pop(l, 2);
-                return Err(Error::Arg(arg, text.into()));
-            }
-            let name = cut(lua.to_bytes(-2).unwrap_or_default());
-            if name.contains(&b'=') {
-                let e = bad_name(name);
-                ffi::lua_pop(l, 2);
-                return Err(e);
-            }
-            if !matches!(ffi::lua_type(l, -1), ffi::LUA_TSTRING | ffi::LUA_TNUMBER) {
-                let mut text = b"environment value for '".to_vec();
-                text.extend_from_slice(name);
-                text.extend_from_slice(b"' must be a string, got ");
-                text.extend_from_slice(lua.type_name(-1).as_bytes());
-                ffi::lua_pop(l, 2);
-                return Err(Error::Arg(arg, text.into()));
-            }
-            let value = cut(lua.to_bytes(-1).unwrap_or_default());
-            let mut entry = Vec::with_capacity(name.len() + 1 + value.len());
-            entry.extend_from_slice(name);
-            entry.push(b'=');
-            entry.extend_from_slice(value);
-            // No NUL inside: both parts were cut at their first one.
-            vars.push(CString::new(entry).map_err(|_| Error::msg("invalid environment"))?);
-            ffi::lua_pop(l, 1);
+    // Keys are never converted in place (only string keys are read as
+    // strings). Only memory errors can longjmp here (a leak of `vars`).
+    while lua.next(t) {
+        if lua.type_of(-2) != LUA_TSTRING {
+            let mut text = b"environment name must be a string, got ".to_vec();
+            text.extend_from_slice(lua.type_name(-2).as_bytes());
+            lua.pop(2);
+            return Err(Error::Arg(arg, text.into()));
         }
+        let name = cut(lua.to_bytes(-2).unwrap_or_default());
+        if name.contains(&b'=') {
+            let e = bad_name(name);
+            lua.pop(2);
+            return Err(e);
+        }
+        if !matches!(lua.type_of(-1), LUA_TSTRING | LUA_TNUMBER) {
+            let mut text = b"environment value for '".to_vec();
+            text.extend_from_slice(name);
+            text.extend_from_slice(b"' must be a string, got ");
+            text.extend_from_slice(lua.type_name(-1).as_bytes());
+            lua.pop(2);
+            return Err(Error::Arg(arg, text.into()));
+        }
+        let value = cut(lua.to_bytes(-1).unwrap_or_default());
+        let mut entry = Vec::with_capacity(name.len() + 1 + value.len());
+        entry.extend_from_slice(name);
+        entry.push(b'=');
+        entry.extend_from_slice(value);
+        // No NUL inside: both parts were cut at their first one.
+        vars.push(CString::new(entry).map_err(|_| Error::msg("invalid environment"))?);
+        lua.pop(1);
     }
     Ok(PackedEnv { vars })
 }
@@ -285,7 +279,7 @@ pub fn check_env<'a>(lua: Lua, i: c_int) -> Result<&'a PackedEnv, Error> {
 
 /// env = system.packenv(vars)
 fn packenv(lua: Lua) -> Ret {
-    if lua.type_of(1) != ffi::LUA_TTABLE {
+    if lua.type_of(1) != LUA_TTABLE {
         return Err(Error::Type(1, c"table"));
     }
     let env = pack_table(lua, 1, 1)?;
@@ -312,9 +306,8 @@ fn unpackenv(lua: Lua) -> Ret {
     let env = check_env(lua, 1)?;
     if lua.is_none_or_nil(2) {
         lua.set_top(1);
-        // SAFETY: pushes a new table.
-        unsafe { ffi::lua_createtable(lua.raw(), 0, env.vars.len() as c_int) };
-    } else if lua.type_of(2) != ffi::LUA_TTABLE {
+        lua.new_table(0, env.vars.len() as c_int);
+    } else if lua.type_of(2) != LUA_TTABLE {
         return Err(Error::Type(2, c"table"));
     } else {
         lua.set_top(2);

@@ -10,7 +10,7 @@ use std::ffi::c_int;
 use std::io::Read;
 
 use crate::lua::awaiting::{self, Await, Resumed};
-use crate::lua::{Error, Lua, Reg, fail, ffi};
+use crate::lua::{Error, KContext, LUA_TSTRING, Lua, Reg, fail};
 use crate::memory::{self, range};
 use crate::runtime::{Outcome, Wait};
 use crate::system::sys_loop;
@@ -97,10 +97,10 @@ fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
 
 /// Continuation of `random`: the stack holds the buffer, `i`, `j`, then
 /// the token and the delivered results.
-fn random_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn random_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 3, ctx) {
         Resumed::User(n) => Ok(Await::Done(n)),
-        Resumed::Loop if lua.type_of(5) != ffi::LUA_TSTRING => Ok(Await::Done(lua.top() - 4)),
+        Resumed::Loop if lua.type_of(5) != LUA_TSTRING => Ok(Await::Done(lua.top() - 4)),
         Resumed::Loop => {
             let data = lua.to_bytes(5).unwrap_or_default();
             let len = memory::buffer_of(lua, 1).map_or(0, |b| b.len());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cfn;
 use crate::lua::awaiting::{self, Await, SysLoop, Waiter};
-use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::lua::{Error, KContext, Lua, Reg, Ret};
 use crate::runtime::OpId;
 use crate::runtime::driver::{Host, Mode};
 use crate::system::sys_loop;
@@ -51,7 +51,7 @@ fn proceed(lua: Lua, sl: &SysLoop, mode: Mode) -> Result<Await, Error> {
 }
 
 /// `run` continued after its pool task was parked (only mode `"loop"`).
-fn run_k(lua: Lua, _ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn run_k(lua: Lua, _ctx: KContext) -> Result<Await, Error> {
     lua.set_top(0);
     proceed(lua, sys_loop(lua), Mode::Loop)
 }

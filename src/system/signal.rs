@@ -41,7 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::lua::awaiting::{self, Await, Resumed, state_loop};
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{
+    Error, KContext, LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNUMBER, LUA_TTABLE, Lua, Reg, Ret, fail,
+};
 use crate::runtime::{Completions, Handler, OpId, Outcome, Readiness, Remote, SourceHandler, Wait};
 use crate::system::errno::{errno as last_errno, errno_location};
 use crate::system::sys_loop;
@@ -295,7 +297,7 @@ pub fn subscribe(signo: c_int, notify: Notify) -> Result<Subscription, c_int> {
 fn emitsig(lua: Lua) -> Ret {
     let pid = lua.arg_integer(1)?;
     let pid = libc::pid_t::try_from(pid).map_err(|_| Error::arg(1, "out of range"))?;
-    let signo = if lua.type_of(2) == ffi::LUA_TNUMBER {
+    let signo = if lua.type_of(2) == LUA_TNUMBER {
         // An impossible number makes kill fail with EINVAL.
         c_int::try_from(lua.arg_integer(2)?).unwrap_or(-1)
     } else {
@@ -385,32 +387,28 @@ fn watch<'a>(lua: Lua) -> &'a mut Watch {
 /// thread's address belongs to it only then: otherwise its coroutine was
 /// collected and this one was allocated at the same address.
 fn seen_before(lua: Lua) -> bool {
-    let l = lua.raw();
-    // SAFETY: stack operations within LUA_MINSTACK; the registry value
-    // under our private key is only ever this table. Net stack change 0.
-    unsafe {
-        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, class::key(&THREADS_KEY)) != ffi::LUA_TTABLE
-        {
-            ffi::lua_pop(l, 1);
-            ffi::lua_createtable(l, 0, 0);
-            ffi::lua_createtable(l, 0, 1);
-            ffi::lua_pushstring(l, c"k".as_ptr());
-            ffi::lua_setfield(l, -2, c"__mode".as_ptr());
-            ffi::lua_setmetatable(l, -2);
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, class::key(&THREADS_KEY));
-        }
-        ffi::lua_pushthread(l);
-        let seen = ffi::lua_rawget(l, -2) != ffi::LUA_TNIL;
-        ffi::lua_pop(l, 1);
-        if !seen {
-            ffi::lua_pushthread(l);
-            ffi::lua_pushboolean(l, 1);
-            ffi::lua_rawset(l, -3);
-        }
-        ffi::lua_pop(l, 1);
-        seen
+    // The registry value under our private key is only ever this table.
+    let key = class::key(&THREADS_KEY);
+    if lua.raw_get_ptr(LUA_REGISTRYINDEX, key) != LUA_TTABLE {
+        lua.pop(1);
+        lua.new_table(0, 0);
+        lua.new_table(0, 1);
+        lua.push_str(c"k");
+        lua.set_field(-2, c"__mode");
+        lua.set_metatable(-2);
+        lua.push_value(-1);
+        lua.raw_set_ptr(LUA_REGISTRYINDEX, key);
     }
+    lua.push_thread();
+    let seen = lua.raw_get(-2) != LUA_TNIL;
+    lua.pop(1);
+    if !seen {
+        lua.push_thread();
+        lua.push_bool(true);
+        lua.raw_set(-3);
+    }
+    lua.pop(1);
+    seen
 }
 
 /// Drops listeners whose operation was released without its continuation
@@ -505,7 +503,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
 /// coroutine's listener stays until the loop's recheck, so that an await
 /// of the same signal right after keeps the handler installed; outside
 /// `system.run` there is no recheck, and it is dropped at once.
-fn awaitsig_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn awaitsig_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let resumed = awaiting::resumed(lua, 0, ctx);
     if let Some(w) = find_watch(lua) {
         let listeners = w.listeners.clone();
@@ -561,8 +559,6 @@ fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::CStr;
-
     use super::*;
 
     #[test]
@@ -602,24 +598,6 @@ mod tests {
         );
     }
 
-    /// Runs `code` in state `l`; returns its first result as a string.
-    unsafe fn run(l: *mut ffi::lua_State, code: &CStr) -> String {
-        // SAFETY: `l` is a valid state owned by the caller.
-        unsafe {
-            ffi::lua_settop(l, 0);
-            let status = ffi::luaL_loadstring(l, code.as_ptr());
-            let status = if status == ffi::LUA_OK {
-                ffi::lua_pcall(l, 0, 1, 0)
-            } else {
-                status
-            };
-            let text = Lua::from_raw(l).to_bytes(-1).unwrap_or(b"(no string)");
-            let text = String::from_utf8_lossy(text).into_owned();
-            assert_eq!(status, ffi::LUA_OK, "{text}");
-            text
-        }
-    }
-
     #[test]
     fn states_in_threads_get_their_own_wake_ups() {
         const STATES: usize = 3;
@@ -628,28 +606,20 @@ mod tests {
             .map(|_| {
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
-                    // SAFETY: a new state used by this thread only, closed
-                    // at the end.
-                    unsafe {
-                        let l = ffi::luaL_newstate();
-                        ffi::luaL_openlibs(l);
-                        crate::preload(l);
-                        run(
-                            l,
-                            c"system = require 'coutil.system'
-                            co = coroutine.create(function()
-                                got = system.awaitsig('winresize')
-                            end)
-                            coroutine.resume(co)
-                            return 'waiting'",
-                        );
-                        barrier.wait();
-                        let got = run(l, c"system.run() return got");
-                        // Closing with an await pending cancels it.
-                        run(l, c"coroutine.resume(coroutine.create(system.awaitsig), 'winresize') return ''");
-                        ffi::lua_close(l);
-                        got
-                    }
+                    let state = crate::lua::TestState::with_libs();
+                    state.run(
+                        c"system = require 'coutil.system'
+                        co = coroutine.create(function()
+                            got = system.awaitsig('winresize')
+                        end)
+                        coroutine.resume(co)
+                        return 'waiting'",
+                    );
+                    barrier.wait();
+                    let got = state.run(c"system.run() return got");
+                    // Closing with an await pending cancels it.
+                    state.run(c"coroutine.resume(coroutine.create(system.awaitsig), 'winresize') return ''");
+                    got
                 })
             })
             .collect();

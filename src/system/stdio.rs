@@ -31,7 +31,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use super::fs;
 use super::net::terminal;
 use crate::cfn;
-use crate::lua::{Lua, Ret, ffi};
+use crate::lua::{LUA_TBOOLEAN, LUA_TNIL, LUA_TSTRING, Lua, Ret};
 
 use super::net::share;
 use crate::system::errno::errno;
@@ -41,55 +41,46 @@ const NAMES: [&str; 3] = ["stdin", "stdout", "stderr"];
 /// Sets the metatable of the module table (on top of the stack) whose
 /// `__index` makes the three fields on first access.
 pub fn set_lazy(lua: Lua) {
-    let l = lua.raw();
-    // SAFETY: plain stack operations; the module table is on top.
-    unsafe {
-        ffi::lua_createtable(l, 0, 1);
-        ffi::lua_createtable(l, 0, 3); // made: name → object or false
-        ffi::lua_pushcclosure(l, cfn!(index), 1);
-        ffi::lua_setfield(l, -2, c"__index".as_ptr());
-        ffi::lua_setmetatable(l, -2);
-    }
+    lua.new_table(0, 1);
+    lua.new_table(0, 3); // made: name → object or false
+    lua.push_cclosure(cfn!(index), 1);
+    lua.set_field(-2, c"__index");
+    lua.set_metatable(-2);
 }
 
 /// value = system[key] for a key the table does not have.
 fn index(lua: Lua) -> Ret {
     let Some(k) = lua
         .to_bytes(2)
-        .filter(|_| lua.type_of(2) == ffi::LUA_TSTRING)
+        .filter(|_| lua.type_of(2) == LUA_TSTRING)
         .and_then(|key| NAMES.iter().position(|n| n.as_bytes() == key))
     else {
         lua.push_nil();
         return Ok(1);
     };
-    let l = lua.raw();
-    let made = ffi::lua_upvalueindex(1);
+    let made = Lua::upvalue(1);
     lua.check_stack(6)?;
     lua.set_top(2);
     let cname = [c"stdin", c"stdout", c"stderr"][k];
-    // SAFETY: reads the cache table (upvalue 1) by name.
-    unsafe { ffi::lua_getfield(l, made, cname.as_ptr()) };
+    lua.get_field(made, cname); // the cache: a plain table of ours
     match lua.type_of(-1) {
-        ffi::LUA_TBOOLEAN => {
+        LUA_TBOOLEAN => {
             lua.push_nil();
             return Ok(1);
         }
-        ffi::LUA_TNIL => lua.set_top(2),
+        LUA_TNIL => lua.set_top(2),
         _ => return Ok(1),
     }
     if push_stream(lua, k as c_int) {
         // Cached and stored in the module table: later reads are plain.
         lua.push_value(-1);
-        // SAFETY: sets cache[name] and t[name] raw (the module table is 1).
-        unsafe {
-            ffi::lua_setfield(l, made, cname.as_ptr());
-            lua.push_value(-1);
-            ffi::lua_setfield(l, 1, cname.as_ptr());
-        }
+        // cache[name] and t[name] (the module table is 1)
+        lua.set_field(made, cname);
+        lua.push_value(-1);
+        lua.set_field(1, cname);
     } else {
         lua.push_bool(false);
-        // SAFETY: as above.
-        unsafe { ffi::lua_setfield(l, made, cname.as_ptr()) };
+        lua.set_field(made, cname);
         lua.push_nil();
     }
     Ok(1)

@@ -22,7 +22,7 @@ use super::transfer::{self, Value};
 use crate::lua::awaiting::sys_loop;
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::lua::{CFunction, Error, KContext, LUA_TSTRING, LUA_TTABLE, Lua, Reg, Ret, ffi};
 use crate::runtime::{OpId, Outcome, Remote, Wait};
 use crate::{afn, cfn, kfn};
 
@@ -46,11 +46,11 @@ struct Guard;
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
-const CLOSE_FN: ffi::lua_CFunction = cfn!(close);
-const GETNAME_FN: ffi::lua_CFunction = cfn!(getname);
-const SYNC_FN: ffi::lua_CFunction = cfn!(sync);
-const CREATE_FN: ffi::lua_CFunction = cfn!(create);
-const GETNAMES_FN: ffi::lua_CFunction = cfn!(getnames);
+const CLOSE_FN: CFunction = cfn!(close);
+const GETNAME_FN: CFunction = cfn!(getname);
+const SYNC_FN: CFunction = cfn!(sync);
+const CREATE_FN: CFunction = cfn!(create);
+const GETNAMES_FN: CFunction = cfn!(getnames);
 
 const METHODS: &[Reg] = &[
     (c"close", CLOSE_FN),
@@ -167,7 +167,7 @@ fn getnames(lua: Lua) -> Ret {
         }
         return Ok(1);
     }
-    if lua.type_of(1) != ffi::LUA_TTABLE {
+    if lua.type_of(1) != LUA_TTABLE {
         return Err(Error::Type(1, c"table"));
     }
     lua.set_top(1);
@@ -178,7 +178,7 @@ fn getnames(lua: Lua) -> Ret {
         lua.push_nil();
         while ffi::lua_next(l, 1) != 0 {
             ffi::lua_pop(l, 1);
-            if lua.type_of(-1) == ffi::LUA_TSTRING {
+            if lua.type_of(-1) == LUA_TSTRING {
                 keys.push(lua.to_bytes(-1).unwrap_or_default().to_vec());
             }
         }
@@ -312,7 +312,7 @@ fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
     Some(waiting)
 }
 
-fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn awaitch_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let resumed = awaiting::resumed(lua, 2, ctx);
     let matched = matches!(resumed, Resumed::Loop);
     if let Some(ch) = class::test::<Channel>(lua, 1).and_then(|slot| slot.as_mut()) {

@@ -141,13 +141,13 @@ mod tests {
     use std::ffi::CString;
 
     use super::*;
-    use crate::lua::Lua;
+    use crate::lua::{LUA_OK, Lua};
 
     /// Status and message or dump of the chunk at the top, popped.
     unsafe fn outcome(l: *mut ffi::lua_State, status: c_int) -> (c_int, Vec<u8>) {
         // SAFETY: the value at the top is the load's result.
         unsafe {
-            let bytes = if status == ffi::LUA_OK {
+            let bytes = if status == LUA_OK {
                 unsafe extern "C-unwind" fn writer(
                     _: *mut ffi::lua_State,
                     p: *const std::ffi::c_void,
@@ -182,7 +182,7 @@ mod tests {
             ffi::luaL_openlibs(l);
             let status =
                 ffi::luaL_loadstring(l, c"return string.dump(function() return 6 end)".as_ptr());
-            assert_eq!(status, ffi::LUA_OK);
+            assert_eq!(status, LUA_OK);
             ffi::lua_call(l, 0, 1);
             let binary = Lua::from_raw(l).to_bytes(-1).unwrap().to_vec();
             ffi::lua_settop(l, 0);

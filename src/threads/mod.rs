@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::lua::awaiting::state_loop;
 use crate::lua::class::{self, key};
-use crate::lua::{Lua, Reg, ffi};
+use crate::lua::{LUA_REGISTRYINDEX, LUA_TUSERDATA, Lua, Reg, ffi};
 
 /// Functions of `coutil.system` defined here.
 pub const SYSTEM: &[&[Reg]] = &[channel::SYSTEM, stateco::SYSTEM];
@@ -49,7 +49,7 @@ pub fn domain_of(lua: Lua) -> matcher::Domain {
     // SAFETY: registry access with a private key; the value stored there
     // is always an integer set by `set_domain`.
     let found = unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
+        ffi::lua_rawgetp(l, LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
         let d = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
         ffi::lua_pop(l, 1);
         d as u64
@@ -68,7 +68,7 @@ pub fn set_domain(lua: Lua, domain: matcher::Domain) {
     // exhaustion, with no Rust value alive here).
     unsafe {
         ffi::lua_pushinteger(lua.raw(), domain as ffi::lua_Integer);
-        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
+        ffi::lua_rawsetp(lua.raw(), LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
     }
 }
 
@@ -86,7 +86,7 @@ fn push_guard<G: class::Object>(lua: Lua, make: impl FnOnce() -> G) {
     // the topmost value, as lua_toclose requires. Stack space:
     // LUA_MINSTACK.
     unsafe {
-        if ffi::lua_getiuservalue(l, 1, 1) != ffi::LUA_TUSERDATA {
+        if ffi::lua_getiuservalue(l, 1, 1) != LUA_TUSERDATA {
             ffi::lua_pop(l, 1);
             class::push(lua, make());
             ffi::lua_pushvalue(l, 1);
@@ -160,6 +160,7 @@ pub type CommandChunk = fn(&[u8]) -> Option<&'static [u8]>;
 static COMMAND_CHUNK: std::sync::OnceLock<CommandChunk> = std::sync::OnceLock::new();
 
 /// Installs the command's check (once per process).
+#[cfg_attr(not(feature = "vendored"), allow(dead_code))]
 pub fn set_command_chunk(check: CommandChunk) {
     let _ = COMMAND_CHUNK.set(check);
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use super::matcher::Domain;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Lua, ffi};
+use crate::lua::{
+    CFunction, LUA_OK, LUA_REGISTRYINDEX, LUA_TFUNCTION, LUA_TSTRING, LUA_TTABLE, Lua, ffi,
+};
 
 /// A compiled main chunk: the `lua_dump` of the creator's load.
 pub struct Code(Box<[u8]>);
@@ -45,7 +47,7 @@ pub enum Source<'a> {
 /// A loader copied from the creator's `package.preload`.
 pub enum Loader {
     /// A C function: its pointer is valid in every state of the process.
-    Native(ffi::lua_CFunction),
+    Native(CFunction),
     /// A Lua function, re-loaded from its dump.
     Dumped(Box<[u8]>),
 }
@@ -216,7 +218,7 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
             ),
         }
     };
-    let result = if status == ffi::LUA_OK {
+    let result = if status == LUA_OK {
         Ok(Arc::new(Code(dump(lua))))
     } else {
         let msg = lua
@@ -250,8 +252,8 @@ fn walk(lua: Lua, mut each: impl FnMut(c_int, c_int) -> bool) {
     unsafe {
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, -2) != 0 {
-            if ffi::lua_type(l, -2) == ffi::LUA_TSTRING
-                && ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION
+            if ffi::lua_type(l, -2) == LUA_TSTRING
+                && ffi::lua_type(l, -1) == LUA_TFUNCTION
                 && !each(lua.top() - 1, lua.top())
             {
                 ffi::lua_pop(l, 2);
@@ -272,8 +274,8 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     let domain = *cache.domain.get_or_insert_with(|| super::domain_of(lua));
     let l = lua.raw();
     // SAFETY: getfield on the registry does not raise (no metatable).
-    unsafe { ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE) };
-    let is_table = lua.type_of(-1) == ffi::LUA_TTABLE;
+    unsafe { ffi::lua_getfield(l, LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE) };
+    let is_table = lua.type_of(-1) == LUA_TTABLE;
     if let Some(origin) = &cache.origin {
         let mut seen = 0;
         let mut same = is_table;
@@ -342,7 +344,7 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     });
     // SAFETY: the anchor replaces the previous one (stack: preload, anchor).
     unsafe {
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, class::key(&ANCHOR_KEY));
+        ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, class::key(&ANCHOR_KEY));
         ffi::lua_pop(l, 1);
     }
     let origin = Origin {

@@ -21,7 +21,7 @@ use super::transfer;
 use super::workers::Pool;
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{CFunction, Error, Lua, Reg, Ret, fail, ffi};
 
 pub struct PoolRef {
     pool: Arc<Pool>,
@@ -36,12 +36,12 @@ struct Keeper {
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
-const RESIZE_FN: ffi::lua_CFunction = cfn!(resize);
-const COUNT_FN: ffi::lua_CFunction = cfn!(count);
-const DOSTRING_FN: ffi::lua_CFunction = cfn!(dostring);
-const DOFILE_FN: ffi::lua_CFunction = cfn!(dofile);
-const CLOSE_FN: ffi::lua_CFunction = cfn!(close);
-const CREATE_FN: ffi::lua_CFunction = cfn!(create);
+const RESIZE_FN: CFunction = cfn!(resize);
+const COUNT_FN: CFunction = cfn!(count);
+const DOSTRING_FN: CFunction = cfn!(dostring);
+const DOFILE_FN: CFunction = cfn!(dofile);
+const CLOSE_FN: CFunction = cfn!(close);
+const CREATE_FN: CFunction = cfn!(create);
 
 const METHODS: &[Reg] = &[
     (c"resize", RESIZE_FN),

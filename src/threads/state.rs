@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::origin::{self, Code, Loader, Origin, Source};
 use super::transfer::{self, Value};
 use crate::lua::class::key;
-use crate::lua::{Lua, ffi};
+use crate::lua::{CFunction, LUA_OK, LUA_REGISTRYINDEX, LUA_TFUNCTION, LUA_TSTRING, Lua, ffi};
 
 /// An independent state and the thread that runs its chunk.
 pub struct IndState {
@@ -80,7 +80,7 @@ static PARK_KEY: u8 = 0;
 static BODY_KEY: u8 = 0;
 static CHUNK_KEY: u8 = 0;
 
-const STANDARD: &[(&CStr, ffi::lua_CFunction)] = &[
+const STANDARD: &[(&CStr, CFunction)] = &[
     (c"_G", ffi::luaopen_base),
     (c"coroutine", ffi::luaopen_coroutine),
     (c"table", ffi::luaopen_table),
@@ -134,7 +134,7 @@ impl IndState {
             };
             ffi::lua_pushcfunction(l, init);
             ffi::lua_pushlightuserdata(l, &mut setup as *mut Setup as *mut c_void);
-            if ffi::lua_pcall(l, 1, 0, 0) != ffi::LUA_OK {
+            if ffi::lua_pcall(l, 1, 0, 0) != LUA_OK {
                 return Err(NO_MEMORY.to_vec());
             }
             state.co = setup.co;
@@ -182,7 +182,7 @@ impl IndState {
         // allocate.
         unsafe {
             if self.loaded.as_ref().is_some_and(|c| Arc::ptr_eq(c, code)) {
-                ffi::lua_rawgetp(self.co, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+                ffi::lua_rawgetp(self.co, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
                 return Ok(());
             }
             let status = ffi::luaL_loadbufferx(
@@ -192,13 +192,13 @@ impl IndState {
                 c"=?".as_ptr(),
                 c"b".as_ptr(),
             );
-            if status != ffi::LUA_OK {
+            if status != LUA_OK {
                 ffi::lua_settop(self.co, 0);
                 return Err(NO_MEMORY.to_vec());
             }
             if self.task {
                 ffi::lua_pushvalue(self.co, -1);
-                ffi::lua_rawsetp(self.co, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+                ffi::lua_rawsetp(self.co, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
                 self.loaded = Some(code.clone());
             }
         }
@@ -211,7 +211,7 @@ impl IndState {
         // link was set at creation already has this key, so no allocation.
         unsafe {
             ffi::lua_pushlightuserdata(self.main, park as *mut c_void);
-            ffi::lua_rawsetp(self.main, ffi::LUA_REGISTRYINDEX, key(&PARK_KEY));
+            ffi::lua_rawsetp(self.main, LUA_REGISTRYINDEX, key(&PARK_KEY));
         }
     }
 
@@ -237,10 +237,10 @@ impl IndState {
                 return false;
             }
             ffi::lua_sethook(self.co, None, 0, 0);
-            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+            ffi::lua_rawgeti(l, LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
             ffi::lua_pushnil(l);
             let only_require = ffi::lua_next(l, -2) != 0
-                && ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+                && ffi::lua_type(l, -2) == LUA_TSTRING
                 && Lua::from_raw(l).to_bytes(-2) == Some(b"require")
                 && ffi::lua_topointer(l, -1) == self.require
                 && {
@@ -264,8 +264,8 @@ impl IndState {
 unsafe fn kept_chunk_fresh(l: *mut ffi::lua_State) -> bool {
     // SAFETY: reads of the registry and of the function's upvalues.
     unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
-        if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
+        ffi::lua_rawgetp(l, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+        if ffi::lua_type(l, -1) != LUA_TFUNCTION {
             return true;
         }
         let chunk = ffi::lua_gettop(l);
@@ -304,7 +304,7 @@ unsafe extern "C-unwind" fn first_call(l: *mut ffi::lua_State, ar: *mut ffi::lua
 fn registry_pointer(lua: Lua, k: &'static u8) -> *const c_void {
     // SAFETY: registry read with a private key.
     unsafe {
-        ffi::lua_rawgetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(k));
+        ffi::lua_rawgetp(lua.raw(), LUA_REGISTRYINDEX, key(k));
         let p = ffi::lua_touserdata(lua.raw(), -1);
         ffi::lua_pop(lua.raw(), 1);
         p
@@ -337,10 +337,10 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
         // (which takes the one in the registry).
         let size = STANDARD.len() + crate::MODULES.len() + loaders.len();
         ffi::lua_createtable(l, 0, size as c_int);
-        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
+        ffi::lua_setfield(l, LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
         ffi::luaL_requiref(l, c"package".as_ptr(), ffi::luaopen_package, 0);
         ffi::lua_settop(l, 0);
-        ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
+        ffi::luaL_getsubtable(l, LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
         for (name, f) in STANDARD.iter().chain(crate::MODULES) {
             ffi::lua_pushcfunction(l, *f);
             ffi::lua_setfield(l, 1, name.as_ptr());
@@ -357,7 +357,7 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
                         c"=(preload)".as_ptr(),
                         c"b".as_ptr(),
                     );
-                    if status != ffi::LUA_OK {
+                    if status != LUA_OK {
                         ffi::lua_settop(l, 1);
                         continue;
                     }
@@ -371,7 +371,7 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
         setup.require = ffi::lua_topointer(l, -1);
         ffi::lua_settop(l, 0);
         let co = ffi::lua_newthread(l);
-        ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        ffi::luaL_ref(l, LUA_REGISTRYINDEX);
         let link = setup.task;
         for (k, p) in [
             (&POOL_KEY, link.pool),
@@ -380,11 +380,11 @@ unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
         ] {
             if !p.is_null() {
                 ffi::lua_pushlightuserdata(l, p as *mut c_void);
-                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(k));
+                ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, key(k));
             }
         }
         ffi::lua_pushboolean(l, 0);
-        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+        ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
         setup.co = co;
     }
     0

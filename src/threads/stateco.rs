@@ -27,7 +27,9 @@ use super::transfer::{self, Value};
 use crate::lua::awaiting::sys_loop;
 use crate::lua::awaiting::{self, Await, Resumed as By};
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::lua::{
+    CFunction, Error, KContext, LUA_OK, LUA_TNUMBER, LUA_TSTRING, LUA_YIELD, Lua, Reg, Ret,
+};
 use crate::runtime::{Outcome, Wait};
 use crate::{afn, cfn, kfn};
 
@@ -92,10 +94,10 @@ impl Drop for Delivery {
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
-const STATUS_FN: ffi::lua_CFunction = cfn!(status);
-const CLOSE_FN: ffi::lua_CFunction = cfn!(close);
-const LOAD_FN: ffi::lua_CFunction = cfn!(load);
-const LOADFILE_FN: ffi::lua_CFunction = cfn!(loadfile);
+const STATUS_FN: CFunction = cfn!(status);
+const CLOSE_FN: CFunction = cfn!(close);
+const LOAD_FN: CFunction = cfn!(load);
+const LOADFILE_FN: CFunction = cfn!(loadfile);
 
 const METHODS: &[Reg] = &[(c"status", STATUS_FN), (c"close", CLOSE_FN)];
 
@@ -162,7 +164,7 @@ pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
     if lua.is_none_or_nil(i) {
         return Ok(None);
     }
-    if lua.type_of(i) != ffi::LUA_TSTRING && lua.type_of(i) != ffi::LUA_TNUMBER {
+    if lua.type_of(i) != LUA_TSTRING && lua.type_of(i) != LUA_TNUMBER {
         return Err(Error::Type(i, c"string"));
     }
     Ok(lua.to_bytes(i).map(up_to_nul))
@@ -303,7 +305,7 @@ fn resume(lua: Lua) -> Result<Await, Error> {
     Ok(Await::Keep(id, 2, kfn!(resume_k)))
 }
 
-fn resume_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn resume_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 2, ctx) {
         // [co, guard, token, results...]
         By::Loop => Ok(Await::Done(lua.top() - 3)),
@@ -433,12 +435,12 @@ fn step(state: &IndState, args: &[Value]) -> (Resumed, Status, Option<Value>) {
         let err = Value::Str((*b"stack overflow").into());
         return (Err(err), Status::Suspended, None);
     };
-    if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+    if status == LUA_OK || status == LUA_YIELD {
         let first = co.top() - nres + 1;
         let values = transfer::take_or_message(co, first, "return value", 1)
             .map_err(|msg| Value::Str(msg.into_bytes().into()));
         co.set_top(first - 1);
-        let next = if status == ffi::LUA_YIELD {
+        let next = if status == LUA_YIELD {
             Status::Suspended
         } else {
             Status::Dead

@@ -13,7 +13,7 @@ use super::park::Park;
 use super::state::{IndState, TaskLink};
 use super::transfer::{self, Value};
 use super::workers::Pool;
-use crate::lua::{Lua, ffi};
+use crate::lua::{LUA_OK, LUA_TSTRING, LUA_YIELD, Lua};
 
 /// A chunk to run in a pool, with the values for its next resume.
 pub struct Task {
@@ -111,13 +111,13 @@ fn resume(mut task: Task, co: Lua) -> After {
             return After::Ended(task, false);
         };
         match status {
-            ffi::LUA_OK => return After::Ended(task, true),
-            ffi::LUA_YIELD => {
+            LUA_OK => return After::Ended(task, true),
+            LUA_YIELD => {
                 let first = co.top() - nres + 1;
                 if nres == 0 && task.park.requested.swap(false, Ordering::Relaxed) {
                     return After::Park(task);
                 }
-                if nres == 0 || co.type_of(first) != ffi::LUA_TSTRING {
+                if nres == 0 || co.type_of(first) != LUA_TSTRING {
                     co.set_top(first - 1);
                     return After::Requeue(task);
                 }

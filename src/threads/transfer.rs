@@ -6,7 +6,10 @@
 
 use std::ffi::{c_int, c_void};
 
-use crate::lua::{Error, Lua, ffi};
+use crate::lua::{
+    Error, LUA_TBOOLEAN, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, Lua,
+    ffi,
+};
 
 /// A copied Lua value: `nil`, boolean, number (subtype kept), string
 /// (byte-exact) or light userdata (the pointer value only).
@@ -46,17 +49,17 @@ pub fn copy(lua: Lua, i: c_int) -> Result<Value, Refused> {
     // they are on the stack.
     unsafe {
         Ok(match lua.type_of(i) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => Value::Nil,
-            ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, i) != 0),
-            ffi::LUA_TNUMBER => {
+            LUA_TNIL | LUA_TNONE => Value::Nil,
+            LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, i) != 0),
+            LUA_TNUMBER => {
                 if ffi::lua_isinteger(l, i) != 0 {
                     Value::Int(ffi::lua_tointeger(l, i))
                 } else {
                     Value::Num(ffi::lua_tonumber(l, i))
                 }
             }
-            ffi::LUA_TSTRING => Value::Str(lua.to_bytes(i).unwrap_or_default().into()),
-            ffi::LUA_TLIGHTUSERDATA => Value::Light(ffi::lua_touserdata(l, i) as usize),
+            LUA_TSTRING => Value::Str(lua.to_bytes(i).unwrap_or_default().into()),
+            LUA_TLIGHTUSERDATA => Value::Light(ffi::lua_touserdata(l, i) as usize),
             _ => {
                 return Err(Refused {
                     index: i,

@@ -35,7 +35,7 @@ use super::{
 };
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{Error, KContext, Lua, Reg, Ret, fail};
 use crate::memory::{self, Scratch, range};
 use crate::runtime::Outcome;
 use crate::{afn, cfn};
@@ -214,7 +214,7 @@ fn read(lua: Lua) -> Result<Await, Error> {
 /// Continuation of `read`: the stack holds the file, the buffer, `i`, `j`,
 /// then the token and the delivered results (a `Received` userdata, or
 /// the failure).
-fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 4, ctx) {
         Resumed::User(n) => Ok(Await::Done(n)),
         Resumed::Loop => {

@@ -35,7 +35,7 @@ use std::ffi::c_int;
 use std::io;
 
 use crate::lua::awaiting::{self, Await, Resumed, state_loop};
-use crate::lua::{Error, Lua, Reg, fail, ffi};
+use crate::lua::{Error, KContext, LUA_TLIGHTUSERDATA, Lua, Reg, fail};
 use crate::runtime::{Outcome, Wait};
 
 pub use file::push as push_file;
@@ -184,10 +184,10 @@ fn deliver_raising(co: Lua, o: Option<Outcome>) -> c_int {
 
 /// Continuation of the raising functions: returns the results, or raises
 /// the message delivered after the marker.
-fn raising_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn raising_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 0, ctx) {
         Resumed::User(n) => Ok(Await::Done(n)),
-        Resumed::Loop if lua.type_of(2) == ffi::LUA_TLIGHTUSERDATA => Err(Error::Msg(Cow::Owned(
+        Resumed::Loop if lua.type_of(2) == LUA_TLIGHTUSERDATA => Err(Error::Msg(Cow::Owned(
             lua.to_bytes(3).unwrap_or_default().to_vec(),
         ))),
         Resumed::Loop => Ok(Await::Done(lua.top() - 1)),

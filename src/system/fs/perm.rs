@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::ffi::{CStr, c_int};
 
-use crate::lua::{Error, Lua, ffi};
+use crate::lua::{Error, LUA_TSTRING, Lua};
 
 /// Permission characters and their bits.
 pub const CHARS: &[(u8, u32)] = &[
@@ -49,7 +49,7 @@ pub const PERM_MAX: i64 = 0o7777;
 /// integer from 0 to [`PERM_MAX`] (`number expected` otherwise, `out of
 /// range` outside it: the OS would silently keep only some bits).
 pub fn arg_perm(lua: Lua, arg: c_int) -> Result<u32, Error> {
-    if lua.type_of(arg) == ffi::LUA_TSTRING {
+    if lua.type_of(arg) == LUA_TSTRING {
         let mut perm = 0;
         for &c in lua.arg_bytes(arg)? {
             match bit(c) {

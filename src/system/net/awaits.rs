@@ -16,7 +16,7 @@ use socket2::SockAddr;
 use super::class;
 use super::netio::{Payload, Reply, Request, Shared, Slot, Waiting};
 use crate::lua::awaiting::{self, Await, Resumed, SysLoop};
-use crate::lua::{Error, Lua, fail, ffi};
+use crate::lua::{Error, KContext, KFunction, Lua, fail};
 use crate::runtime::{Handler, OpId, Outcome, Readiness, Wait};
 use crate::system::sys_loop;
 
@@ -117,7 +117,7 @@ pub fn park(
     sl: &SysLoop,
     core: &Shared,
     keep: c_int,
-    (slot, k): (Slot, ffi::lua_KFunction),
+    (slot, k): (Slot, KFunction),
     then: Then,
 ) -> Result<Await, Error> {
     let id = awaiting::wait(lua, sl, Wait::External, deliver_reply)?;
@@ -137,11 +137,11 @@ pub fn park(
 /// would block.
 pub fn retry(
     lua: Lua,
-    ctx: ffi::lua_KContext,
+    ctx: KContext,
     keep: c_int,
     slot: Slot,
     attempt: Attempt,
-    k: ffi::lua_KFunction,
+    k: KFunction,
 ) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     let resumed = awaiting::resumed(lua, keep, ctx);
@@ -279,7 +279,7 @@ pub fn shutdown(lua: Lua, sl: &SysLoop, core: &Shared) -> Result<Await, Error> {
 
 /// Continuation of a request: its reply, or the values of an explicit
 /// resume (a queued request stays queued without its op).
-fn request_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn request_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     match awaiting::resumed(lua, 1, ctx) {
         Resumed::Loop => Ok(Await::Done(lua.top() - 2)),

@@ -15,7 +15,7 @@ use super::address::path_of;
 use super::class::{PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, UDP, this};
 use super::netio::{Domain, Shared};
 use super::sys;
-use crate::lua::{Error, Lua, Ret, fail, ffi};
+use crate::lua::{Error, LUA_TBOOLEAN, LUA_TNIL, LUA_TNONE, Lua, Ret, fail};
 
 const UDP_OPTIONS: &[&str] = &[
     "broadcast",
@@ -65,8 +65,7 @@ fn sock<T>(core: &Shared, f: impl FnOnce(&socket2::Socket) -> io::Result<T>) -> 
 }
 
 fn lua_bool(lua: Lua) -> bool {
-    // SAFETY: reads a stack slot.
-    unsafe { ffi::lua_toboolean(lua.raw(), 3) != 0 }
+    lua.to_boolean(3)
 }
 
 fn is_v6(core: &Shared) -> bool {
@@ -180,9 +179,9 @@ fn membership(lua: Lua, core: &Shared, join: bool) -> Set {
 /// `keepalive`: `false`/`nil` off, seconds of idle time before probing.
 fn keepalive(lua: Lua, core: &Shared) -> Set {
     match lua.type_of(3) {
-        ffi::LUA_TNONE => Err(Error::arg(3, "value expected")),
-        ffi::LUA_TNIL => Ok(sock(core, |s| s.set_keepalive(false))),
-        ffi::LUA_TBOOLEAN if !lua_bool(lua) => Ok(sock(core, |s| s.set_keepalive(false))),
+        LUA_TNONE => Err(Error::arg(3, "value expected")),
+        LUA_TNIL => Ok(sock(core, |s| s.set_keepalive(false))),
+        LUA_TBOOLEAN if !lua_bool(lua) => Ok(sock(core, |s| s.set_keepalive(false))),
         _ => {
             let secs = lua.arg_integer(3)?;
             if secs <= 0 {

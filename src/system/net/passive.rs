@@ -17,7 +17,7 @@ use super::class::{self, PIPEACTIVE, PIPESHARE, TCPACTIVE, this};
 use super::netio::{Domain, Shared, Slot};
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
-use crate::lua::{Error, Lua, Ret, fail, ffi};
+use crate::lua::{Error, KContext, Lua, Ret, fail};
 use crate::system::sys_loop;
 
 /// true | false, msg, code = sock:listen(backlog)
@@ -59,7 +59,7 @@ pub fn accept<const K: u8>(lua: Lua) -> Result<Await, Error> {
     awaits::park(lua, sl, &core, 1, (Slot::Reader, kfn!(accept_k)), then)
 }
 
-fn accept_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn accept_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     awaits::retry(lua, ctx, 1, Slot::Reader, take_held, kfn!(accept_k))
 }
 

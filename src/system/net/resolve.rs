@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use super::address;
 use crate::lua::awaiting::{self, Await};
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{Error, LUA_TNUMBER, Lua, Reg, Ret, fail};
 use crate::runtime::{Outcome, Wait};
 use crate::system::sys_loop;
 use crate::{afn, cfn};
@@ -302,7 +302,7 @@ type Found = Result<(Vec<Entry>, bool), i32>;
 fn findaddr(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let name = lua.opt_bytes(1)?;
-    let service = if lua.type_of(2) == ffi::LUA_TNUMBER {
+    let service = if lua.type_of(2) == LUA_TNUMBER {
         let port = lua.arg_integer(2)?;
         if !(0..=65535).contains(&port) {
             return Err(Error::arg(2, "invalid port"));
@@ -478,7 +478,7 @@ fn nameaddr(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let query = if let Some(addr) = address::test(lua, 1) {
         NameQuery::Address(*addr)
-    } else if lua.type_of(1) == ffi::LUA_TNUMBER {
+    } else if lua.type_of(1) == LUA_TNUMBER {
         let port = lua.arg_integer(1)?;
         let port = u16::try_from(port).map_err(|_| Error::arg(1, "invalid port"))?;
         NameQuery::Port(port)

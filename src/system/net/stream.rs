@@ -17,7 +17,7 @@ use super::netio::{Domain, Shared, Slot};
 use super::share;
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
-use crate::lua::{Error, Lua, fail, ffi};
+use crate::lua::{Error, KContext, Lua, fail};
 use crate::memory::{self, range};
 use crate::system::sys_loop;
 
@@ -60,7 +60,7 @@ pub fn connect<const K: u8>(lua: Lua) -> Result<Await, Error> {
     awaits::park(lua, sl, &core, CONNECT_KEEP, wait, then)
 }
 
-fn connect_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn connect_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     awaits::retry(
         lua,
         ctx,
@@ -138,7 +138,7 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     awaits::park(lua, sl, &core, READ_KEEP, wait, then)
 }
 
-fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     awaits::retry(lua, ctx, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
 }
 

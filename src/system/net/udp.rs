@@ -18,7 +18,7 @@ use super::netio::{Shared, Slot};
 use super::{address, sys};
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
-use crate::lua::{Error, Lua, Ret, fail, ffi};
+use crate::lua::{Error, KContext, Lua, Ret, fail};
 use crate::memory::{self, range};
 use crate::system::sys_loop;
 
@@ -93,7 +93,7 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     awaits::park(lua, sl, &core, READ_KEEP, wait, then)
 }
 
-fn read_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
+fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     awaits::retry(lua, ctx, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
 }
 
