@@ -27,7 +27,7 @@ mod threads;
 /// The Lua C API as the library uses it (for the command's own state).
 pub use lua::ffi;
 
-use std::ffi::{CStr, c_int};
+use std::ffi::c_int;
 
 /// The chunk of the `coutil` command (`src/lua/console.lua`).
 pub const CONSOLE: &str = console::CHUNK;
@@ -54,38 +54,14 @@ fn set_version(lua: Lua) {
     lua.set_field(-2, c"_COUTIL");
 }
 
-use crate::lua::{CFunction, LUA_OK, LUA_REGISTRYINDEX};
-use lua::Lua;
-
-/// Loads an embedded Lua module chunk and runs it; returns its result.
-///
-/// # Safety
-/// `l` must be the state of the running C function call.
-unsafe fn open_embedded(l: *mut ffi::lua_State, name: &CStr, source: &str) -> c_int {
-    // SAFETY: loads and calls a chunk of ours; errors propagate as Lua
-    // errors from this C function, with no Rust value alive.
-    unsafe {
-        if ffi::luaL_loadbufferx(
-            l,
-            source.as_ptr().cast(),
-            source.len(),
-            name.as_ptr(),
-            c"t".as_ptr(),
-        ) != LUA_OK
-        {
-            ffi::lua_error(l);
-        }
-        ffi::lua_callk(l, 0, 1, 0, None);
-    }
-    1
-}
+use lua::{Lua, modules};
 
 macro_rules! embedded {
     ($fn:ident, $chunk:literal, $file:literal) => {
         #[unsafe(no_mangle)]
-        pub unsafe extern "C-unwind" fn $fn(l: *mut ffi::lua_State) -> c_int {
+        pub unsafe extern "C-unwind" fn $fn(l: *mut lua::State) -> c_int {
             // SAFETY: called by `require` as a C function.
-            unsafe { open_embedded(l, $chunk, include_str!(concat!("lua/coutil/", $file))) }
+            unsafe { modules::open_chunk(l, $chunk, include_str!(concat!("lua/coutil/", $file))) }
         }
     };
 }
@@ -97,57 +73,56 @@ embedded!(luaopen_coutil_spawn, c"=coutil.spawn", "spawn.lua");
 
 /// `require "coutil.event"`: native (see `event`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_event(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_event(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { event::open(l) }
 }
 
 /// `require "coutil.system"`
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_system(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_system(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { lua::entry(l, |lua| Ok(system::open(lua))) }
 }
 
 /// `require "coutil.memory"`
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_memory(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_memory(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { lua::entry(l, |lua| Ok(memory::open(lua))) }
 }
 
 /// `require "memory"`: the same table as `coutil.memory`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_memory(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: luaL_requiref reuses package.loaded["coutil.memory"] if set.
-    unsafe { ffi::luaL_requiref(l, c"coutil.memory".as_ptr(), luaopen_coutil_memory, 0) };
-    1
+pub unsafe extern "C-unwind" fn luaopen_memory(l: *mut lua::State) -> c_int {
+    // SAFETY: called by `require` as a C function.
+    unsafe { modules::open_alias(l, c"coutil.memory", luaopen_coutil_memory) }
 }
 
 /// `require "coutil.channel"`
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_channel(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_channel(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { lua::entry(l, |lua| Ok(threads::open_channel(lua))) }
 }
 
 /// `require "coutil.coroutine"`
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_coroutine(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_coroutine(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { lua::entry(l, |lua| Ok(threads::open_coroutine(lua))) }
 }
 
 /// `require "coutil.threads"`
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_threads(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_threads(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { lua::entry(l, |lua| Ok(threads::open_threads(lua))) }
 }
 
 /// `require "coutil.console"`: internal support of the `coutil` command.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     unsafe { lua::entry(l, |lua| Ok(console::open(lua))) }
 }
@@ -156,7 +131,7 @@ pub unsafe extern "C-unwind" fn luaopen_coutil_console(l: *mut ffi::lua_State) -
 /// builds only (see `lua::testing`).
 #[cfg(debug_assertions)]
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn luaopen_coutil_testing(l: *mut ffi::lua_State) -> c_int {
+pub unsafe extern "C-unwind" fn luaopen_coutil_testing(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
     let lua = unsafe { Lua::from_raw(l) };
     lua.push_functions(lua::testing::FUNCTIONS, false);
@@ -189,7 +164,7 @@ pub(crate) fn pin_library() {
 }
 
 /// Every module of the library: `require` name and entry point.
-pub const MODULES: &[(&CStr, CFunction)] = &[
+pub static MODULES: &[modules::Module] = &[
     (c"coutil.system", luaopen_coutil_system),
     (c"coutil.event", luaopen_coutil_event),
     (c"coutil.queued", luaopen_coutil_queued),
@@ -206,47 +181,15 @@ pub const MODULES: &[(&CStr, CFunction)] = &[
     (c"coutil.testing", luaopen_coutil_testing),
 ];
 
-/// A `package.searchers` entry for the modules of [`MODULES`]: the loader
-/// and `":preload:"`, as the preload searcher gives; nothing for other
-/// names, so `require`'s error message stays the standard one.
-unsafe extern "C-unwind" fn search(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by `require` with the module name.
-    unsafe {
-        let name = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
-        if name.is_null() {
-            return 0;
-        }
-        let name = CStr::from_ptr(name);
-        match MODULES.iter().find(|(n, _)| *n == name) {
-            Some((_, open)) => {
-                ffi::lua_pushcfunction(l, *open);
-                ffi::lua_pushstring(l, c":preload:".as_ptr());
-                2
-            }
-            None => 0,
-        }
-    }
-}
-
 /// Inserts a searcher for every module of the library in
 /// `package.searchers` of state `l`, right after the preload searcher.
 ///
 /// # Safety
 /// `l` must be a valid state with the `package` library open, and enough
 /// stack space for 4 values.
-pub unsafe fn add_searcher(l: *mut ffi::lua_State) {
-    // SAFETY: plain table operations on package.searchers, run as a
-    // constant chunk of ours with the searcher as argument.
-    unsafe {
-        let top = ffi::lua_gettop(l);
-        let code = c"local searchers, search = package.searchers, ...
-            table.insert(searchers, math.min(2, #searchers + 1), search)";
-        if ffi::luaL_loadstring(l, code.as_ptr()) == LUA_OK {
-            ffi::lua_pushcfunction(l, search);
-            ffi::lua_pcall(l, 1, 0, 0);
-        }
-        ffi::lua_settop(l, top);
-    }
+pub unsafe fn add_searcher(l: *mut lua::State) {
+    // SAFETY: as the caller promises.
+    modules::add_searcher(unsafe { Lua::from_raw(l) }, &MODULES);
 }
 
 /// Registers every module in `package.preload` of state `l`.
@@ -254,14 +197,7 @@ pub unsafe fn add_searcher(l: *mut ffi::lua_State) {
 /// # Safety
 /// `l` must be a valid state with the `package` library open, and enough
 /// stack space for 3 values.
-pub unsafe fn preload(l: *mut ffi::lua_State) {
-    // SAFETY: plain table operations on package.preload.
-    unsafe {
-        ffi::luaL_getsubtable(l, LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
-        for (name, open) in MODULES {
-            ffi::lua_pushcfunction(l, *open);
-            ffi::lua_setfield(l, -2, name.as_ptr());
-        }
-        ffi::lua_pop(l, 1);
-    }
+pub unsafe fn preload(l: *mut lua::State) {
+    // SAFETY: as the caller promises.
+    modules::preload(unsafe { Lua::from_raw(l) }, MODULES);
 }

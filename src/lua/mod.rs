@@ -16,6 +16,7 @@ pub mod awaiting;
 pub mod class;
 pub mod fail;
 pub mod interrupt;
+pub mod modules;
 mod state;
 mod table;
 #[cfg(debug_assertions)]
@@ -33,6 +34,7 @@ pub use ffi::{
     LUA_MINSTACK, LUA_OK, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TFUNCTION, LUA_TLIGHTUSERDATA,
     LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD, LUA_TUSERDATA,
     LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext, lua_KFunction as KFunction,
+    lua_State as State,
 };
 
 unsafe extern "C-unwind" {

@@ -45,7 +45,10 @@ fn proceed(lua: Lua, sl: &SysLoop, mode: Mode) -> Result<Await, Error> {
             lua.push_bool(pending);
             Ok(Await::Done(1))
         }
-        Ok(Err(e)) => Err(Error::msg(format!("system.run: {e}"))),
+        Ok(Err(e)) => Err(Error::msg(format!(
+            "system.run: {}",
+            crate::lua::fail::text(crate::lua::fail::code_of(&e))
+        ))),
         Err(_) => Err(Error::msg("internal error in coutil (panic)")),
     }
 }
