@@ -22,7 +22,7 @@ use rustyline::{DefaultEditor, Editor};
 
 use crate::cfn;
 use crate::lua::awaiting::{self, Await, state_loop};
-use crate::lua::{Error, Lua, Reg, Ret};
+use crate::lua::{Error, Lua, Reg, Ret, fail};
 use crate::runtime::{Outcome, Wait};
 
 pub const FUNCTIONS: &[Reg] = &[
@@ -58,6 +58,16 @@ extern "C" fn restore_terminal() {
     {
         // SAFETY: sets descriptor 0's settings to a copy taken from it.
         unsafe { libc::tcsetattr(0, libc::TCSADRAIN, settings) };
+    }
+}
+
+/// The message of an editor's failure: libuv's text for OS errors, as
+/// every other function reports them.
+fn message(e: &ReadlineError) -> std::borrow::Cow<'static, str> {
+    match e {
+        ReadlineError::Io(e) => fail::text(fail::code_of(e)).into(),
+        ReadlineError::Errno(e) => fail::text(*e as i32).into(),
+        other => other.to_string().into(),
     }
 }
 
@@ -122,7 +132,7 @@ fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
         }
         Some(Err(e)) => {
             co.push_bool(false);
-            co.push_bytes(e.to_string().as_bytes());
+            co.push_bytes(message(&e).as_bytes());
             2
         }
         None => {
@@ -154,7 +164,7 @@ fn history(lua: Lua) -> Ret {
         }
         Err(e) => {
             lua.push_bool(false);
-            lua.push_bytes(e.to_string().as_bytes());
+            lua.push_bytes(message(&e).as_bytes());
             Ok(2)
         }
     }
@@ -185,7 +195,7 @@ fn addhistory(lua: Lua) -> Ret {
         Err(e) => {
             line.file = None;
             lua.push_bool(false);
-            lua.push_bytes(e.to_string().as_bytes());
+            lua.push_bytes(message(&e).as_bytes());
             Ok(2)
         }
     }

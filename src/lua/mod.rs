@@ -16,6 +16,7 @@ pub mod awaiting;
 pub mod class;
 pub mod fail;
 pub mod interrupt;
+pub mod iofile;
 pub mod modules;
 mod state;
 mod table;

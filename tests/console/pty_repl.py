@@ -137,6 +137,7 @@ def main():
     os.mkdir(os.path.join(bad, ".coutil_history"))
     s = Session(bad)
     s.expect("history not kept in")
+    s.expect("illegal operation on a directory")
     s.expect("> ")
     s.send(b"1 + 1\r")
     s.expect("2\r\n")
