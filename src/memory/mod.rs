@@ -33,7 +33,7 @@ use std::ffi::c_int;
 
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, LUA_TNIL, LUA_TNUMBER, Lua, Reg, Ret};
+use crate::lua::{Error, LUA_MINSTACK, LUA_TNIL, LUA_TNUMBER, Lua, Reg, Ret};
 
 const FUNCTIONS: &[Reg] = &[
     (c"create", cfn!(create)),
@@ -88,7 +88,8 @@ impl Object for Memory {
 fn slot(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
     // A userdata with the `memory` metatable, which only `class::push`
     // makes, holding an initialised Option<Memory> (see `lua/class.rs`).
-    let p = class::test_key(lua, i, Memory::key());
+    // The module's own functions have the metatable as first upvalue.
+    let p = class::test_own(lua, i, Memory::key());
     (!p.is_null()).then_some(p.cast())
 }
 
@@ -220,11 +221,14 @@ fn push_new(lua: Lua, data: Bytes, kind: Kind) {
 
 /// `luaopen_coutil_memory`: the module table, also the memories' `__index`.
 pub fn open(lua: Lua) -> c_int {
-    lua.push_functions(FUNCTIONS, false);
+    // Every function gets the metatable as first upvalue: the class check
+    // of its arguments then needs no registry lookup (`class::test_own`).
     class::push_metatable::<Memory>(lua);
-    lua.push_value(-2);
-    lua.set_field(-2, c"__index");
-    lua.set_top(-2);
+    lua.push_value(-1);
+    lua.push_functions(FUNCTIONS, true);
+    lua.push_value(-1);
+    lua.set_field(-3, c"__index");
+    lua.remove(-2);
     1
 }
 
@@ -307,14 +311,18 @@ fn tostring(lua: Lua) -> Ret {
 
 /// b1, b2, ... = memory.get(m, i [, j])
 fn get(lua: Lua) -> Ret {
-    let len = arg_memory(lua, 1)?.data.len();
+    let data = &arg_memory(lua, 1)?.data;
+    let len = data.len();
     let i = range::start(lua.arg_integer(2)?, len);
     let j = range::end(lua.opt_integer(3, i)?, len);
     let r = range::span(i, j);
     let n = c_int::try_from(r.len()).map_err(|_| Error::msg("memory slice too long"))?;
-    lua.check_stack(n)
-        .map_err(|_| Error::msg("memory slice too long"))?;
-    for &b in &arg_memory(lua, 1)?.data[r] {
+    if n > LUA_MINSTACK {
+        lua.check_stack(n)
+            .map_err(|_| Error::msg("memory slice too long"))?;
+    }
+    // `data` is still the memory's: nothing above ran Lua code.
+    for &b in &data[r] {
         lua.push_integer(b.into());
     }
     Ok(n)
