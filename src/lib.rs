@@ -16,6 +16,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod await_lib;
 mod console;
 mod event;
 mod lua;
@@ -70,6 +71,21 @@ embedded!(luaopen_coutil_queued, c"=coutil.queued", "queued.lua");
 embedded!(luaopen_coutil_mutex, c"=coutil.mutex", "mutex.lua");
 embedded!(luaopen_coutil_promise, c"=coutil.promise", "promise.lua");
 embedded!(luaopen_coutil_spawn, c"=coutil.spawn", "spawn.lua");
+
+/// `require "coutil.await"`: a Lua chunk with native helpers (see
+/// `await_lib`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn luaopen_coutil_await(l: *mut lua::State) -> c_int {
+    // SAFETY: called by `require` as a C function.
+    unsafe {
+        modules::open_chunk_with(
+            l,
+            c"=coutil.await",
+            await_lib::CHUNK,
+            Some(await_lib::NATIVES),
+        )
+    }
+}
 
 /// `require "coutil.event"`: native (see `event`).
 #[unsafe(no_mangle)]
@@ -171,6 +187,7 @@ pub static MODULES: &[modules::Module] = &[
     (c"coutil.mutex", luaopen_coutil_mutex),
     (c"coutil.promise", luaopen_coutil_promise),
     (c"coutil.spawn", luaopen_coutil_spawn),
+    (c"coutil.await", luaopen_coutil_await),
     (c"coutil.memory", luaopen_coutil_memory),
     (c"memory", luaopen_memory),
     (c"coutil.console", luaopen_coutil_console),

@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod iofile;
 pub mod modules;
 mod state;
+mod stop;
 mod table;
 #[cfg(debug_assertions)]
 pub mod testing;
@@ -29,6 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use mlua_sys as ffi;
 pub use state::Lua;
+pub use stop::Stopped;
 
 /// Type tags, statuses and types of the C API, for the layers above.
 pub use ffi::{

@@ -4,7 +4,7 @@
 
 use std::ffi::{CStr, c_int, c_void};
 
-use super::{CFunction, LUA_OK, LUA_REGISTRYINDEX, Lua, ffi};
+use super::{CFunction, LUA_OK, LUA_REGISTRYINDEX, Lua, Reg, ffi};
 
 /// A module: its `require` name and entry point.
 pub type Module = (&'static CStr, CFunction);
@@ -15,6 +15,21 @@ pub type Module = (&'static CStr, CFunction);
 /// `l` must be the state of the running C function call (`require`'s
 /// call of a `luaopen_*`).
 pub unsafe fn open_chunk(l: *mut ffi::lua_State, name: &CStr, source: &str) -> c_int {
+    // SAFETY: as the caller promises.
+    unsafe { open_chunk_with(l, name, source, None) }
+}
+
+/// Like [`open_chunk`], calling the chunk with a table of `natives` (the
+/// module's functions written in Rust) as its argument.
+///
+/// # Safety
+/// As for [`open_chunk`].
+pub unsafe fn open_chunk_with(
+    l: *mut ffi::lua_State,
+    name: &CStr,
+    source: &str,
+    natives: Option<&[Reg]>,
+) -> c_int {
     // SAFETY: loads and calls a chunk of ours; errors propagate as Lua
     // errors from this C function, with no Rust value alive.
     unsafe {
@@ -28,7 +43,14 @@ pub unsafe fn open_chunk(l: *mut ffi::lua_State, name: &CStr, source: &str) -> c
         {
             ffi::lua_error(l);
         }
-        ffi::lua_callk(l, 0, 1, 0, None);
+        let nargs = match natives {
+            Some(natives) => {
+                Lua::from_raw(l).push_functions(natives, false);
+                1
+            }
+            None => 0,
+        };
+        ffi::lua_callk(l, nargs, 1, 0, None);
     }
     1
 }
