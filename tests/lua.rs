@@ -174,6 +174,8 @@ lua_tests!(
     coop_queued,
     coop_mutex,
     coop_promise,
+    await_within,
+    await_any,
     memory_buffer,
     net_address,
     net_resolve,

@@ -31,8 +31,8 @@ local TIMEDOUT, ETIMEDOUT = "connection timed out", 110
 
 -- Raises `bad argument` as luaL_typeerror words it, at `level` (1 is the
 -- caller of this function).
-local function argerror(level, i, name, expected, value)
-	local got = type(value)
+local function argerror(level, i, name, expected, value, absent)
+	local got = absent and "no value" or type(value)
 	local mt = getmetatable(value)
 	if type(mt) == "table" and type(mt.__name) == "string" then got = mt.__name end
 	error(("bad argument #%d to '%s' (%s expected, got %s)")
@@ -68,6 +68,7 @@ local function finish(co)
 		stopnext(co)
 		resume(create(function()
 			repeat suspend() until status(co) ~= "normal"
+			sethook(co) -- the stopping hook, which would stop its closing too
 			if status(co) == "suspended" then close(co) end
 		end))
 	end
@@ -120,7 +121,9 @@ local unwatch = { __close = function(d)
 end }
 
 function await.within(seconds, f, ...)
-	if type(seconds) ~= "number" then argerror(2, 1, "within", "number", seconds) end
+	if type(seconds) ~= "number" then
+		argerror(2, 1, "within", "number", seconds, seconds == nil and f == nil and select("#", ...) == 0)
+	end
 	if seconds ~= seconds or seconds < 0 then
 		error("bad argument #1 to 'within' (out of range)", 2)
 	end
