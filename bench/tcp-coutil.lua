@@ -25,6 +25,10 @@ local event = require "coutil.event"
 local mode = arg[1] or "serial"
 local conns, msgs = 64, 512
 if mode == "upload1" then conns, msgs = 1, 2 * 64 * 512 end
+-- serial-within: serial with each round trip of the clients inside
+-- coutil.await.within(5, ...), a deadline that never passes
+local within = mode == "serial-within" and require("coutil.await").within
+if within then mode = "serial" end
 assert(mode == "upload" or mode == "upload1" or mode == "serial" or mode == "multiplex",
 	"unknown mode " .. mode)
 local upload = mode == "upload" or mode == "upload1"
@@ -101,12 +105,15 @@ elseif mode == "serial" then
 	end
 	function client(sock)
 		local buf = memory.create(BUFSIZE)
-		for _ = 1, msgs do
+		local function roundtrip()
 			assert(sock:write(message))
 			local got = 0
 			repeat got = got + assert(sock:read(buf)) until got >= RSIZE
 			assert(got == RSIZE, "extra bytes")
 			replied = replied + 1
+		end
+		for _ = 1, msgs do
+			if within then within(5, roundtrip) else roundtrip() end
 		end
 		sock:close()
 	end

@@ -4,12 +4,96 @@
 //! Lua chunk (`src/lua/coutil/await.lua`) called with the functions of
 //! this directory as its argument.
 
-use crate::cfn;
-use crate::lua::{Error, Lua, Reg, Ret, Stopped};
+use std::ffi::c_int;
+
+use crate::lua::awaiting::{self, Await};
+use crate::lua::{Error, LUA_TFUNCTION, LUA_TNUMBER, Lua, Reg, Ret, Stopped};
+use crate::runtime::{OpId, Outcome, Wait};
+use crate::{afn, cfn};
 
 pub const CHUNK: &str = include_str!("../lua/coutil/await.lua");
 
-pub const NATIVES: &[Reg] = &[(c"stop", cfn!(stop)), (c"stopnext", cfn!(stopnext))];
+pub const NATIVES: &[Reg] = &[
+    (c"stop", cfn!(stop)),
+    (c"stopnext", cfn!(stopnext)),
+    (c"sleep", afn!(sleep)),
+    (c"hold", cfn!(hold)),
+    (c"enter", cfn!(enter)),
+];
+
+/// e = enter(seconds, f, mt): `within`'s common case in one call. With a
+/// finite non-negative number of seconds and a function, in a coroutine:
+/// a new deadline entry `{ running coroutine, deadline, false, false,
+/// false }` with metatable `mt`, the deadline in loop time as
+/// `system.time()` gives it. Otherwise nothing, and `within` checks its
+/// arguments itself.
+fn enter(lua: Lua) -> Ret {
+    if lua.type_of(1) != LUA_TNUMBER || lua.type_of(2) != LUA_TFUNCTION || !lua.is_yieldable() {
+        return Ok(0);
+    }
+    let secs = lua.to_number(1).unwrap_or(f64::NAN);
+    if !(0.0..f64::INFINITY).contains(&secs) {
+        return Ok(0);
+    }
+    // As `system.time()`: milliseconds of the cached loop time.
+    let now = (awaiting::state_loop(lua).now_ns() / 1_000_000) as f64 / 1e3;
+    let spare = lua.raw_len(4);
+    if spare > 0 {
+        lua.raw_get_index(4, spare as i64);
+        lua.push_nil();
+        lua.raw_set_index(4, spare as i64);
+        lua.push_thread();
+        lua.raw_set_index(-2, 1);
+        lua.push_number(now + secs);
+        lua.raw_set_index(-2, 2);
+        return Ok(1);
+    }
+    lua.new_table(5, 0);
+    lua.push_thread();
+    lua.raw_set_index(-2, 1);
+    lua.push_number(now + secs);
+    lua.raw_set_index(-2, 2);
+    for i in 3..=5 {
+        lua.push_bool(false);
+        lua.raw_set_index(-2, i);
+    }
+    lua.push_value(3);
+    lua.set_metatable(-2);
+    Ok(1)
+}
+
+/// sleep(seconds, cell, strong): like `system.suspend(seconds)` (loop
+/// time), returning nothing; the keeper of `within`'s deadlines waits so.
+/// The timer keeps `system.run` going only if `strong` (deadlines are
+/// pending); `hold` changes that while it waits, through the operation id
+/// stored in `cell[1]`.
+fn sleep(lua: Lua) -> Result<Await, Error> {
+    awaiting::require_coroutine(lua)?;
+    // `as` saturates, and makes NaN 0.
+    let ms = (lua.arg_number(1)? * 1000.0) as u64;
+    let strong = lua.to_boolean(3);
+    let sl = awaiting::state_loop(lua);
+    let wait = if ms == 0 { Wait::Idle } else { Wait::Timer(ms) };
+    let id = awaiting::wait(lua, sl, wait, deliver_nothing)?;
+    sl.set_weak(id, !strong);
+    lua.push_integer(id.to_bits() as i64);
+    lua.raw_set_index(2, 1);
+    Ok(Await::Yield(id))
+}
+
+/// hold(cell, strong): whether the keeper's timer (see `sleep`) keeps
+/// `system.run` going; nothing if it does not wait any more.
+fn hold(lua: Lua) -> Ret {
+    lua.raw_get_index(1, 1);
+    if let Some(bits) = lua.to_integer(-1) {
+        awaiting::state_loop(lua).set_weak(OpId::from_bits(bits as u64), !lua.to_boolean(2));
+    }
+    Ok(0)
+}
+
+fn deliver_nothing(_: Lua, _: Option<Outcome>) -> c_int {
+    0
+}
 
 /// stop(co): resumes `co`, suspended in an await function, so that the
 /// await is cancelled as by an explicit resume, and suspends it again

@@ -276,6 +276,7 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
         && let Some(w) = sl.delivering_waiter(id).filter(|w| w.thread == thread)
     {
         sl.set_waiter(id, Waiter { deliver, ..w });
+        sl.set_weak(id, false);
         // A failed arming leaves the op being delivered: released after.
         sl.arm(id, wait).map_err(|e| Error::io(&e))?;
         return Ok(id);
@@ -290,6 +291,7 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
     match closing {
         Some(id) => {
             sl.set_waiter(id, waiter);
+            sl.set_weak(id, false);
             sl.defer(id, wait);
             Ok(id)
         }

@@ -78,7 +78,8 @@ impl<W: Copy> Driver<W> {
         if timeout.is_none() && mode == Mode::Loop {
             // Nothing is ready and nothing is closing: the rest of this
             // iteration has nothing to do if the host parks.
-            let active = self.active();
+            // Weak operations count here: a parked task would miss them.
+            let active = self.active() + self.lp.borrow().weak();
             if host.park(active) {
                 return Ok(true);
             }
@@ -188,6 +189,11 @@ impl<W: Copy> Driver<W> {
 
     pub fn defer(&self, id: OpId, wait: Wait) {
         self.lp.borrow_mut().defer(id, wait);
+    }
+
+    /// See [`Loop::set_weak`].
+    pub fn set_weak(&self, id: OpId, weak: bool) {
+        self.lp.borrow_mut().set_weak(id, weak);
     }
 
     pub fn discard(&self, id: OpId) -> Option<W> {

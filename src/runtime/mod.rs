@@ -109,6 +109,8 @@ struct Op<W> {
     stamp: u32,
     /// The op has an idle entry with the current stamp in the idle list.
     in_idle: bool,
+    /// Not counted in `active` (see [`Loop::set_weak`]).
+    weak: bool,
     /// While closing: what to arm in the closing phase.
     rearm: Option<Wait>,
     outcome: Option<Outcome>,
@@ -128,8 +130,11 @@ pub struct Loop<W> {
     now_ns: u64,
     ops: Vec<Op<W>>,
     free: Vec<u32>,
-    /// Operations not `Free`: the loop is alive while this is not 0.
+    /// Operations not `Free` and not weak: the loop is alive while this
+    /// is not 0.
     active: usize,
+    /// Weak operations (not `Free`).
+    weak: usize,
     timers: Timers,
     idle: VecDeque<(u32, u32)>,
     idle_pass: VecDeque<(u32, u32)>,
@@ -163,6 +168,7 @@ impl<W> Loop<W> {
             ops: Vec::new(),
             free: Vec::new(),
             active: 0,
+            weak: 0,
             timers: Timers::default(),
             idle: VecDeque::new(),
             idle_pass: VecDeque::new(),
@@ -191,9 +197,32 @@ impl<W> Loop<W> {
         self.now_ns = monotonic_ns();
     }
 
-    /// Number of operations not yet released.
+    /// Number of operations not yet released, weak ones excepted.
     pub fn active(&self) -> usize {
         self.active
+    }
+
+    /// Number of weak operations not yet released.
+    pub fn weak(&self) -> usize {
+        self.weak
+    }
+
+    /// Makes `id` weak or not: a weak operation does not keep the loop
+    /// alive (libuv's unreferenced handles), so `system.run` may return
+    /// while it is armed; it is delivered by a later run if still armed.
+    pub fn set_weak(&mut self, id: OpId, weak: bool) {
+        let Some(op) = self.op_mut(id) else { return };
+        if op.weak == weak {
+            return;
+        }
+        op.weak = weak;
+        if weak {
+            self.active -= 1;
+            self.weak += 1;
+        } else {
+            self.active += 1;
+            self.weak -= 1;
+        }
     }
 
     fn op(&self, id: OpId) -> Option<&Op<W>> {
@@ -226,6 +255,7 @@ impl<W> Loop<W> {
             state: State::New,
             stamp: 0,
             in_idle: false,
+            weak: false,
             rearm: None,
             outcome: None,
             remote: 0,
@@ -633,7 +663,12 @@ impl<W> Loop<W> {
         op.stamp = op.stamp.wrapping_add(1);
         op.in_idle = false;
         op.outcome = None;
-        self.active -= 1;
+        if op.weak {
+            op.weak = false;
+            self.weak -= 1;
+        } else {
+            self.active -= 1;
+        }
         self.free.push(id.index);
         op.waiter.take()
     }
@@ -702,6 +737,8 @@ impl<W> Loop<W> {
             return Some(Duration::ZERO);
         }
         match self.timers.next_due() {
+            // Only weak operations: the loop ends after this iteration.
+            _ if self.active == 0 => Some(Duration::ZERO),
             Some(due) => Some(Duration::from_nanos(due.saturating_sub(monotonic_ns()))),
             None if self.active > 0 => None,
             None => Some(Duration::ZERO),

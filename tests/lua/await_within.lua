@@ -224,7 +224,7 @@ T.case("an error in f propagates with the deadline removed", function()
 	T.async(function() T.same({ true }, system.suspend(0.04)) end)
 end)
 
-T.case("a coroutine collected inside within leaks nothing", function()
+T.case("a coroutine abandoned inside within is collected once its deadline passed", function()
 	local weak = setmetatable({}, { __mode = "k" })
 	do
 		local co = coroutine.create(function()
@@ -233,10 +233,21 @@ T.case("a coroutine collected inside within leaks nothing", function()
 		assert(coroutine.resume(co))
 		weak[co] = true
 	end
+	T.async(function() system.suspend(0.04) end)
 	collectgarbage()
 	collectgarbage()
 	assert(next(weak) == nil, "the coroutine was kept")
-	T.async(function() system.suspend(0.04) end) -- the watchdog ends
+end)
+
+T.case("a pending deadline keeps system.run going; one whose within returned does not", function()
+	local res
+	T.spawn(function() res = table.pack(within(0.02, event.await, "nobody")) end)
+	system.run()
+	T.same(TIMEDOUT, table.unpack(res, 1, res.n))
+	local t0 = system.time("updated")
+	T.spawn(function() within(5, system.suspend, 0.01) end)
+	system.run()
+	assert(system.time("updated") - t0 < 1)
 end)
 
 T.case("bad arguments", function()

@@ -19,10 +19,10 @@ local isyieldable = coroutine.isyieldable
 local getinfo, gethook, sethook = debug.getinfo, debug.gethook, debug.sethook
 local pack, unpack = table.pack, table.unpack
 local error, select, setmetatable, getmetatable = error, select, setmetatable, getmetatable
-local type, pcall = type, pcall
+local type, pcall, pairs = type, pcall, pairs
 local emitall, waitany = event.emitall, getmetatable(event).coutil_internal.waitany
-local suspend = system.suspend
-local stop, stopnext = natives.stop, natives.stopnext
+local suspend, time = system.suspend, system.time
+local stop, stopnext, sleep, hold, enter = natives.stop, natives.stopnext, natives.sleep, natives.hold, natives.enter
 
 local await = {}
 
@@ -31,6 +31,8 @@ local TIMEDOUT, ETIMEDOUT = "connection timed out", 110
 
 -- Raises `bad argument` as luaL_typeerror words it, at `level` (1 is the
 -- caller of this function).
+local weak = { __mode = "v" }
+
 local function argerror(level, i, name, expected, value, absent)
 	local got = absent and "no value" or type(value)
 	local mt = getmetatable(value)
@@ -76,51 +78,157 @@ end
 
 ---------------------------------------------------------------- within
 
--- The watchdog of one `within` call, in its own coroutine: `ref[1]` is the
--- guarded coroutine (a weak reference: a collected coroutine ends the
--- watch), `d.done` is set when `within` returns.
-local weak = { __mode = "v" }
+-- Each `within` call makes a deadline entry `e` (its to-be-closed value),
+-- an array for speed: { coroutine, deadline (loop time), queue or false,
+-- previous entry or false, next entry or false }. Pending entries wait in
+-- one doubly linked FIFO queue per duration, whose deadlines are
+-- therefore in order: a call appends, a returning call unlinks its entry.
+-- One keeper coroutine per state sleeps until the earliest head, with a
+-- timer that keeps `system.run` going only while deadlines are pending (a
+-- deadline may be all that ends an event wait, but one whose `within`
+-- returned must not delay the end of `run`). A passed deadline leaves its queue and gets a
+-- watchdog coroutine (only then), which interrupts the guarded
+-- coroutine's awaits until `within` returns; from then on the coroutine
+-- is held weakly, so one abandoned inside `within` is collected once its
+-- deadline passed.
+local CO, AT, Q, PREV, NEXT = 1, 2, 3, 4, 5
+local spare = {} -- entries of returned calls, for reuse
+local queues = {} -- duration -> { head = e or false, tail = e or false }
+-- e -> { weak coroutine, watchdog = co, done = b, hooked = t }; weak keys:
+-- an entry whose coroutine was collected goes with its watchdog
+local watched = setmetatable({}, { __mode = "k" })
+local keeper, target, dirty -- the keeper, when it wakes, entries added meanwhile
+local pending = 0 -- entries in queues
+local sleeping = {} -- the keeper's timer (see natives.sleep)
 
-local function rehook(co, d)
-	-- a plain yield: wait until `co` runs again, then check each iteration
+local function unlink(q, e)
+	local p, n = e[PREV], e[NEXT]
+	if p then p[NEXT] = n else q.head = n end
+	if n then n[PREV] = p else q.tail = p end
+	e[Q] = false
+	pending = pending - 1
+	if pending == 0 then hold(sleeping, false) end
+end
+
+-- Waits until the plain yield `co` sits in ends: its next instruction
+-- wakes us (a hook, its previous one put back at once).
+local function nextrun(co, w)
 	local old = pack(gethook(co))
 	sethook(co, function()
 		if old[1] ~= nil then sethook(unpack(old, 1, old.n)) else sethook() end
-		emitall(d)
+		emitall(w)
 	end, "", 1)
-	d.hooked = old
-	waitany(d)
-	d.hooked = nil
+	w.hooked = old
+	waitany(w)
+	w.hooked = nil
 end
 
-local function watch(ref, seconds, d)
-	suspend(seconds)
-	while not d.done do
-		local co = ref[1]
+-- The watchdog of a passed deadline.
+local function watching(w)
+	while not w.done do
+		local co = w[1]
 		if co == nil or status(co) == "dead" then return end
 		if inawait(co) then
 			resume(co, false, TIMEDOUT, ETIMEDOUT)
 		elseif status(co) == "suspended" then
-			rehook(co, d)
+			nextrun(co, w)
 		end
-		if d.done then return end
+		if w.done then return end
 		suspend()
 	end
 end
 
--- `within`'s to-be-closed value: ends the watch when `within` returns,
--- raises or is closed.
-local unwatch = { __close = function(d)
-	d.done = true
-	local dog = d.dog
+local function watch(e, w)
+	watching(w)
+	watched[e] = nil
+end
+
+local function expire(q, e)
+	unlink(q, e)
+	local w = setmetatable({ e[CO], done = false }, weak)
+	e[CO] = false
+	w.watchdog = create(watch)
+	watched[e] = w
+	resume(w.watchdog, e, w)
+end
+
+local function keep()
+	while true do
+		local now = time()
+		repeat
+			dirty = false
+			target = nil
+			for seconds, q in pairs(queues) do
+				local e = q.head
+				while e and e[AT] <= now do
+					expire(q, e)
+					e = q.head
+				end
+				if not e then
+					queues[seconds] = nil
+				elseif target == nil or e[AT] < target then
+					target = e[AT]
+				end
+			end
+		until not dirty
+		if target == nil then
+			keeper = nil
+			return
+		end
+		sleep(target - now, sleeping, pending > 0) -- or resumed for an earlier deadline
+	end
+end
+
+local finished = { __close = function(e)
+	local q = e[Q]
+	if q then -- pending: leave the queue
+		local p, n = e[PREV], e[NEXT]
+		if p then p[NEXT] = n else q.head = n end
+		if n then n[PREV] = p else q.tail = p end
+		pending = pending - 1
+		if pending == 0 then hold(sleeping, false) end
+		e[CO], e[Q], e[PREV], e[NEXT] = false, false, false, false
+		spare[#spare + 1] = e
+		return
+	end
+	local w = watched[e] -- passed: stop its watchdog
+	if w == nil then return end
+	watched[e] = nil
+	w.done = true
+	local dog = w.watchdog
 	if status(dog) == "suspended" then resume(dog) end
-	local old = d.hooked
-	if old ~= nil then -- the guarded coroutine is running: put its hook back
+	local old = w.hooked
+	if old ~= nil then -- the guarded coroutine runs: put its hook back
 		if old[1] ~= nil then sethook(unpack(old, 1, old.n)) else sethook() end
 	end
 end }
 
 function await.within(seconds, f, ...)
+	local e = enter(seconds, f, finished, spare)
+	if e then
+		local q = queues[seconds]
+		if q == nil then
+			q = { head = false, tail = false }
+			queues[seconds] = q
+		end
+		local tail = q.tail
+		e[Q], e[PREV] = q, tail
+		if tail then tail[NEXT] = e else q.head = e end
+		q.tail = e
+		pending = pending + 1
+		if pending == 1 then hold(sleeping, true) end
+		if keeper == nil then
+			keeper = create(keep)
+			resume(keeper)
+		elseif target == nil or e[AT] < target then
+			dirty = true
+			if status(keeper) == "suspended" then resume(keeper) end
+		end
+		local _ <close> = e
+		return f(...)
+	end
+	-- not the common case: bad arguments, no coroutine, no limit, or a
+	-- callable object
 	if type(seconds) ~= "number" then
 		argerror(2, 1, "within", "number", seconds, seconds == nil and f == nil and select("#", ...) == 0)
 	end
@@ -129,13 +237,9 @@ function await.within(seconds, f, ...)
 	end
 	checkcallable(2, 2, "within", f)
 	if not isyieldable() then error("unable to yield", 2) end
-	if seconds == 1/0 then return f(...) end
-	local d = setmetatable({ done = false }, unwatch)
-	local dog = create(watch)
-	d.dog = dog
-	resume(dog, setmetatable({ (running()) }, weak), seconds, d)
-	local _ <close> = d
-	return f(...)
+	if seconds == 1 / 0 then return f(...) end
+	-- a callable object
+	return await.within(seconds, function(...) return f(...) end, ...)
 end
 
 ---------------------------------------------------------------- any, all
