@@ -236,6 +236,33 @@ impl TestState {
         unsafe { Lua::from_raw(self.0) }
     }
 
+    /// Runs `f` inside a C function call, as the library's functions run
+    /// (their upvalue indices are valid there), with an empty stack;
+    /// panics if `f` panicked.
+    pub fn in_cfunction(&self, f: fn(Lua)) {
+        unsafe extern "C-unwind" fn call(l: *mut ffi::lua_State) -> c_int {
+            // SAFETY: called by lua_pcall below with the function pointer
+            // as a light userdata upvalue.
+            let lua = unsafe { Lua::from_raw(l) };
+            // SAFETY: the upvalue was made from a `fn(Lua)`.
+            let f: fn(Lua) = unsafe { std::mem::transmute(lua.to_userdata(Lua::upvalue(1))) };
+            match catch_unwind(AssertUnwindSafe(|| f(lua))) {
+                Ok(()) => 0,
+                Err(_) => {
+                    lua.push_str(c"the function panicked");
+                    1
+                }
+            }
+        }
+        let lua = self.lua();
+        lua.set_top(0);
+        lua.push_light(f as *mut std::ffi::c_void);
+        lua.push_cclosure(call, 1);
+        assert_eq!(lua.pcall(0, 1), LUA_OK);
+        assert!(lua.to_bytes(-1).is_none(), "the function panicked");
+        lua.set_top(0);
+    }
+
     /// Runs `code`; returns its first result as a string (panics on an
     /// error).
     pub fn run(&self, code: &std::ffi::CStr) -> String {

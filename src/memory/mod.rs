@@ -476,9 +476,8 @@ mod tests {
 
     #[test]
     fn put_exchanges_whole_buffers_and_copies_parts() {
-        let state = crate::lua::TestState::new();
-        let lua = state.lua();
-        {
+        // In a C function: the class check reads its first upvalue.
+        crate::lua::TestState::new().in_cfunction(|lua| {
             push_new(lua, Bytes::copy_from(b"abcdef").unwrap(), Kind::Fixed);
             // A part: copied, as far as the memory goes.
             let mut d = Bytes::copy_from(b"XYZ").unwrap();
@@ -504,6 +503,6 @@ mod tests {
             lua.push_bytes(b"string");
             assert!(!put(lua, 2, 0, &mut d));
             assert_eq!(lua.to_bytes(2), Some(&b"string"[..]));
-        }
+        });
     }
 }
