@@ -31,22 +31,22 @@
 //! never resumed and goes away when an emitter, `pending` or a new
 //! registration on the value comes across it.
 //!
-//! Safety contract of every function here: `l` is the running state of a
-//! C function (or continuation) of the module, so `LISTS` and `POOL` are its
+//! Contract of every function here: `lua` is the running state of a C
+//! function (or continuation) of the module, so `LISTS` and `POOL` are its
 //! upvalues; stack indices are absolute and valid; the stack has room for 6
-//! more values. Coroutines passed in are anchored on `l`'s stack. No
-//! function keeps a Rust value with a destructor alive.
+//! more values. Coroutines passed in are anchored on `lua`'s stack. No
+//! function keeps a Rust value with a destructor alive (a memory error
+//! raised by a push longjmps over them).
 
 use std::ffi::{c_int, c_void};
-use std::ptr::null_mut;
 
 use crate::lua::{
     Error, LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD, LUA_YIELD,
-    ffi,
+    Lua,
 };
 
-pub(super) const LISTS: c_int = ffi::lua_upvalueindex(1);
-pub(super) const POOL: c_int = ffi::lua_upvalueindex(2);
+pub(super) const LISTS: c_int = Lua::upvalue(1);
+pub(super) const POOL: c_int = Lua::upvalue(2);
 
 const HEAD: i64 = 1;
 const TAIL: i64 = 2;
@@ -64,82 +64,66 @@ fn direct() -> *mut c_void {
     &DIRECT as *const u8 as *mut c_void
 }
 
-type State = *mut ffi::lua_State;
-
-unsafe fn get(l: State, t: c_int, n: i64) -> i64 {
-    // SAFETY: see the module's contract; reads an integer slot.
-    unsafe {
-        ffi::lua_rawgeti(l, t, n);
-        let v = ffi::lua_tointegerx(l, -1, null_mut());
-        ffi::lua_settop(l, -2);
-        v
-    }
+/// The integer slot `n` of the list at `t` (0 if not an integer).
+#[inline]
+fn get(lua: Lua, t: c_int, n: i64) -> i64 {
+    lua.raw_get_index(t, n);
+    let v = lua.to_integer(-1).unwrap_or(0);
+    lua.pop(1);
+    v
 }
 
-unsafe fn set(l: State, t: c_int, n: i64, v: i64) {
-    // SAFETY: see the module's contract; the header slots always exist, so
-    // this never allocates.
-    unsafe {
-        ffi::lua_pushinteger(l, v);
-        ffi::lua_rawseti(l, t, n);
-    }
+/// Sets the integer slot `n` of the list at `t`; the header slots always
+/// exist, so this never allocates.
+#[inline]
+fn set(lua: Lua, t: c_int, n: i64, v: i64) {
+    lua.push_integer(v);
+    lua.raw_set_index(t, n);
 }
 
 /// Pushes `LISTS[e]` and returns its type: nil, a thread or a table (a
 /// list). A NaN key only reads nil.
 #[inline]
-pub(super) unsafe fn push_entry(l: State, e: c_int) -> c_int {
-    // SAFETY: see the module's contract.
-    unsafe {
-        ffi::lua_pushvalue(l, e);
-        ffi::lua_rawget(l, LISTS)
-    }
+pub(super) fn push_entry(lua: Lua, e: c_int) -> c_int {
+    lua.push_value(e);
+    lua.raw_get(LISTS)
 }
 
-/// `LISTS[e] = nil`.
+/// `LISTS[e] = nil` (clearing a key never allocates).
 #[inline]
-pub(super) unsafe fn detach(l: State, e: c_int) {
-    // SAFETY: see the module's contract; clearing a key never allocates.
-    unsafe {
-        ffi::lua_pushvalue(l, e);
-        ffi::lua_pushnil(l);
-        ffi::lua_rawset(l, LISTS);
-    }
+pub(super) fn detach(lua: Lua, e: c_int) {
+    lua.push_value(e);
+    lua.push_nil();
+    lua.raw_set(LISTS);
 }
 
 /// Pushes an empty list: a spare one, or a new one.
-unsafe fn new_list(l: State) {
-    // SAFETY: see the module's contract.
-    unsafe {
-        let n = ffi::lua_rawlen(l, POOL) as i64;
-        if n > 0 {
-            ffi::lua_rawgeti(l, POOL, n);
-            ffi::lua_pushnil(l);
-            ffi::lua_rawseti(l, POOL, n);
-        } else {
-            ffi::lua_createtable(l, FIRST as c_int + 4, 0);
-            let t = ffi::lua_gettop(l);
-            set(l, t, HEAD, FIRST);
-            set(l, t, TAIL, FIRST - 1);
-        }
+fn new_list(lua: Lua) {
+    let n = lua.raw_len(POOL) as i64;
+    if n > 0 {
+        lua.raw_get_index(POOL, n);
+        lua.push_nil();
+        lua.raw_set_index(POOL, n);
+    } else {
+        lua.new_table(FIRST as c_int + 4, 0);
+        let t = lua.top();
+        set(lua, t, HEAD, FIRST);
+        set(lua, t, TAIL, FIRST - 1);
     }
 }
 
 /// Resets the list at `list`, whose entries are all nil and which is out of
 /// `LISTS`, and keeps it as a spare if it is small.
-pub(super) unsafe fn recycle(l: State, list: c_int) {
-    // SAFETY: see the module's contract.
-    unsafe {
-        if get(l, list, TAIL) > POOL_TAIL_MAX {
-            return;
-        }
-        set(l, list, HEAD, FIRST);
-        set(l, list, TAIL, FIRST - 1);
-        let n = ffi::lua_rawlen(l, POOL);
-        if n < POOL_MAX {
-            ffi::lua_pushvalue(l, list);
-            ffi::lua_rawseti(l, POOL, n as i64 + 1);
-        }
+pub(super) fn recycle(lua: Lua, list: c_int) {
+    if get(lua, list, TAIL) > POOL_TAIL_MAX {
+        return;
+    }
+    set(lua, list, HEAD, FIRST);
+    set(lua, list, TAIL, FIRST - 1);
+    let n = lua.raw_len(POOL);
+    if n < POOL_MAX {
+        lua.push_value(list);
+        lua.raw_set_index(POOL, n as i64 + 1);
     }
 }
 
@@ -147,7 +131,7 @@ pub(super) unsafe fn recycle(l: State, list: c_int) {
 /// the triples on its stack is the registration (0 for the first one).
 #[derive(Clone, Copy)]
 pub(super) struct Waiter {
-    pub(super) co: State,
+    pub(super) co: Lua,
     pub(super) triple: c_int,
     /// The number of values on its stack.
     pub(super) top: c_int,
@@ -155,78 +139,69 @@ pub(super) struct Waiter {
 
 /// The registration on the value at `e` (of type `kind`) of the coroutine
 /// `co`, if it is suspended in an await with a direct one on `e` (else the
-/// entry is stale).
+/// entry is stale). `co`'s stack is read, and `e` may be pushed on it for
+/// the comparison, then popped.
 #[inline]
-unsafe fn find_direct(l: State, co: State, e: c_int, kind: c_int) -> Option<Waiter> {
-    // SAFETY: `co` is a live thread, not running; its stack is read, and
-    // `e` may be pushed on it for the comparison, then popped.
-    unsafe {
-        if ffi::lua_status(co) != LUA_YIELD {
-            return None;
-        }
-        let top = ffi::lua_gettop(co);
-        if kind != LUA_TSTRING && kind != LUA_TNUMBER && kind != LUA_TBOOLEAN {
-            // an object (or light userdata): the same one has the same address
-            let address = ffi::lua_topointer(l, e);
-            let mut i = 1;
-            while i + 2 <= top {
-                if ffi::lua_touserdata(co, i + 1) == direct()
-                    && ffi::lua_topointer(co, i) == address
-                    && ffi::lua_type(co, i) == kind
-                {
-                    return waiter(co, i, top);
-                }
-                i += 3;
-            }
-            return None;
-        }
-        if ffi::lua_checkstack(co, 1) == 0 {
-            return None;
-        }
-        ffi::lua_pushvalue(l, e);
-        ffi::lua_xmove(l, co, 1);
-        let mut found = 0;
-        let mut i = 1;
-        while i + 2 <= top {
-            if ffi::lua_touserdata(co, i + 1) == direct() && ffi::lua_rawequal(co, i, top + 1) != 0
-            {
-                found = i;
-                break;
-            }
-            i += 3;
-        }
-        ffi::lua_settop(co, top);
-        waiter(co, found, top)
+fn find_direct(lua: Lua, co: Lua, e: c_int, kind: c_int) -> Option<Waiter> {
+    if co.status() != LUA_YIELD {
+        return None;
     }
-}
-
-/// The registration at `index` of the list at address `list` of the
-/// coroutine `co`, if it is suspended in an await with it.
-unsafe fn in_list(co: State, list: *const c_void, index: i64) -> Option<Waiter> {
-    // SAFETY: `co` is a live thread, not running; its stack is only read,
-    // and these reads never allocate or raise.
-    unsafe {
-        if ffi::lua_status(co) != LUA_YIELD {
-            return None;
-        }
-        let top = ffi::lua_gettop(co);
+    let top = co.top();
+    if kind != LUA_TSTRING && kind != LUA_TNUMBER && kind != LUA_TBOOLEAN {
+        // an object (or light userdata): the same one has the same address
+        let address = lua.to_pointer(e);
         let mut i = 1;
         while i + 2 <= top {
-            if ffi::lua_topointer(co, i + 1) == list
-                && ffi::lua_tointegerx(co, i + 2, null_mut()) == index
+            if co.to_userdata(i + 1) == direct()
+                && co.to_pointer(i) == address
+                && co.type_of(i) == kind
             {
                 return waiter(co, i, top);
             }
             i += 3;
         }
-        None
+        return None;
     }
+    if co.check_stack(1).is_err() {
+        return None;
+    }
+    lua.push_value(e);
+    lua.xmove(co, 1);
+    let mut found = 0;
+    let mut i = 1;
+    while i + 2 <= top {
+        if co.to_userdata(i + 1) == direct() && co.raw_equal(i, top + 1) {
+            found = i;
+            break;
+        }
+        i += 3;
+    }
+    co.set_top(top);
+    waiter(co, found, top)
+}
+
+/// The registration at `index` of the list at address `list` of the
+/// coroutine `co`, if it is suspended in an await with it. `co`'s stack is
+/// only read, which never allocates or raises.
+fn in_list(co: Lua, list: *const c_void, index: i64) -> Option<Waiter> {
+    if co.status() != LUA_YIELD {
+        return None;
+    }
+    let top = co.top();
+    let mut i = 1;
+    while i + 2 <= top {
+        if co.to_pointer(i + 1) == list && co.to_integer(i + 2) == Some(index) {
+            return waiter(co, i, top);
+        }
+        i += 3;
+    }
+    None
 }
 
 /// The waiter `co`, with `top` values on its stack, whose triple is at
 /// `position` (0: none).
 #[inline]
-fn waiter(co: State, position: c_int, top: c_int) -> Option<Waiter> {
+fn waiter(co: Lua, position: c_int, top: c_int) -> Option<Waiter> {
     (position > 0).then_some(Waiter {
         co,
         triple: (position - 1) / 3,
@@ -236,20 +211,17 @@ fn waiter(co: State, position: c_int, top: c_int) -> Option<Waiter> {
 
 /// Moves the head of the list at `list` past nil entries, from `head`;
 /// returns the new head.
-unsafe fn advance(l: State, list: c_int, mut head: i64, tail: i64) -> i64 {
-    // SAFETY: see the module's contract.
-    unsafe {
-        while head <= tail {
-            let t = ffi::lua_rawgeti(l, list, head);
-            ffi::lua_settop(l, -2);
-            if t != LUA_TNIL {
-                break;
-            }
-            head += 1;
+fn advance(lua: Lua, list: c_int, mut head: i64, tail: i64) -> i64 {
+    while head <= tail {
+        let t = lua.raw_get_index(list, head);
+        lua.pop(1);
+        if t != LUA_TNIL {
+            break;
         }
-        set(l, list, HEAD, head);
-        head
+        head += 1;
     }
+    set(lua, list, HEAD, head);
+    head
 }
 
 /// Finds the oldest valid registration on the value at `e` (of type
@@ -257,87 +229,76 @@ unsafe fn advance(l: State, list: c_int, mut head: i64, tail: i64) -> i64 {
 /// stale ones. With `take` it is removed too, and its coroutine stays
 /// anchored on the stack (pushed, or at `at`). Leaves nothing in
 /// `LISTS[e]` if no registration is left.
-#[inline]
-pub(super) unsafe fn oldest(
-    l: State,
+// NOTE: inlined into each emitter, as `register` into each await: each
+// has a few callers, the hot ones (see `await_one`).
+#[inline(always)]
+pub(super) fn oldest(
+    lua: Lua,
     e: c_int,
     key: c_int,
     at: c_int,
     kind: c_int,
     take: bool,
 ) -> Option<Waiter> {
-    // SAFETY: see the module's contract.
-    unsafe {
-        if kind == LUA_TTHREAD {
-            let co = ffi::lua_tothread(l, at);
-            let found = find_direct(l, co, e, key);
-            if take || found.is_none() {
-                detach(l, e);
-            }
-            return found;
+    if kind == LUA_TTHREAD {
+        let found = lua
+            .to_thread(at)
+            .and_then(|co| find_direct(lua, co, e, key));
+        if take || found.is_none() {
+            detach(lua, e);
         }
-        let list = at;
-        let address = ffi::lua_topointer(l, list);
-        let mut head = get(l, list, HEAD);
-        let tail = get(l, list, TAIL);
-        let mut found = None;
-        while head <= tail {
-            ffi::lua_rawgeti(l, list, head);
-            let co = ffi::lua_tothread(l, -1);
-            let valid = if co.is_null() {
-                None
-            } else {
-                in_list(co, address, head)
-            };
-            if valid.is_some() && !take {
-                ffi::lua_settop(l, -2);
-                return valid;
-            }
-            ffi::lua_pushnil(l);
-            ffi::lua_rawseti(l, list, head);
-            head = advance(l, list, head + 1, tail);
-            if valid.is_some() {
-                found = valid; // stays pushed
-                break;
-            }
-            ffi::lua_settop(l, -2);
-        }
-        if head > tail {
-            detach(l, e);
-            recycle(l, list);
-        }
-        found
+        return found;
     }
+    let list = at;
+    let address = lua.to_pointer(list);
+    let mut head = get(lua, list, HEAD);
+    let tail = get(lua, list, TAIL);
+    let mut found = None;
+    while head <= tail {
+        lua.raw_get_index(list, head);
+        let valid = lua.to_thread(-1).and_then(|co| in_list(co, address, head));
+        if valid.is_some() && !take {
+            lua.pop(1);
+            return valid;
+        }
+        lua.push_nil();
+        lua.raw_set_index(list, head);
+        head = advance(lua, list, head + 1, tail);
+        if valid.is_some() {
+            found = valid; // stays pushed
+            break;
+        }
+        lua.pop(1);
+    }
+    if head > tail {
+        detach(lua, e);
+        recycle(lua, list);
+    }
+    found
 }
 
 /// Removes the entry at `index` of the list at `list`, detached by
 /// `emitall`, and returns it (its coroutine pushed) if it is valid; else
 /// pushes nothing.
-pub(super) unsafe fn take_at(l: State, list: c_int, index: i64) -> Option<Waiter> {
-    // SAFETY: see the module's contract.
-    unsafe {
-        if ffi::lua_rawgeti(l, list, index) == LUA_TNIL {
-            ffi::lua_settop(l, -2);
-            return None;
-        }
-        ffi::lua_pushnil(l);
-        ffi::lua_rawseti(l, list, index);
-        let co = ffi::lua_tothread(l, -1);
-        if !co.is_null() {
-            let found = in_list(co, ffi::lua_topointer(l, list), index);
-            if found.is_some() {
-                return found;
-            }
-        }
-        ffi::lua_settop(l, -2);
-        None
+pub(super) fn take_at(lua: Lua, list: c_int, index: i64) -> Option<Waiter> {
+    if lua.raw_get_index(list, index) == LUA_TNIL {
+        lua.pop(1);
+        return None;
     }
+    lua.push_nil();
+    lua.raw_set_index(list, index);
+    let found = lua
+        .to_thread(-1)
+        .and_then(|co| in_list(co, lua.to_pointer(list), index));
+    if found.is_none() {
+        lua.pop(1);
+    }
+    found
 }
 
 /// The head and tail of the list at `list`.
-pub(super) unsafe fn bounds(l: State, list: c_int) -> (i64, i64) {
-    // SAFETY: see the module's contract.
-    unsafe { (get(l, list, HEAD), get(l, list, TAIL)) }
+pub(super) fn bounds(lua: Lua, list: c_int) -> (i64, i64) {
+    (get(lua, list, HEAD), get(lua, list, TAIL))
 }
 
 /// Registers the running coroutine on the value at `e` (of type `key`,
@@ -345,147 +306,126 @@ pub(super) unsafe fn bounds(l: State, list: c_int) -> (i64, i64) {
 /// registration. Pushes nothing and returns false if this await made that
 /// registration already (a duplicate value); its `done` triples are at the
 /// bottom of the stack. Fails only if the coroutine to move to a list has
-/// a full stack.
-#[inline]
-pub(super) unsafe fn register(l: State, e: c_int, key: c_int, done: c_int) -> Result<bool, Error> {
-    // SAFETY: see the module's contract. Only memory errors can be raised.
-    unsafe {
-        match push_entry(l, e) {
-            LUA_TTHREAD => {
-                let other = ffi::lua_tothread(l, -1);
-                if other == l {
-                    if holds_direct(l, done, e) {
-                        ffi::lua_settop(l, -2); // a duplicate
-                        return Ok(false);
-                    }
-                    // stale: replaced below
-                } else if let Some(found) = find_direct(l, other, e, key) {
-                    // `other` moves to a new list, at FIRST
-                    if ffi::lua_checkstack(other, 1) == 0 {
-                        return Err(Error::msg("stack overflow"));
-                    }
-                    new_list(l);
-                    let list = ffi::lua_gettop(l);
-                    ffi::lua_pushvalue(l, -2);
-                    ffi::lua_rawseti(l, list, FIRST);
-                    ffi::lua_pushthread(l);
-                    ffi::lua_rawseti(l, list, FIRST + 1);
-                    set(l, list, TAIL, FIRST + 1);
-                    ffi::lua_pushvalue(l, e);
-                    ffi::lua_pushvalue(l, list);
-                    ffi::lua_rawset(l, LISTS);
-                    rewrite(l, other, 3 * found.triple + 1, list);
-                    ffi::lua_remove(l, list - 1); // `other`
-                    ffi::lua_pushinteger(l, FIRST + 1);
-                    return Ok(true);
-                }
-                register_direct(l, e);
-            }
-            LUA_TTABLE => {
-                let list = ffi::lua_gettop(l);
-                let tail = get(l, list, TAIL);
-                if ffi::lua_rawgeti(l, list, tail) == LUA_TTHREAD
-                    && ffi::lua_tothread(l, -1) == l
-                    && holds(l, done, ffi::lua_topointer(l, list), tail)
-                {
-                    ffi::lua_settop(l, -3); // a duplicate
+/// a full stack; otherwise only memory errors can be raised.
+#[inline(always)]
+pub(super) fn register(lua: Lua, e: c_int, key: c_int, done: c_int) -> Result<bool, Error> {
+    match push_entry(lua, e) {
+        LUA_TTHREAD => {
+            // a thread: `to_thread` finds it
+            let Some(other) = lua.to_thread(-1) else {
+                unreachable!()
+            };
+            if other.same_thread(lua) {
+                if holds_direct(lua, done, e) {
+                    lua.pop(1); // a duplicate
                     return Ok(false);
                 }
-                ffi::lua_settop(l, list);
-                ffi::lua_pushthread(l);
-                ffi::lua_rawseti(l, list, tail + 1);
-                set(l, list, TAIL, tail + 1);
-                ffi::lua_pushinteger(l, tail + 1);
+                // stale: replaced below
+            } else if let Some(found) = find_direct(lua, other, e, key) {
+                // `other` moves to a new list, at FIRST
+                other.check_stack(1)?;
+                new_list(lua);
+                let list = lua.top();
+                lua.push_value(-2);
+                lua.raw_set_index(list, FIRST);
+                lua.push_thread();
+                lua.raw_set_index(list, FIRST + 1);
+                set(lua, list, TAIL, FIRST + 1);
+                lua.push_value(e);
+                lua.push_value(list);
+                lua.raw_set(LISTS);
+                rewrite(lua, other, 3 * found.triple + 1, list);
+                lua.remove(list - 1); // `other`
+                lua.push_integer(FIRST + 1);
+                return Ok(true);
             }
-            _ => register_direct(l, e),
+            register_direct(lua, e);
         }
-        Ok(true)
+        LUA_TTABLE => {
+            let list = lua.top();
+            let tail = get(lua, list, TAIL);
+            if lua.raw_get_index(list, tail) == LUA_TTHREAD
+                && lua.to_thread(-1).is_some_and(|co| co.same_thread(lua))
+                && holds(lua, done, lua.to_pointer(list), tail)
+            {
+                lua.pop(2); // a duplicate
+                return Ok(false);
+            }
+            lua.set_top(list);
+            lua.push_thread();
+            lua.raw_set_index(list, tail + 1);
+            set(lua, list, TAIL, tail + 1);
+            lua.push_integer(tail + 1);
+        }
+        _ => register_direct(lua, e),
     }
+    Ok(true)
 }
 
 /// `LISTS[e] = <running coroutine>`; replaces the value on top (the old
 /// `LISTS[e]`) by the rest of the triple.
 #[inline]
-unsafe fn register_direct(l: State, e: c_int) {
-    // SAFETY: see the module's contract.
-    unsafe {
-        ffi::lua_copy(l, e, -1);
-        ffi::lua_pushthread(l);
-        ffi::lua_rawset(l, LISTS);
-        ffi::lua_pushlightuserdata(l, direct());
-        ffi::lua_pushinteger(l, 0);
-    }
+fn register_direct(lua: Lua, e: c_int) {
+    lua.copy(e, -1);
+    lua.push_thread();
+    lua.raw_set(LISTS);
+    lua.push_light(direct());
+    lua.push_integer(0);
 }
 
 /// Rewrites the direct triple at `pos` of the suspended coroutine `co` to
-/// `(e, list, FIRST)`, `list` being at `list` on `l`.
-unsafe fn rewrite(l: State, co: State, pos: c_int, list: c_int) {
-    // SAFETY: `co` is suspended in our await (checked by `find_direct`)
-    // and has room for one more value (checked by the caller); its frame's
-    // slots are overwritten with plain values.
-    unsafe {
-        ffi::lua_pushvalue(l, list);
-        ffi::lua_xmove(l, co, 1);
-        ffi::lua_replace(co, pos + 1);
-        ffi::lua_pushinteger(co, FIRST);
-        ffi::lua_replace(co, pos + 2);
-    }
+/// `(e, list, FIRST)`, `list` being at `list` on `lua`. `co` is suspended
+/// in our await (checked by `find_direct`) and has room for one more value
+/// (checked by the caller); its frame's slots are overwritten with plain
+/// values.
+fn rewrite(lua: Lua, co: Lua, pos: c_int, list: c_int) {
+    lua.push_value(list);
+    lua.xmove(co, 1);
+    co.replace(pos + 1);
+    co.push_integer(FIRST);
+    co.replace(pos + 2);
 }
 
 /// Do the first `done` triples on the stack hold a direct registration on
 /// the value at `e`?
-unsafe fn holds_direct(l: State, done: c_int, e: c_int) -> bool {
-    // SAFETY: see the module's contract; only reads.
-    unsafe {
-        (0..done).any(|k| {
-            ffi::lua_touserdata(l, 3 * k + 2) == direct() && ffi::lua_rawequal(l, 3 * k + 1, e) != 0
-        })
-    }
+fn holds_direct(lua: Lua, done: c_int, e: c_int) -> bool {
+    (0..done).any(|k| lua.to_userdata(3 * k + 2) == direct() && lua.raw_equal(3 * k + 1, e))
 }
 
 /// Do the first `done` triples on the stack hold the registration `index`
 /// of the list at address `list`?
-unsafe fn holds(l: State, done: c_int, list: *const c_void, index: i64) -> bool {
-    // SAFETY: see the module's contract; only reads.
-    unsafe {
-        (0..done).any(|k| {
-            ffi::lua_topointer(l, 3 * k + 2) == list
-                && ffi::lua_tointegerx(l, 3 * k + 3, null_mut()) == index
-        })
-    }
+fn holds(lua: Lua, done: c_int, list: *const c_void, index: i64) -> bool {
+    (0..done).any(|k| lua.to_pointer(3 * k + 2) == list && lua.to_integer(3 * k + 3) == Some(index))
 }
 
-/// Removes the registration of the triple at `t`, which no emitter took.
+/// Removes the registration of the triple at `t`, which no emitter took
+/// (setting existing slots to nil never allocates).
 #[inline]
-pub(super) unsafe fn cancel(l: State, t: c_int) {
-    // SAFETY: see the module's contract; setting existing slots to nil
-    // never allocates.
-    unsafe {
-        if ffi::lua_touserdata(l, t + 1) == direct() {
-            // still `LISTS[e]`: moving it to a list rewrites the triple
-            detach(l, t);
-            return;
-        }
-        let list = t + 1;
-        let index = ffi::lua_tointegerx(l, t + 2, null_mut());
-        ffi::lua_rawgeti(l, list, index);
-        let mine = ffi::lua_tothread(l, -1) == l;
-        ffi::lua_settop(l, -2);
-        if !mine {
-            return; // cannot happen; a wrong removal would be worse
-        }
-        ffi::lua_pushnil(l);
-        ffi::lua_rawseti(l, list, index);
-        let (head, tail) = bounds(l, list);
-        if index == head && advance(l, list, head, tail) > tail {
-            // empty: out of LISTS, unless `emitall` detached it
-            push_entry(l, t);
-            let attached = ffi::lua_rawequal(l, -1, list) != 0;
-            ffi::lua_settop(l, -2);
-            if attached {
-                detach(l, t);
-                recycle(l, list);
-            }
+pub(super) fn cancel(lua: Lua, t: c_int) {
+    if lua.to_userdata(t + 1) == direct() {
+        // still `LISTS[e]`: moving it to a list rewrites the triple
+        detach(lua, t);
+        return;
+    }
+    let list = t + 1;
+    let index = lua.to_integer(t + 2).unwrap_or(0);
+    lua.raw_get_index(list, index);
+    let mine = lua.to_thread(-1).is_some_and(|co| co.same_thread(lua));
+    lua.pop(1);
+    if !mine {
+        return; // cannot happen; a wrong removal would be worse
+    }
+    lua.push_nil();
+    lua.raw_set_index(list, index);
+    let (head, tail) = bounds(lua, list);
+    if index == head && advance(lua, list, head, tail) > tail {
+        // empty: out of LISTS, unless `emitall` detached it
+        push_entry(lua, t);
+        let attached = lua.raw_equal(-1, list);
+        lua.pop(1);
+        if attached {
+            detach(lua, t);
+            recycle(lua, list);
         }
     }
 }

@@ -16,27 +16,22 @@
 //! `promise` needs that distinction too and gets it through
 //! `getmetatable(event).coutil_internal.waitany`: `true, ek, extra...` for
 //! an emission, `false, values...` for an explicit resume.
+//!
+//! Everything goes through the binding layer's [`Lua`] (threads, resumes
+//! and the yields with a continuation are in `lua/coroutines.rs`), so no
+//! `unsafe` is left here but the entry point.
 
 mod emit;
 mod list;
 mod wait;
 
 use std::ffi::{CStr, c_int, c_void};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::lua::{
-    CFunction, Error, KContext, LUA_MINSTACK, LUA_REGISTRYINDEX, LUA_TTABLE, ffi, raise,
-};
+use crate::lua::coroutines::Step;
+use crate::lua::{Error, LUA_MINSTACK, LUA_REGISTRYINDEX, LUA_TTABLE, Lua, Reg, State};
+use crate::yfn;
 use emit::{emitall, emitone, pending};
 use wait::{await_one, awaitall, awaitany, waitany};
-
-/// What a function (or the continuation) decided.
-enum Step {
-    /// Return this many values from the top of the stack.
-    Return(c_int),
-    /// Yield keeping the whole stack (the triples); the context.
-    Yield(KContext),
-}
 
 /// First value given by emitters to the coroutines they resume: the
 /// address of `EMITTED[k]` when the registration taken is the triple `k`
@@ -63,143 +58,95 @@ fn taken(mark: *mut c_void) -> Option<usize> {
     (k < MARKS).then_some(k)
 }
 
-/// Runs a body, then returns, yields or raises as it decided, with no Rust
-/// value alive.
-///
-/// # Safety
-/// `l` must be the running state of a function of this module.
-unsafe fn run(l: *mut ffi::lua_State, body: impl FnOnce() -> Result<Step, Error>) -> c_int {
-    let decided = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(decided) => decided,
-        Err(payload) => {
-            drop(payload);
-            Err(Error::msg("internal error in coutil (panic)"))
-        }
-    };
-    match decided {
-        Ok(Step::Return(n)) => n,
-        // SAFETY: only plain data is alive; lua_yieldk leaves this frame
-        // and `resumed` takes over with the stack as it is.
-        Ok(Step::Yield(ctx)) => unsafe { ffi::lua_yieldk(l, 0, ctx, Some(resumed)) },
-        // SAFETY: the body's values are dropped (see `raise`).
-        Err(e) => unsafe { raise(l, e) },
-    }
-}
-
-macro_rules! efn {
-    ($f:path) => {{
-        unsafe extern "C-unwind" fn wrapper(l: *mut ffi::lua_State) -> c_int {
-            // SAFETY: Lua calls this as a C function of the module.
-            unsafe { run(l, || $f(l)) }
-        }
-        wrapper as CFunction
-    }};
-}
-
-unsafe extern "C-unwind" fn resumed(l: *mut ffi::lua_State, _: c_int, ctx: KContext) -> c_int {
-    // SAFETY: Lua calls this as the continuation of one of our awaits.
-    unsafe { run(l, || wait::continuation(l, ctx)) }
-}
-
 /// An error message with the position of the caller `level` levels up.
-fn located(l: *mut ffi::lua_State, level: c_int, msg: &str) -> Error {
-    // SAFETY: pushes onto the running state (a C function has room for 3
-    // values); may only raise a memory error, with nothing owned alive.
-    unsafe {
-        ffi::luaL_where(l, level);
-        ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
-        ffi::lua_concat(l, 2);
-    }
+fn located(lua: Lua, level: c_int, msg: &str) -> Error {
+    // a C function has room for these 2 values; only a memory error can be
+    // raised, with nothing owned alive
+    lua.push_where(level);
+    lua.push_bytes(msg.as_bytes());
+    lua.concat(2);
     Error::Value
 }
 
-fn push_bool(l: *mut ffi::lua_State, b: bool) -> Result<Step, Error> {
-    // SAFETY: a C function has room for one more value.
-    unsafe { ffi::lua_pushboolean(l, b as c_int) };
+fn push_bool(lua: Lua, b: bool) -> Result<Step, Error> {
+    lua.push_bool(b);
     Ok(Step::Return(1))
-}
-
-fn check_stack(l: *mut ffi::lua_State, n: c_int) -> Result<(), Error> {
-    // SAFETY: plain stack check of the running state.
-    match unsafe { ffi::lua_checkstack(l, n) } {
-        0 => Err(Error::msg("stack overflow")),
-        _ => Ok(()),
-    }
 }
 
 /// Makes room for `n` more values on entry to a C function, which has
 /// LUA_MINSTACK slots free above its arguments.
-fn reserve(l: *mut ffi::lua_State, n: c_int) -> Result<(), Error> {
+#[inline]
+fn reserve(lua: Lua, n: c_int) -> Result<(), Error> {
     if n <= LUA_MINSTACK {
         Ok(())
     } else {
-        check_stack(l, n)
+        lua.check_stack(n)
     }
 }
 
-const FUNCTIONS: &[(&CStr, CFunction)] = &[
-    (c"await", efn!(await_one)),
-    (c"awaitany", efn!(awaitany)),
-    (c"awaitall", efn!(awaitall)),
-    (c"emitall", efn!(emitall)),
-    (c"emitone", efn!(emitone)),
-    (c"pending", efn!(pending)),
+const FUNCTIONS: &[Reg] = &[
+    (c"await", yfn!(await_one)),
+    (c"awaitany", yfn!(awaitany)),
+    (c"awaitall", yfn!(awaitall)),
+    (c"emitall", yfn!(emitall)),
+    (c"emitone", yfn!(emitone)),
+    (c"pending", yfn!(pending)),
 ];
 
 /// Pushes the table of the state stored at `key`, creating it (with `mode`
 /// as weak mode, if any) on first use.
-unsafe fn push_shared(l: *mut ffi::lua_State, key: &'static u8, mode: Option<&CStr>) {
+fn push_shared(lua: Lua, key: &'static u8, mode: Option<&CStr>) {
     let key = key as *const u8 as *const c_void;
-    // SAFETY: registry access with a private light userdata key.
-    unsafe {
-        if ffi::lua_rawgetp(l, LUA_REGISTRYINDEX, key) == LUA_TTABLE {
-            return;
-        }
-        ffi::lua_settop(l, -2);
-        ffi::lua_createtable(l, 0, 0);
-        if let Some(mode) = mode {
-            ffi::lua_createtable(l, 0, 1);
-            ffi::lua_pushstring(l, mode.as_ptr());
-            ffi::lua_setfield(l, -2, c"__mode".as_ptr());
-            ffi::lua_setmetatable(l, -2);
-        }
-        ffi::lua_pushvalue(l, -1);
-        ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, key);
+    if lua.raw_get_ptr(LUA_REGISTRYINDEX, key) == LUA_TTABLE {
+        return;
     }
+    lua.pop(1);
+    lua.new_table(0, 0);
+    if let Some(mode) = mode {
+        lua.new_table(0, 1);
+        lua.push_str(mode);
+        lua.set_field(-2, c"__mode");
+        lua.set_metatable(-2);
+    }
+    lua.push_value(-1);
+    lua.raw_set_ptr(LUA_REGISTRYINDEX, key);
 }
 
 /// `require "coutil.event"`: the module table, with the hidden channel for
 /// `coutil.promise` in its metatable.
+fn module(lua: Lua) -> c_int {
+    // builds tables within LUA_MINSTACK; errors are memory errors only
+    push_shared(lua, &LISTS_KEY, Some(c"k"));
+    push_shared(lua, &POOL_KEY, None);
+    let shared = lua.top() - 1;
+    let closure = |f| {
+        lua.push_value(shared);
+        lua.push_value(shared + 1);
+        lua.push_cclosure(f, 2);
+    };
+    lua.new_table(0, FUNCTIONS.len() as c_int + 1);
+    for (name, f) in FUNCTIONS {
+        closure(*f);
+        lua.set_field(-2, name);
+    }
+    lua.push_str(c"1.0 alpha");
+    lua.set_field(-2, c"version");
+    // Not part of the API: kept out of the module table so it does not
+    // show up as a function of the module.
+    lua.new_table(0, 1);
+    lua.new_table(0, 1);
+    closure(yfn!(waitany));
+    lua.set_field(-2, c"waitany");
+    lua.set_field(-2, c"coutil_internal");
+    lua.set_metatable(-2);
+    1
+}
+
+/// The entry point of `require "coutil.event"` (see [`module`]).
 ///
 /// # Safety
 /// `l` must be the state of a running C function call.
-pub unsafe fn open(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: builds tables on the running state (within LUA_MINSTACK);
-    // errors are memory errors only, with no Rust value owning anything.
-    unsafe {
-        push_shared(l, &LISTS_KEY, Some(c"k"));
-        push_shared(l, &POOL_KEY, None);
-        let shared = ffi::lua_gettop(l) - 1;
-        let closure = |f: CFunction| {
-            ffi::lua_pushvalue(l, shared);
-            ffi::lua_pushvalue(l, shared + 1);
-            ffi::lua_pushcclosure(l, f, 2);
-        };
-        ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int + 1);
-        for (name, f) in FUNCTIONS {
-            closure(*f);
-            ffi::lua_setfield(l, -2, name.as_ptr());
-        }
-        ffi::lua_pushstring(l, c"1.0 alpha".as_ptr());
-        ffi::lua_setfield(l, -2, c"version".as_ptr());
-        // Not part of the API: kept out of the module table so it does not
-        // show up as a function of the module.
-        ffi::lua_createtable(l, 0, 1);
-        ffi::lua_createtable(l, 0, 1);
-        closure(efn!(waitany));
-        ffi::lua_setfield(l, -2, c"waitany".as_ptr());
-        ffi::lua_setfield(l, -2, c"coutil_internal".as_ptr());
-        ffi::lua_setmetatable(l, -2);
-    }
-    1
+pub unsafe fn open(l: *mut State) -> c_int {
+    // SAFETY: as the caller promises.
+    unsafe { crate::lua::entry(l, |lua| Ok(module(lua))) }
 }

@@ -14,6 +14,7 @@
 
 pub mod awaiting;
 pub mod class;
+pub mod coroutines;
 pub mod fail;
 pub mod interrupt;
 pub mod iofile;
