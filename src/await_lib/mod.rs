@@ -7,7 +7,7 @@
 use std::ffi::c_int;
 
 use crate::lua::awaiting::{self, Await};
-use crate::lua::{Error, LUA_TFUNCTION, LUA_TNUMBER, Lua, Reg, Ret, Stopped};
+use crate::lua::{Error, LUA_TFUNCTION, LUA_TNUMBER, LUA_YIELD, Lua, Reg, Ret, Stopped};
 use crate::runtime::{OpId, Outcome, Wait};
 use crate::{afn, cfn};
 
@@ -103,7 +103,7 @@ fn stop(lua: Lua) -> Ret {
     let Some(co) = lua.to_thread(1) else {
         return Err(Error::Type(1, c"coroutine"));
     };
-    if !co.is_yielded() || co.raw() == lua.raw() {
+    if co.status() != LUA_YIELD || co.raw() == lua.raw() {
         return Err(Error::arg(1, "suspended coroutine expected"));
     }
     lua.push_bool(lua.resume_to_lua(co) == Stopped::Suspended);

@@ -10,8 +10,6 @@
 //! then runs its to-be-closed variables. The coroutine's own hook is put
 //! back.
 
-use std::ffi::c_int;
-
 use super::{LUA_OK, LUA_YIELD, Lua, ffi};
 
 unsafe extern "C-unwind" fn yield_now(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
@@ -74,20 +72,5 @@ impl Lua {
     pub fn stop_next(self) {
         // SAFETY: sets the hook of a live thread of this state.
         unsafe { ffi::lua_sethook(self.raw(), Some(yield_now), ffi::LUA_MASKCOUNT, 1) };
-    }
-
-    /// The coroutine at `i`, if it is a thread.
-    pub fn to_thread(self, i: c_int) -> Option<Lua> {
-        // SAFETY: reads a stack value; a non-thread gives null.
-        let co = unsafe { ffi::lua_tothread(self.raw(), i) };
-        // SAFETY: a live thread of this state (the stack slot keeps it).
-        (!co.is_null()).then(|| unsafe { Lua::from_raw(co) })
-    }
-
-    /// Whether this thread is suspended in a yield (not running, not dead,
-    /// not a fresh coroutine).
-    pub fn is_yielded(self) -> bool {
-        // SAFETY: lua_status reads the thread's status.
-        unsafe { ffi::lua_status(self.raw()) == LUA_YIELD }
     }
 }
