@@ -91,7 +91,7 @@ pub unsafe extern "C-unwind" fn luaopen_coutil_await(l: *mut lua::State) -> c_in
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn luaopen_coutil_event(l: *mut lua::State) -> c_int {
     // SAFETY: called by `require` with a valid state.
-    unsafe { event::open(l) }
+    unsafe { lua::entry(l, |lua| Ok(event::module(lua))) }
 }
 
 /// `require "coutil.system"`

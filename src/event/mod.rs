@@ -19,7 +19,7 @@
 //!
 //! Everything goes through the binding layer's [`Lua`] (threads, resumes
 //! and the yields with a continuation are in `lua/coroutines.rs`), so no
-//! `unsafe` is left here but the entry point.
+//! `unsafe` is left here.
 
 mod emit;
 mod list;
@@ -28,7 +28,7 @@ mod wait;
 use std::ffi::{CStr, c_int, c_void};
 
 use crate::lua::coroutines::Step;
-use crate::lua::{Error, LUA_MINSTACK, LUA_REGISTRYINDEX, LUA_TTABLE, Lua, Reg, State};
+use crate::lua::{Error, LUA_MINSTACK, LUA_REGISTRYINDEX, LUA_TTABLE, Lua, Reg};
 use crate::yfn;
 use emit::{emitall, emitone, pending};
 use wait::{await_one, awaitall, awaitany, waitany};
@@ -114,7 +114,7 @@ fn push_shared(lua: Lua, key: &'static u8, mode: Option<&CStr>) {
 
 /// `require "coutil.event"`: the module table, with the hidden channel for
 /// `coutil.promise` in its metatable.
-fn module(lua: Lua) -> c_int {
+pub fn module(lua: Lua) -> c_int {
     // builds tables within LUA_MINSTACK; errors are memory errors only
     push_shared(lua, &LISTS_KEY, Some(c"k"));
     push_shared(lua, &POOL_KEY, None);
@@ -140,13 +140,4 @@ fn module(lua: Lua) -> c_int {
     lua.set_field(-2, c"coutil_internal");
     lua.set_metatable(-2);
     1
-}
-
-/// The entry point of `require "coutil.event"` (see [`module`]).
-///
-/// # Safety
-/// `l` must be the state of a running C function call.
-pub unsafe fn open(l: *mut State) -> c_int {
-    // SAFETY: as the caller promises.
-    unsafe { crate::lua::entry(l, |lua| Ok(module(lua))) }
 }
