@@ -24,6 +24,7 @@
 //! instead of aborting.
 
 mod bytes;
+pub mod moving;
 mod pack;
 pub mod range;
 

@@ -12,6 +12,12 @@
 //! while it waits closes the guard, which takes its waiter out of the
 //! channel at once, so no later peer matches it and the channel is no
 //! longer in use.
+//!
+//! Values are transferred when the call is made, so memories and state
+//! coroutines among them move then (spec seed-todo.md E4). When the
+//! exchange does not happen after all (`sync` finds no peer, an
+//! `awaitch` stops waiting unmatched), they are given back to their
+//! objects: a waiting `awaitch` keeps those objects in a registry table.
 
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
@@ -39,6 +45,9 @@ struct Waiting {
     key: u64,
     /// The loop operation of the waiting coroutine.
     op: OpId,
+    /// Registry reference to a table of the objects whose contents the
+    /// waiter's values moved (by position), or `LUA_NOREF`.
+    sources: c_int,
 }
 
 /// The to-be-closed value of a waiting `awaitch` (user value: its channel).
@@ -229,10 +238,11 @@ fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Err
 }
 
 /// Pushes `true` and the peer's values; returns how many.
-fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
+fn push_matched(lua: Lua, values: Vec<Value>) -> Result<c_int, Error> {
+    let n = 1 + values.len() as c_int;
     lua.push_bool(true);
     transfer::push(lua, values)?;
-    Ok(1 + values.len() as c_int)
+    Ok(n)
 }
 
 /// true, ... | false, "empty" = channel.sync(ch [, endpoint, ...])
@@ -245,12 +255,14 @@ fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
 fn sync(lua: Lua) -> Ret {
     let (ch, ep, values) = validate(lua)?;
     match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
-        Exchanged::Matched(peer) => push_matched(lua, &peer),
-        _ => {
+        Exchanged::Matched(peer) => push_matched(lua, peer),
+        Exchanged::Empty(values) => {
+            transfer::restore(lua, 3, values);
             lua.push_bool(false);
             lua.push_bytes(b"empty");
             Ok(2)
         }
+        Exchanged::Queued => unreachable!("nothing was given to queue"),
     }
 }
 
@@ -259,24 +271,33 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let (ch, ep, values) = validate(lua)?;
     if ch.waiting.is_some() {
+        transfer::restore(lua, 3, values);
         return Err(Error::msg("in use"));
     }
     let values = match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
-        Exchanged::Matched(peer) => return push_matched(lua, &peer).map(Await::Done),
+        Exchanged::Matched(peer) => return push_matched(lua, peer).map(Await::Done),
         Exchanged::Empty(values) => values,
         Exchanged::Queued => unreachable!("nothing was given to queue"),
     };
     let sl = sys_loop(lua);
-    let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
+    let id = match awaiting::wait(lua, sl, Wait::External, deliver) {
+        Ok(id) => id,
+        Err(e) => {
+            transfer::restore(lua, 3, values);
+            return Err(e);
+        }
+    };
     let remote = sl.ops.borrow_mut().remote(id);
     let remote: Remote = match remote {
         Ok(remote) => remote,
         Err(e) => {
             // Not waiting after all: the failure is the result.
             awaiting::abandon(lua, id);
+            transfer::restore(lua, 3, values);
             return Err(Error::io(&e));
         }
     };
+    let sources = keep_sources(lua, &values);
     let key = matcher::next_key();
     // In a pool task, a match also ends the parking of its `system.run`.
     let park = park::park_arc(lua);
@@ -293,7 +314,11 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
     };
     // A peer that came meanwhile wakes us at once, through the loop.
     matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
-    ch.waiting = Some(Waiting { key, op: id });
+    ch.waiting = Some(Waiting {
+        key,
+        op: id,
+        sources,
+    });
     super::push_guard(lua, || Guard);
     Ok(Await::Keep(id, 2, kfn!(awaitch_k)))
 }
@@ -306,10 +331,59 @@ fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
     if let Some(p) = park::park_ref(lua) {
         p.awaiting.fetch_sub(1, Ordering::Relaxed);
     }
-    if !matched {
-        drop(matcher::remove(ch.domain, &ch.name, waiting.key));
-    }
+    let removed = match matched {
+        true => None,
+        false => matcher::remove(ch.domain, &ch.name, waiting.key),
+    };
+    give_back(lua, waiting.sources, removed.map(|(_, values)| values));
     Some(waiting)
+}
+
+/// A registry table of the objects at 3.. whose contents `values` moved,
+/// by position (from 1), or `LUA_NOREF` if nothing moved.
+fn keep_sources(lua: Lua, values: &[Value]) -> c_int {
+    if !values.iter().any(Value::moves) {
+        return ffi::LUA_NOREF;
+    }
+    let l = lua.raw();
+    // SAFETY: a new table filled with stack values, then referenced from
+    // the registry; the caller's stack has room for 2 more values.
+    unsafe {
+        ffi::lua_createtable(l, values.len() as c_int, 0);
+        for (k, v) in values.iter().enumerate() {
+            if v.moves() {
+                ffi::lua_pushvalue(l, 3 + k as c_int);
+                ffi::lua_rawseti(l, -2, k as ffi::lua_Integer + 1);
+            }
+        }
+        ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX)
+    }
+}
+
+/// Gives the moved objects of `values` (not exchanged, if any) back to
+/// the objects kept in `sources` (see [`keep_sources`]), and drops that
+/// table.
+fn give_back(lua: Lua, sources: c_int, values: Option<Vec<Value>>) {
+    if sources == ffi::LUA_NOREF {
+        return;
+    }
+    let l = lua.raw();
+    // SAFETY: reads the registry table made by `keep_sources`; 2 stack
+    // slots are used and popped.
+    unsafe {
+        if let Some(values) = values {
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, sources.into());
+            for (k, v) in values.into_iter().enumerate() {
+                if v.moves() {
+                    ffi::lua_rawgeti(l, -1, k as ffi::lua_Integer + 1);
+                    transfer::restore_one(lua, lua.top(), v);
+                    ffi::lua_pop(l, 1);
+                }
+            }
+            ffi::lua_pop(l, 1);
+        }
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, sources);
+    }
 }
 
 fn awaitch_k(lua: Lua, ctx: ffi::lua_KContext) -> Result<Await, Error> {
@@ -343,11 +417,10 @@ fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
     let peer = outcome.and_then(|o| o.downcast::<Vec<Value>>().ok());
     match peer {
         Some(values) if co.check_stack(values.len() as c_int + 2).is_ok() => {
+            let n = 1 + values.len() as c_int;
             co.push_bool(true);
-            for v in values.iter() {
-                transfer::push_one(co, v);
-            }
-            1 + values.len() as c_int
+            transfer::push_unchecked(co, *values);
+            n
         }
         Some(_) => {
             co.push_bool(false);

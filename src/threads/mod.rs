@@ -5,10 +5,11 @@
 //! * [`origin`]: what a new state takes from its creator (compiled chunk,
 //!   preload loaders), cached in the creator;
 //! * [`state`]: independent Lua states, and their reuse by pool tasks;
-//! * [`transfer`]: values copied between states;
+//! * [`transfer`]: values copied or moved between states;
 //! * [`matcher`]: the process-wide table of channel names (one `Mutex`);
 //! * [`channel`]: `coutil.channel` and `system.awaitch`;
-//! * [`stateco`]: `coutil.coroutine` and `system.resume`;
+//! * [`tables`]: tables copied between states;
+//! * [`stateco`]: `coutil.coroutine`; [`resume`]: `system.resume`;
 //! * [`pool`]: `coutil.threads`; [`workers`]: a pool's threads and queue;
 //!   [`task`]: the life of a task; [`park`]: tasks parked by `system.run`.
 //!
@@ -22,8 +23,10 @@ pub mod matcher;
 pub mod origin;
 pub mod park;
 pub mod pool;
+pub mod resume;
 pub mod state;
 pub mod stateco;
+pub mod tables;
 pub mod task;
 pub mod transfer;
 pub mod workers;
@@ -37,7 +40,7 @@ use crate::lua::class::{self, key};
 use crate::lua::{Lua, Reg, ffi};
 
 /// Functions of `coutil.system` defined here.
-pub const SYSTEM: &[&[Reg]] = &[channel::SYSTEM, stateco::SYSTEM];
+pub const SYSTEM: &[&[Reg]] = &[channel::SYSTEM, resume::SYSTEM];
 
 static DOMAIN_KEY: u8 = 0;
 static DOMAINS: AtomicU64 = AtomicU64::new(1);

@@ -172,7 +172,9 @@ impl Pool {
     fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) -> Option<Discard> {
         let mut q = self.lock();
         if q.closed {
-            return Some(Box::new(task));
+            // The values may own moved states: dropped without the lock
+            // too.
+            return Some(Box::new((task, peer)));
         }
         task.args = Vec::with_capacity(peer.len() + 1);
         task.args.push(Value::Bool(true));
