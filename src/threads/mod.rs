@@ -11,7 +11,8 @@
 //! * [`tables`]: tables copied between states;
 //! * [`stateco`]: `coutil.coroutine`; [`resume`]: `system.resume`;
 //! * [`pool`]: `coutil.threads`; [`workers`]: a pool's threads and queue;
-//!   [`task`]: the life of a task; [`park`]: tasks parked by `system.run`.
+//!   [`task`]: the life of a task; [`park`]: tasks parked by `system.run`;
+//! * [`preload`]: `threads.preloadclibs`, native loaders for new states.
 //!
 //! Thread safety by construction: a Lua state is only ever used by the one
 //! thread that holds its owner value ([`state::IndState`], moved as a
@@ -23,6 +24,7 @@ pub mod matcher;
 pub mod origin;
 pub mod park;
 pub mod pool;
+pub mod preload;
 pub mod resume;
 pub mod state;
 pub mod stateco;

@@ -53,6 +53,7 @@ const METHODS: &[Reg] = &[
 
 const FUNCTIONS: &[Reg] = &[
     (c"create", CREATE_FN),
+    (c"preloadclibs", cfn!(super::preload::preloadclibs)),
     (c"resize", RESIZE_FN),
     (c"count", COUNT_FN),
     (c"dostring", DOSTRING_FN),
