@@ -300,21 +300,27 @@ pub fn restore_one(lua: Lua, i: c_int, value: Value) {
 }
 
 /// Pushes `values` on a stack with room for them (and 2 more slots).
-pub fn push_unchecked(lua: Lua, values: Vec<Value>) {
+pub fn push_unchecked(lua: Lua, mut values: Vec<Value>) {
     let base = lua.top();
     let mut memo = Memo::default();
-    for v in values {
+    // Copies of tables stay in `values` until every value is pushed, so a
+    // table shared by several of them is known as such (see tables::push).
+    for v in values.iter_mut() {
         match v {
             Value::Nil => lua.push_nil(),
-            Value::Bool(b) => lua.push_bool(b),
-            Value::Int(n) => lua.push_integer(n),
-            Value::Num(n) => lua.push_number(n),
-            Value::Str(s) => lua.push_bytes(&s),
-            Value::Light(p) => lua.push_light(p as *mut c_void),
-            Value::Table(t) => tables::push(lua, &t, &mut memo),
-            Value::Memory(data) => moving::push(lua, data),
-            Value::Co(moved) => stateco::push(lua, *moved),
-            Value::Again(at) => lua.push_value(base + 1 + at as c_int),
+            Value::Bool(b) => lua.push_bool(*b),
+            Value::Int(n) => lua.push_integer(*n),
+            Value::Num(n) => lua.push_number(*n),
+            Value::Str(s) => lua.push_bytes(s),
+            Value::Light(p) => lua.push_light(*p as *mut c_void),
+            Value::Table(t) => tables::push(lua, t, &mut memo),
+            Value::Memory(data) => moving::push(lua, std::mem::take(data)),
+            Value::Co(_) => {
+                if let Value::Co(moved) = std::mem::replace(v, Value::Nil) {
+                    stateco::push(lua, *moved);
+                }
+            }
+            Value::Again(at) => lua.push_value(base + 1 + *at as c_int),
         }
     }
     memo.release(lua);
