@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::transfer::{Reason, type_name};
@@ -28,7 +29,11 @@ pub enum Plain {
     Bool(bool),
     Int(i64),
     Num(f64),
-    Str(Box<[u8]>),
+    /// Bytes `at..at + len` of the table's `bytes`.
+    Str {
+        at: usize,
+        len: usize,
+    },
     Light(usize),
     Table(Arc<Table>),
 }
@@ -40,13 +45,40 @@ pub struct Table {
     narr: c_int,
     nrec: c_int,
     entries: Vec<(Plain, Plain)>,
+    /// The bytes of its strings, one after the other (one allocation
+    /// instead of one per string).
+    bytes: Vec<u8>,
 }
+
+/// Hashes an address (all the maps here are keyed by one): a multiply,
+/// much cheaper than the default SipHash, which showed in transfers of
+/// many small tables.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(26);
+    }
+}
+
+type ByAddress<K, V> = HashMap<K, V, BuildHasherDefault<AddressHasher>>;
 
 /// What one transfer has copied so far.
 #[derive(Default)]
 pub struct Seen {
     /// Tables copied, by address.
-    done: HashMap<*const c_void, Arc<Table>>,
+    done: ByAddress<*const c_void, Arc<Table>>,
     /// The tables being copied: the outer one first.
     path: Vec<*const c_void>,
 }
@@ -81,10 +113,12 @@ fn entries(lua: Lua, t: c_int, seen: &mut Seen) -> Result<Table, Reason> {
     // before returning.
     unsafe {
         let border = ffi::lua_rawlen(l, t);
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(border.min(1 << 16) + 4);
+        let mut bytes = Vec::new();
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, t) != 0 {
-            let entry = element(lua, -2, seen).and_then(|k| Ok((k, element(lua, -1, seen)?)));
+            let entry = element(lua, -2, seen, &mut bytes)
+                .and_then(|k| Ok((k, element(lua, -1, seen, &mut bytes)?)));
             match entry {
                 Ok(entry) => {
                     entries.push(entry);
@@ -102,12 +136,14 @@ fn entries(lua: Lua, t: c_int, seen: &mut Seen) -> Result<Table, Reason> {
             narr,
             nrec,
             entries,
+            bytes,
         })
     }
 }
 
-/// A key or value found in a table.
-fn element(lua: Lua, i: c_int, seen: &mut Seen) -> Result<Plain, Reason> {
+/// A key or value found in a table (its strings go to `bytes`).
+#[inline(always)]
+fn element(lua: Lua, i: c_int, seen: &mut Seen, bytes: &mut Vec<u8>) -> Result<Plain, Reason> {
     let l = lua.raw();
     // SAFETY: reads a stack slot; only string-typed values are read as
     // strings (lua_tolstring would change a number key in place).
@@ -118,7 +154,12 @@ fn element(lua: Lua, i: c_int, seen: &mut Seen) -> Result<Plain, Reason> {
                 Plain::Int(ffi::lua_tointeger(l, i))
             }
             ffi::LUA_TNUMBER => Plain::Num(ffi::lua_tonumber(l, i)),
-            ffi::LUA_TSTRING => Plain::Str(lua.to_bytes(i).unwrap_or_default().into()),
+            ffi::LUA_TSTRING => {
+                let s = lua.to_bytes(i).unwrap_or_default();
+                let at = bytes.len();
+                bytes.extend_from_slice(s);
+                Plain::Str { at, len: s.len() }
+            }
             ffi::LUA_TLIGHTUSERDATA => Plain::Light(ffi::lua_touserdata(l, i) as usize),
             ffi::LUA_TTABLE => Plain::Table(copy(lua, i, seen)?),
             _ => return Err(Reason::Inside(type_name(lua, i))),
@@ -130,7 +171,7 @@ fn element(lua: Lua, i: c_int, seen: &mut Seen) -> Result<Plain, Reason> {
 /// is shared), kept in the registry until [`Memo::release`].
 #[derive(Default)]
 pub struct Memo {
-    refs: HashMap<*const Table, c_int>,
+    refs: ByAddress<*const Table, c_int>,
 }
 
 impl Memo {
@@ -163,8 +204,8 @@ pub fn push(lua: Lua, t: &Arc<Table>, memo: &mut Memo) {
         }
         ffi::lua_createtable(l, t.narr, t.nrec);
         for (k, v) in &t.entries {
-            push_plain(lua, k, memo);
-            push_plain(lua, v, memo);
+            push_plain(lua, t, k, memo);
+            push_plain(lua, t, v, memo);
             ffi::lua_rawset(l, -3);
         }
         if shared {
@@ -175,12 +216,13 @@ pub fn push(lua: Lua, t: &Arc<Table>, memo: &mut Memo) {
     }
 }
 
-fn push_plain(lua: Lua, v: &Plain, memo: &mut Memo) {
+/// Pushes `v`, a key or value of `t`.
+fn push_plain(lua: Lua, t: &Table, v: &Plain, memo: &mut Memo) {
     match v {
         Plain::Bool(b) => lua.push_bool(*b),
         Plain::Int(n) => lua.push_integer(*n),
         Plain::Num(n) => lua.push_number(*n),
-        Plain::Str(s) => lua.push_bytes(s),
+        Plain::Str { at, len } => lua.push_bytes(&t.bytes[*at..*at + *len]),
         Plain::Light(p) => lua.push_light(*p as *mut c_void),
         Plain::Table(t) => push(lua, t, memo),
     }
