@@ -281,6 +281,18 @@ pub fn take_or_message(
     take(lua, first).map_err(|r| r.numbered(what, first, first_n))
 }
 
+/// `first` followed by `values`, whose references to earlier positions
+/// ([`Value::Again`]) are shifted accordingly.
+pub fn prepend(first: Value, values: Vec<Value>) -> Vec<Value> {
+    let mut all = Vec::with_capacity(values.len() + 1);
+    all.push(first);
+    all.extend(values.into_iter().map(|v| match v {
+        Value::Again(at) => Value::Again(at + 1),
+        v => v,
+    }));
+    all
+}
+
 /// Gives the objects moved by a transfer that did not happen back to the
 /// objects they came from, the first value's at stack index `first`
 /// (see [`moving::restore`] and [`stateco::restore`]).

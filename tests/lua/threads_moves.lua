@@ -216,6 +216,21 @@ T.case("through tasks: dostring arguments and channel yields", function()
 	T.same({ true, "to task!!!!!", "ran in", "task", "nested" }, ok, out:tostring(), a, b, c)
 	assert(rawequal(out, again))
 	T.same({ "resizable" }, memory.type(out))
+	-- one object given twice to a task waiting in a yield
+	local twice = mem("twice")
+	assert(pool:dostring([[
+		local coroutine = require "coroutine"
+		local _, a, b = coroutine.yield("moves.twice.task", "in")
+		coroutine.yield("moves.twice.task", "out", a == b, a:tostring())
+	]]))
+	local res
+	T.spawn(function()
+		local ch = channel.create("moves.twice.task")
+		assert(system.awaitch(ch, "out", twice, twice))
+		res = table.pack(system.awaitch(ch, "in"))
+	end)
+	system.run()
+	T.same({ n = 3, true, true, "twice" }, table.unpack(res, 1, res.n))
 	T.waitfor(function() return pool:count("n") == 0 end)
 	pool:close()
 end)
