@@ -7,7 +7,7 @@
 //! * [`state`]: independent Lua states, and their reuse by pool tasks;
 //! * [`transfer`]: values copied or moved between states;
 //! * [`matcher`]: the process-wide table of channel names (one `Mutex`);
-//! * [`channel`]: `coutil.channel` and `system.awaitch`;
+//! * [`channel`]: `coutil.channel`; [`awaitch`]: `system.awaitch`;
 //! * [`tables`]: tables copied between states;
 //! * [`stateco`]: `coutil.coroutine`; [`resume`]: `system.resume`;
 //! * [`pool`]: `coutil.threads`; [`workers`]: a pool's threads and queue;
@@ -19,6 +19,7 @@
 //! whole); everything shared between threads is plain Rust data behind a
 //! `Mutex` (the matcher, a pool's queue, a state coroutine's slot).
 
+pub mod awaitch;
 pub mod channel;
 pub mod matcher;
 pub mod origin;
@@ -42,7 +43,7 @@ use crate::lua::class::{self, key};
 use crate::lua::{Lua, Reg, ffi};
 
 /// Functions of `coutil.system` defined here.
-pub const SYSTEM: &[&[Reg]] = &[channel::SYSTEM, resume::SYSTEM];
+pub const SYSTEM: &[&[Reg]] = &[awaitch::SYSTEM, resume::SYSTEM];
 
 static DOMAIN_KEY: u8 = 0;
 static DOMAINS: AtomicU64 = AtomicU64::new(1);
