@@ -230,8 +230,9 @@ pub fn take_except(lua: Lua, first: c_int, own: Option<c_int>) -> Result<Vec<Val
         let value = match lua.type_of(i) {
             ffi::LUA_TTABLE => Value::Table(tables::copy(lua, i, &mut seen).map_err(refused)?),
             ffi::LUA_TUSERDATA => {
-                // SAFETY: reads stack slots.
+                // SAFETY: reads a stack slot.
                 let block = unsafe { ffi::lua_touserdata(l, i) };
+                // SAFETY: compares two stack slots.
                 if own.is_some_and(|o| unsafe { ffi::lua_rawequal(l, i, o) } != 0) {
                     return Err(refused(Reason::Running));
                 }
