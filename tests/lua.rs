@@ -197,6 +197,8 @@ lua_tests!(
     threads_states,
     threads_stateco,
     threads_pool,
+    threads_moves,
+    threads_preload,
     threads_stress,
     fuzz_args,
 );

@@ -24,6 +24,7 @@
 //! instead of aborting.
 
 mod bytes;
+pub mod moving;
 mod pack;
 pub mod range;
 
@@ -85,6 +86,8 @@ impl Object for Memory {
 
 /// The memory at `i`, if it is one. Raw, so that a memory given as two
 /// arguments is never borrowed mutably twice.
+/// Only in a C function's call (its upvalue is read): the transfers
+/// between states, which also run outside one, use `slot_anywhere`.
 fn slot(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
     // A userdata with the `memory` metatable, which only `class::push`
     // makes, holding an initialised Option<Memory> (see `lua/class.rs`).
@@ -93,18 +96,32 @@ fn slot(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
     (!p.is_null()).then_some(p.cast())
 }
 
+/// [`slot`] for any caller (the registry's metatable only).
+fn slot_anywhere(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
+    let p = class::test_key(lua, i, Memory::key());
+    (!p.is_null()).then_some(p.cast())
+}
+
 fn memory_ref<'a>(lua: Lua, i: c_int) -> Option<&'a Memory> {
+    memory_ref_in(slot(lua, i))
+}
+
+fn memory_mut<'a>(lua: Lua, i: c_int) -> Option<&'a mut Memory> {
+    memory_mut_in(slot(lua, i))
+}
+
+fn memory_ref_in<'a>(slot: Option<*mut Option<Memory>>) -> Option<&'a Memory> {
     const EMPTY: &Memory = &Memory {
         data: Bytes::new(),
         kind: Kind::Other,
     };
     // SAFETY: see `slot`; the value lives while it is on the stack. A
     // memory whose value was dropped by `__gc` reads as an empty "other".
-    slot(lua, i).map(|p| unsafe { (*p).as_ref() }.unwrap_or(EMPTY))
+    slot.map(|p| unsafe { (*p).as_ref() }.unwrap_or(EMPTY))
 }
 
-fn memory_mut<'a>(lua: Lua, i: c_int) -> Option<&'a mut Memory> {
-    slot(lua, i).map(|p| {
+fn memory_mut_in<'a>(slot: Option<*mut Option<Memory>>) -> Option<&'a mut Memory> {
+    slot.map(|p| {
         // SAFETY: see `slot`; callers hold no other borrow of this memory.
         // An empty Bytes owns no allocation, so refilling a collected slot
         // leaks nothing even though its `__gc` already ran.

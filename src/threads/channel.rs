@@ -1,56 +1,36 @@
-//! `coutil.channel` and `system.awaitch` (spec threads.md §3).
+//! `coutil.channel` (spec threads.md §3): channel objects and `sync`;
+//! `system.awaitch` is in [`super::awaitch`].
 //!
 //! A channel object is a name plus the domain of its state; all matching
-//! happens in [`super::matcher`]. An `awaitch` that must wait arms an
-//! `External` operation of its state's loop and queues a waiter whose wake
-//! closure completes that operation through a [`Remote`], from whatever
-//! thread matches it; the coroutine is then resumed by its own state's
-//! `system.run`, which pushes the peer's values.
+//! happens in [`super::matcher`].
 //!
-//! A waiting `awaitch` keeps a to-be-closed *guard* on its stack (one per
-//! channel object, reused): a coroutine closed with `coroutine.close`
-//! while it waits closes the guard, which takes its waiter out of the
-//! channel at once, so no later peer matches it and the channel is no
-//! longer in use.
+//! Values are transferred when the call is made, so memories and state
+//! coroutines among them move then (spec seed-todo.md E4); when `sync`
+//! finds no peer, they are given back to their objects.
 
 use std::ffi::c_int;
-use std::sync::atomic::Ordering;
 
-use super::matcher::{self, Endpoint, Exchanged, Pending};
-use super::park;
+use super::awaitch::Waiting;
+use super::matcher::{self, Endpoint, Exchanged};
 use super::transfer::{self, Value};
-use crate::lua::awaiting::sys_loop;
-use crate::lua::awaiting::{self, Await, Resumed};
+use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{CFunction, Error, KContext, LUA_TSTRING, LUA_TTABLE, Lua, Reg, Ret, ffi};
-use crate::runtime::{OpId, Outcome, Remote, Wait};
-use crate::{afn, cfn, kfn};
+use crate::lua::{Error, Lua, Reg, Ret, ffi};
 
 pub struct Channel {
-    domain: matcher::Domain,
-    name: Box<[u8]>,
+    pub(super) domain: matcher::Domain,
+    pub(super) name: Box<[u8]>,
     /// This object's pending `awaitch`, until its coroutine resumes.
-    waiting: Option<Waiting>,
+    pub(super) waiting: Option<Waiting>,
 }
-
-#[derive(Clone, Copy)]
-struct Waiting {
-    /// The waiter's key in the matcher.
-    key: u64,
-    /// The loop operation of the waiting coroutine.
-    op: OpId,
-}
-
-/// The to-be-closed value of a waiting `awaitch` (user value: its channel).
-struct Guard;
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
-const CLOSE_FN: CFunction = cfn!(close);
-const GETNAME_FN: CFunction = cfn!(getname);
-const SYNC_FN: CFunction = cfn!(sync);
-const CREATE_FN: CFunction = cfn!(create);
-const GETNAMES_FN: CFunction = cfn!(getnames);
+const CLOSE_FN: crate::lua::CFunction = cfn!(close);
+const GETNAME_FN: crate::lua::CFunction = cfn!(getname);
+const SYNC_FN: crate::lua::CFunction = cfn!(sync);
+const CREATE_FN: crate::lua::CFunction = cfn!(create);
+const GETNAMES_FN: crate::lua::CFunction = cfn!(getnames);
 
 const METHODS: &[Reg] = &[
     (c"close", CLOSE_FN),
@@ -66,24 +46,11 @@ const FUNCTIONS: &[Reg] = &[
     (c"sync", SYNC_FN),
 ];
 
-/// Functions added to `coutil.system`.
-pub const SYSTEM: &[Reg] = &[(c"awaitch", afn!(awaitch))];
-
 impl Object for Channel {
     const CLASS: &'static Class = &Class {
         name: c"coutil:channel",
         methods: METHODS,
         meta: &[(c"__close", CLOSE_FN)],
-    };
-
-    crate::class_key!();
-}
-
-impl Object for Guard {
-    const CLASS: &'static Class = &Class {
-        name: c"coutil:awaitguard",
-        methods: &[],
-        meta: &[(c"__close", cfn!(guard_close))],
     };
 
     crate::class_key!();
@@ -167,7 +134,7 @@ fn getnames(lua: Lua) -> Ret {
         }
         return Ok(1);
     }
-    if lua.type_of(1) != LUA_TTABLE {
+    if lua.type_of(1) != crate::lua::LUA_TTABLE {
         return Err(Error::Type(1, c"table"));
     }
     lua.set_top(1);
@@ -178,7 +145,7 @@ fn getnames(lua: Lua) -> Ret {
         lua.push_nil();
         while ffi::lua_next(l, 1) != 0 {
             ffi::lua_pop(l, 1);
-            if lua.type_of(-1) == LUA_TSTRING {
+            if lua.type_of(-1) == crate::lua::LUA_TSTRING {
                 keys.push(lua.to_bytes(-1).unwrap_or_default().to_vec());
             }
         }
@@ -221,7 +188,7 @@ pub fn endpoint(lua: Lua, i: c_int, n: c_int) -> Result<Endpoint, Vec<u8>> {
 
 /// The checks shared by `sync` and `awaitch`: the channel, endpoint and
 /// values (from #3).
-fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Error> {
+pub(super) fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Error> {
     let ch = check(lua, 1)?;
     let ep = endpoint(lua, 2, 2).map_err(|text| Error::Msg(text.into()))?;
     let values = transfer::take_or_message(lua, 3, "argument", 3).map_err(Error::msg)?;
@@ -229,10 +196,11 @@ fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Err
 }
 
 /// Pushes `true` and the peer's values; returns how many.
-fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
+pub(super) fn push_matched(lua: Lua, values: Vec<Value>) -> Result<c_int, Error> {
+    let n = 1 + values.len() as c_int;
     lua.push_bool(true);
     transfer::push(lua, values)?;
-    Ok(1 + values.len() as c_int)
+    Ok(n)
 }
 
 /// true, ... | false, "empty" = channel.sync(ch [, endpoint, ...])
@@ -245,119 +213,13 @@ fn push_matched(lua: Lua, values: &[Value]) -> Result<c_int, Error> {
 fn sync(lua: Lua) -> Ret {
     let (ch, ep, values) = validate(lua)?;
     match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
-        Exchanged::Matched(peer) => push_matched(lua, &peer),
-        _ => {
+        Exchanged::Matched(peer) => push_matched(lua, peer),
+        Exchanged::Empty(values) => {
+            transfer::restore(lua, 3, values);
             lua.push_bool(false);
             lua.push_bytes(b"empty");
             Ok(2)
         }
-    }
-}
-
-/// true, ... = system.awaitch(ch, endpoint, ...)
-fn awaitch(lua: Lua) -> Result<Await, Error> {
-    awaiting::require_coroutine(lua)?;
-    let (ch, ep, values) = validate(lua)?;
-    if ch.waiting.is_some() {
-        return Err(Error::msg("in use"));
-    }
-    let values = match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
-        Exchanged::Matched(peer) => return push_matched(lua, &peer).map(Await::Done),
-        Exchanged::Empty(values) => values,
         Exchanged::Queued => unreachable!("nothing was given to queue"),
-    };
-    let sl = sys_loop(lua);
-    let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
-    let remote = sl.remote(id);
-    let remote: Remote = match remote {
-        Ok(remote) => remote,
-        Err(e) => {
-            // Not waiting after all: the failure is the result.
-            awaiting::abandon(lua, id);
-            return Err(Error::io(&e));
-        }
-    };
-    let key = matcher::next_key();
-    // In a pool task, a match also ends the parking of its `system.run`.
-    let park = park::park_arc(lua);
-    if let Some(p) = &park {
-        p.awaiting.fetch_add(1, Ordering::Relaxed);
-    }
-    let pending = Pending {
-        key,
-        counted: false,
-        wake: Box::new(move |peer: Vec<Value>| {
-            remote.complete(Box::new(peer));
-            park.and_then(|p| p.notify())
-        }),
-    };
-    // A peer that came meanwhile wakes us at once, through the loop.
-    matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
-    ch.waiting = Some(Waiting { key, op: id });
-    super::push_guard(lua, || Guard);
-    Ok(Await::Keep(id, 2, kfn!(awaitch_k)))
-}
-
-/// Ends the wait of the channel's pending `awaitch` for its coroutine:
-/// a task's count of armed waits; if the coroutine did not get a peer,
-/// its waiter leaves the channel.
-fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
-    let waiting = ch.waiting.take()?;
-    if let Some(p) = park::park_ref(lua) {
-        p.awaiting.fetch_sub(1, Ordering::Relaxed);
-    }
-    if !matched {
-        drop(matcher::remove(ch.domain, &ch.name, waiting.key));
-    }
-    Some(waiting)
-}
-
-fn awaitch_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
-    let resumed = awaiting::resumed(lua, 2, ctx);
-    let matched = matches!(resumed, Resumed::Loop);
-    if let Some(ch) = class::test::<Channel>(lua, 1).and_then(|slot| slot.as_mut()) {
-        end_wait(lua, ch, matched);
-    }
-    match resumed {
-        // [ch, guard, token, results...]
-        Resumed::Loop => Ok(Await::Done(lua.top() - 3)),
-        Resumed::User(n) => Ok(Await::Done(n)),
-    }
-}
-
-/// `__close` of the guard: only has work when the coroutine is closed
-/// while it waits (a resumed `awaitch` ended its wait already).
-fn guard_close(lua: Lua) -> Ret {
-    let Some(at) = super::guarded::<Guard>(lua) else {
-        return Ok(0);
-    };
-    if let Some(ch) = class::test::<Channel>(lua, at).and_then(|slot| slot.as_mut())
-        && let Some(waiting) = end_wait(lua, ch, false)
-    {
-        awaiting::abandon(lua, waiting.op);
-    }
-    Ok(0)
-}
-
-fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
-    let peer = outcome.and_then(|o| o.downcast::<Vec<Value>>().ok());
-    match peer {
-        Some(values) if co.check_stack(values.len() as c_int + 2).is_ok() => {
-            co.push_bool(true);
-            for v in values.iter() {
-                transfer::push_one(co, v);
-            }
-            1 + values.len() as c_int
-        }
-        Some(_) => {
-            co.push_bool(false);
-            co.push_bytes(b"too many values");
-            2
-        }
-        None => {
-            co.push_bool(false);
-            co.push_bytes(b"closed channel");
-            2
-        }
     }
 }

@@ -47,6 +47,11 @@ pub type Wake = Box<dyn FnOnce(Vec<Value>) -> Option<Discard> + Send>;
 /// Something to drop after the matcher's lock is released.
 pub type Discard = Box<dyn Send>;
 
+/// A waiter taken out of a queue unmatched: its `Pending` and the values
+/// it offered (which may own moved objects, so they are dropped, or given
+/// back, without the matcher's lock).
+pub type Removed = (Pending, Vec<Value>);
+
 /// What a caller leaves in a queue when it must wait.
 pub struct Pending {
     /// Unique key (see [`next_key`]) to remove the waiter later.
@@ -185,7 +190,7 @@ pub fn retain(domain: Domain, name: &[u8]) {
 
 /// A channel object of `name` was closed or collected; its waiter `key`
 /// (if still queued) is removed and returned, to be dropped by the caller.
-pub fn release(domain: Domain, name: &[u8], key: Option<u64>) -> Option<Pending> {
+pub fn release(domain: Domain, name: &[u8], key: Option<u64>) -> Option<Removed> {
     let mut names = lock();
     let removed = key.and_then(|k| take(&mut names, domain, name, k));
     if let Some(e) = names.get_mut(&domain).and_then(|d| d.get_mut(name)) {
@@ -196,21 +201,21 @@ pub fn release(domain: Domain, name: &[u8], key: Option<u64>) -> Option<Pending>
 }
 
 /// Removes the waiter `key` of `name` if it is still queued (not matched).
-pub fn remove(domain: Domain, name: &[u8], key: u64) -> Option<Pending> {
+pub fn remove(domain: Domain, name: &[u8], key: u64) -> Option<Removed> {
     let mut names = lock();
     let removed = take(&mut names, domain, name, key);
     tidy(&mut names, domain, name);
     removed
 }
 
-fn take(names: &mut Names, domain: Domain, name: &[u8], key: u64) -> Option<Pending> {
+fn take(names: &mut Names, domain: Domain, name: &[u8], key: u64) -> Option<Removed> {
     let e = names.get_mut(&domain)?.get_mut(name)?;
     let at = e.queue.iter().position(|w| w.pending.key == key)?;
     let w = e.queue.remove(at)?;
     if w.pending.counted {
         e.refs -= 1;
     }
-    Some(w.pending)
+    Some((w.pending, w.values))
 }
 
 /// The names of `domain` that exist (used by a channel object or a

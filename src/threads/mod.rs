@@ -5,26 +5,32 @@
 //! * [`origin`]: what a new state takes from its creator (compiled chunk,
 //!   preload loaders), cached in the creator;
 //! * [`state`]: independent Lua states, and their reuse by pool tasks;
-//! * [`transfer`]: values copied between states;
+//! * [`transfer`]: values copied or moved between states;
 //! * [`matcher`]: the process-wide table of channel names (one `Mutex`);
-//! * [`channel`]: `coutil.channel` and `system.awaitch`;
-//! * [`stateco`]: `coutil.coroutine` and `system.resume`;
+//! * [`channel`]: `coutil.channel`; [`awaitch`]: `system.awaitch`;
+//! * [`tables`]: tables copied between states;
+//! * [`stateco`]: `coutil.coroutine`; [`resume`]: `system.resume`;
 //! * [`pool`]: `coutil.threads`; [`workers`]: a pool's threads and queue;
-//!   [`task`]: the life of a task; [`park`]: tasks parked by `system.run`.
+//!   [`task`]: the life of a task; [`park`]: tasks parked by `system.run`;
+//! * [`preload`]: `threads.preloadclibs`, native loaders for new states.
 //!
 //! Thread safety by construction: a Lua state is only ever used by the one
 //! thread that holds its owner value ([`state::IndState`], moved as a
 //! whole); everything shared between threads is plain Rust data behind a
 //! `Mutex` (the matcher, a pool's queue, a state coroutine's slot).
 
+pub mod awaitch;
 pub mod channel;
 mod loadfile;
 pub mod matcher;
 pub mod origin;
 pub mod park;
 pub mod pool;
+pub mod preload;
+pub mod resume;
 pub mod state;
 pub mod stateco;
+pub mod tables;
 pub mod task;
 pub mod transfer;
 pub mod workers;
@@ -37,7 +43,7 @@ use crate::lua::class::{self, key};
 use crate::lua::{LUA_REGISTRYINDEX, LUA_TUSERDATA, Lua, Reg, ffi};
 
 /// Functions of `coutil.system` defined here.
-pub const SYSTEM: &[&[Reg]] = &[channel::SYSTEM, stateco::SYSTEM];
+pub const SYSTEM: &[&[Reg]] = &[awaitch::SYSTEM, resume::SYSTEM];
 
 static DOMAIN_KEY: u8 = 0;
 static DOMAINS: AtomicU64 = AtomicU64::new(1);

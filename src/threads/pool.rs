@@ -53,6 +53,7 @@ const METHODS: &[Reg] = &[
 
 const FUNCTIONS: &[Reg] = &[
     (c"create", CREATE_FN),
+    (c"preloadclibs", cfn!(super::preload::preloadclibs)),
     (c"resize", RESIZE_FN),
     (c"count", COUNT_FN),
     (c"dostring", DOSTRING_FN),
@@ -205,7 +206,8 @@ fn count(lua: Lua) -> Ret {
     }
 }
 
-/// Adds a task loaded from `source` with the values from `first`.
+/// Adds a task loaded from `source` with the values from `first` (given
+/// back to their objects if the chunk cannot be loaded).
 fn add(lua: Lua, pool: &Arc<Pool>, source: Source, first: c_int) -> Ret {
     let args = match transfer::take_or_message(lua, first, "argument", first) {
         Ok(args) => args,
@@ -222,7 +224,10 @@ fn add(lua: Lua, pool: &Arc<Pool>, source: Source, first: c_int) -> Ret {
             lua.push_bool(true);
             Ok(1)
         }
-        Err(msg) => fail_msg(lua, &msg),
+        Err(msg) => {
+            transfer::restore(lua, first, args);
+            fail_msg(lua, &msg)
+        }
     }
 }
 

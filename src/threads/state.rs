@@ -146,20 +146,14 @@ impl IndState {
     /// Pushes `args` on the thread that runs the chunk and resumes it:
     /// the status and the number of results, or `None` if the values do
     /// not fit on its stack.
-    pub fn resume(&self, args: &[Value]) -> Option<(c_int, c_int)> {
+    pub fn resume(&self, args: Vec<Value>) -> Option<(c_int, c_int)> {
         let co = self.co();
+        let nargs = args.len() as c_int;
         transfer::push(co, args).ok()?;
         let mut nres = 0;
         // SAFETY: the holder of the IndState is the only user of the
         // state; the thread holds the chunk (or its yield) and the values.
-        let status = unsafe {
-            ffi::lua_resume(
-                co.raw(),
-                std::ptr::null_mut(),
-                args.len() as c_int,
-                &mut nres,
-            )
-        };
+        let status = unsafe { ffi::lua_resume(co.raw(), std::ptr::null_mut(), nargs, &mut nres) };
         Some((status, nres))
     }
 

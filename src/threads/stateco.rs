@@ -1,103 +1,98 @@
-//! `coutil.coroutine` (state coroutines) and `system.resume` (spec
-//! threads.md §4).
+//! `coutil.coroutine` (state coroutines, spec threads.md §4): the object,
+//! its module functions, and its moves to other states (seed-todo.md E4);
+//! `system.resume` is in [`super::resume`].
 //!
 //! A state coroutine is an independent state whose chunk runs as a
 //! coroutine. The object and a running resume share a slot behind a
-//! `Mutex`: `system.resume` takes the state out of it and moves it into a
-//! job of the worker pool, which resumes it. So the state is only used by
-//! the thread holding it.
+//! `Mutex` ([`Inner`]): `system.resume` takes the state out of it and
+//! moves it into a job of the worker pool, which resumes it. So the state
+//! is only used by the thread holding it.
 //!
-//! The object stays `"running"` until the awaiter's loop delivers the
-//! results (spec behaviour-rules R6), not merely until the job stops: the
-//! job leaves the state and the status it reached in the slot ([`Ended`]),
-//! and the delivery applies them (puts the state back, or closes it when
-//! the object was collected meanwhile). A state whose chunk died is
-//! closed by the job at once, so that its finalizers run on the worker,
-//! not in the awaiter's loop. When nobody will
-//! deliver (the awaiter was resumed explicitly, closed, or its state
-//! closed), the resume is *unawaited* and its end is applied as soon as
-//! the job stops, or at once if it stopped already.
+//! A state coroutine that is not running can be transferred to another
+//! state: [`take`] empties the slot (the object then behaves as closed)
+//! and [`push`] makes a new object owning the state in the destination.
 
 use std::ffi::{CString, c_int};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::origin::Source;
+use super::resume::Ended;
 use super::state::{self, IndState};
-use super::transfer::{self, Value};
-use crate::lua::awaiting::sys_loop;
-use crate::lua::awaiting::{self, Await, Resumed as By};
+use super::transfer::{self, Reason, Value};
+use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{
-    CFunction, Error, KContext, LUA_OK, LUA_TNUMBER, LUA_TSTRING, LUA_YIELD, Lua, Reg, Ret,
-};
-use crate::runtime::{Outcome, Wait};
-use crate::{afn, cfn, kfn};
+use crate::lua::{Error, Lua, Reg, Ret};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Status {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Status {
     Suspended,
     Running,
     Dead,
 }
 
-struct Inner {
-    state: Option<IndState>,
-    status: Status,
+pub(super) struct Inner {
+    pub state: Option<IndState>,
+    pub status: Status,
     /// The transferred error value of a coroutine that died by error.
-    error: Option<Value>,
+    pub error: Option<Value>,
     /// The object was collected: the state is closed when the resume ends.
-    orphan: bool,
+    pub orphan: bool,
     /// Number of the current (or last) resume, so that a late drop of an
-    /// older resume's [`Delivery`] does not touch a newer one.
-    resumes: u64,
+    /// older resume's delivery does not touch a newer one.
+    pub resumes: u64,
     /// The end of the current resume, its job stopped: kept until its
     /// results are delivered (the status stays `Running` until then).
-    ended: Option<Ended>,
+    pub ended: Option<Ended>,
     /// The results of the current resume will not be delivered: its end
     /// is applied as soon as the job stops.
-    unawaited: bool,
+    pub unawaited: bool,
+    /// The arguments of a resume whose job was dropped without running
+    /// (its arming failed), for `system.resume` to give them back.
+    pub unsent: Option<Vec<Value>>,
+    /// The coroutine was moved to another state (and not closed since):
+    /// a transfer that does not happen may give it back.
+    moved: bool,
 }
 
-/// What a stopped job leaves for the delivery to apply.
-struct Ended {
-    /// None if the chunk died (its state is closed already).
-    state: Option<IndState>,
-    next: Status,
-    error: Option<Value>,
+impl Inner {
+    fn new(state: Option<IndState>, status: Status, error: Option<Value>) -> Inner {
+        Inner {
+            state,
+            status,
+            error,
+            orphan: false,
+            resumes: 0,
+            ended: None,
+            unawaited: false,
+            unsent: None,
+            moved: false,
+        }
+    }
 }
 
 pub struct StateCo {
-    shared: Arc<Mutex<Inner>>,
+    pub(super) shared: Arc<Mutex<Inner>>,
 }
 
-/// The to-be-closed value of a waiting `system.resume` (user value: its
-/// state coroutine).
-struct Guard;
-
-/// What a resume job sends back: the results, or the error value.
-type Resumed = Result<Vec<Value>, Value>;
-
-/// The outcome of a resume job. However it goes (delivered, or dropped
-/// because the awaiter was resumed explicitly or closed, or its state
-/// closed), dropping it ends its resume (see [`settle`]).
-struct Delivery {
-    shared: Arc<Mutex<Inner>>,
-    resume: u64,
-    result: Resumed,
+/// A state coroutine on its way to another state: what its object held.
+pub struct Moved {
+    state: Option<IndState>,
+    status: Status,
+    error: Option<Value>,
 }
 
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        settle(&self.shared, self.resume);
+impl std::fmt::Debug for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Moved({:?})", self.status)
     }
 }
 
 // One C function per Lua function, shared by the module table and the
 // metatable, so that error messages find its name in `package.loaded`.
-const STATUS_FN: CFunction = cfn!(status);
-const CLOSE_FN: CFunction = cfn!(close);
-const LOAD_FN: CFunction = cfn!(load);
-const LOADFILE_FN: CFunction = cfn!(loadfile);
+const STATUS_FN: crate::lua::CFunction = cfn!(status);
+const CLOSE_FN: crate::lua::CFunction = cfn!(close);
+const LOAD_FN: crate::lua::CFunction = cfn!(load);
+const LOADFILE_FN: crate::lua::CFunction = cfn!(loadfile);
 
 const METHODS: &[Reg] = &[(c"status", STATUS_FN), (c"close", CLOSE_FN)];
 
@@ -107,9 +102,6 @@ const FUNCTIONS: &[Reg] = &[
     (c"status", STATUS_FN),
     (c"close", CLOSE_FN),
 ];
-
-/// Functions added to `coutil.system`.
-pub const SYSTEM: &[Reg] = &[(c"resume", afn!(resume))];
 
 impl Object for StateCo {
     const CLASS: &'static Class = &Class {
@@ -121,17 +113,7 @@ impl Object for StateCo {
     crate::class_key!();
 }
 
-impl Object for Guard {
-    const CLASS: &'static Class = &Class {
-        name: c"coutil:resumeguard",
-        methods: &[],
-        meta: &[(c"__close", cfn!(guard_close))],
-    };
-
-    crate::class_key!();
-}
-
-fn lock(shared: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+pub(super) fn lock(shared: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -164,7 +146,7 @@ pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
     if lua.is_none_or_nil(i) {
         return Ok(None);
     }
-    if lua.type_of(i) != LUA_TSTRING && lua.type_of(i) != LUA_TNUMBER {
+    if lua.type_of(i) != crate::lua::LUA_TSTRING && lua.type_of(i) != crate::lua::LUA_TNUMBER {
         return Err(Error::Type(i, c"string"));
     }
     Ok(lua.to_bytes(i).map(up_to_nul))
@@ -179,15 +161,7 @@ pub fn opt_c_string(lua: Lua, i: c_int) -> Result<Option<CString>, Error> {
 fn push_new(lua: Lua, source: Source) -> Ret {
     match state::create(lua, source) {
         Ok(st) => {
-            let inner = Inner {
-                state: Some(st),
-                status: Status::Suspended,
-                error: None,
-                orphan: false,
-                resumes: 0,
-                ended: None,
-                unawaited: false,
-            };
+            let inner = Inner::new(Some(st), Status::Suspended, None);
             class::push(
                 lua,
                 StateCo {
@@ -219,7 +193,7 @@ fn loadfile(lua: Lua) -> Ret {
     push_new(lua, Source::File { path, mode })
 }
 
-fn shared_of<'a>(lua: Lua, i: c_int) -> Result<&'a Arc<Mutex<Inner>>, Error> {
+pub(super) fn shared_of<'a>(lua: Lua, i: c_int) -> Result<&'a Arc<Mutex<Inner>>, Error> {
     class::check::<StateCo>(lua, i)?
         .as_ref()
         .map(|co| &co.shared)
@@ -246,6 +220,7 @@ fn close(lua: Lua) -> Ret {
             return Err(Error::msg("cannot close a running coroutine"));
         }
         inner.status = Status::Dead;
+        inner.moved = false;
         (inner.state.take(), inner.error.take())
     };
     drop(state);
@@ -256,232 +231,72 @@ fn close(lua: Lua) -> Ret {
         }
         Some(e) => {
             lua.push_bool(false);
-            transfer::push_one(lua, &e);
+            transfer::push_one(lua, e);
             Ok(2)
         }
     }
 }
 
-fn fail(lua: Lua, msg: &[u8]) -> Result<Await, Error> {
-    lua.push_bool(false);
-    lua.push_bytes(msg);
-    Ok(Await::Done(2))
+/// Can the value at `i` move as a state coroutine? `None` if it is no
+/// state coroutine, else whether it is not running.
+pub fn movable(lua: Lua, i: c_int) -> Option<Result<(), Reason>> {
+    let co = class::test::<StateCo>(lua, i)?.as_ref()?;
+    Some(match lock(&co.shared).status {
+        Status::Running => Err(Reason::Running),
+        _ => Ok(()),
+    })
 }
 
-/// true, ... | false, err = system.resume(co, ...)
-fn resume(lua: Lua) -> Result<Await, Error> {
-    awaiting::require_coroutine(lua)?;
-    let shared = shared_of(lua, 1)?.clone();
-    match lock(&shared).status {
-        Status::Running => return fail(lua, b"cannot resume running coroutine"),
-        Status::Dead => return fail(lua, b"cannot resume dead coroutine"),
-        Status::Suspended => {}
-    }
-    let args = match transfer::take_or_message(lua, 2, "argument", 2) {
-        Ok(args) => args,
-        Err(msg) => return fail(lua, msg.as_bytes()),
-    };
-    let (state, number) = {
-        let mut inner = lock(&shared);
-        inner.status = Status::Running;
-        inner.resumes += 1;
-        inner.unawaited = false;
-        (inner.state.take(), inner.resumes)
-    };
-    let Some(state) = state else {
-        lock(&shared).status = Status::Dead;
-        return fail(lua, b"cannot resume dead coroutine");
-    };
-    let mut resumption = Resumption {
-        shared,
-        resume: number,
-        state: Some(state),
-        args,
-    };
-    let job = Box::new(move || Box::new(resumption.run()) as Outcome);
-    let id = awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver)?;
-    // `co` stays at 1, alive while awaited, with its guard above it.
-    super::push_guard(lua, || Guard);
-    Ok(Await::Keep(id, 2, kfn!(resume_k)))
-}
-
-fn resume_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
-    match awaiting::resumed(lua, 2, ctx) {
-        // [co, guard, token, results...]
-        By::Loop => Ok(Await::Done(lua.top() - 3)),
-        By::User(n) => Ok(Await::Done(n)),
-    }
-}
-
-/// `__close` of the guard of a `system.resume`, closed however the await
-/// ends: the awaiter no longer waits for the current resume (the only one:
-/// `co` runs until it ends), so its end need not wait for a delivery. A
-/// no-op after a delivery, which ended the resume already.
-fn guard_close(lua: Lua) -> Ret {
-    let Some(at) = super::guarded::<Guard>(lua) else {
-        return Ok(0);
-    };
-    if let Some(co) = class::test::<StateCo>(lua, at).and_then(|slot| slot.as_ref()) {
-        let number = lock(&co.shared).resumes;
-        settle(&co.shared, number);
-    }
-    Ok(0)
-}
-
-/// A resume handed to the worker pool. A job may be dropped without
-/// running (an arming deferred to the loop's closing phase and cancelled
-/// before it): then the state goes back to the object, unchanged.
-struct Resumption {
-    shared: Arc<Mutex<Inner>>,
-    resume: u64,
-    state: Option<IndState>,
-    args: Vec<Value>,
-}
-
-impl Resumption {
-    /// Resumes the chunk on this (worker) thread, then leaves the state
-    /// for the delivery, or applies the end at once if it is unawaited.
-    fn run(&mut self) -> Delivery {
-        let result = match self.state.take() {
-            Some(state) => {
-                let (result, next, error) = step(&state, &self.args);
-                let state = if next == Status::Suspended {
-                    Some(state)
-                } else {
-                    drop(state);
-                    None
-                };
-                let ended = Ended { state, next, error };
-                let unawaited = {
-                    let mut inner = lock(&self.shared);
-                    if inner.unawaited {
-                        Some(ended)
-                    } else {
-                        inner.ended = Some(ended);
-                        None
-                    }
-                };
-                if let Some(ended) = unawaited {
-                    give_back(&self.shared, ended);
-                }
-                result
-            }
-            None => Err(Value::Str((*b"cannot resume dead coroutine").into())),
+/// Takes the state coroutine at `i` (found movable by [`movable`] in the
+/// same C call, so not running: only this thread could have resumed it
+/// since): its object is left as a closed one.
+pub fn take(lua: Lua, i: c_int) -> Moved {
+    let Some(co) = class::test::<StateCo>(lua, i).and_then(|slot| slot.as_ref()) else {
+        return Moved {
+            state: None,
+            status: Status::Dead,
+            error: None,
         };
-        Delivery {
-            shared: self.shared.clone(),
-            resume: self.resume,
-            result,
-        }
-    }
-}
-
-/// Nobody waits any more for the results of resume number `resume`
-/// (delivered, or never to be): if its job stopped, its end is applied
-/// now, else when the job stops. Nothing for an older resume.
-fn settle(shared: &Mutex<Inner>, resume: u64) {
-    let ended = {
-        let mut inner = lock(shared);
-        if inner.resumes != resume {
-            return;
-        }
-        inner.unawaited = true;
-        inner.ended.take()
     };
-    if let Some(ended) = ended {
-        give_back(shared, ended);
-    }
-}
-
-impl Drop for Resumption {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.take() {
-            let next = Status::Suspended;
-            let state = Some(state);
-            give_back(
-                &self.shared,
-                Ended {
-                    state,
-                    next,
-                    error: None,
-                },
-            );
-        }
-    }
-}
-
-/// Ends a resume: the object gets the state back if it is resumable,
-/// else the state is closed (outside the lock).
-fn give_back(shared: &Mutex<Inner>, ended: Ended) {
-    let Ended { state, next, error } = ended;
-    let state = {
-        let mut inner = lock(shared);
-        inner.status = next;
-        inner.error = error;
-        if next == Status::Suspended && !inner.orphan {
-            inner.state = state;
-            None
-        } else {
-            state
-        }
+    let mut inner = lock(&co.shared);
+    let moved = Moved {
+        state: inner.state.take(),
+        status: inner.status,
+        error: inner.error.take(),
     };
-    drop(state);
+    inner.status = Status::Dead;
+    inner.moved = true;
+    moved
 }
 
-/// One resume: the results, the status after it and the error to keep.
-fn step(state: &IndState, args: &[Value]) -> (Resumed, Status, Option<Value>) {
-    let co = state.co();
-    let Some((status, nres)) = state.resume(args) else {
-        let err = Value::Str((*b"stack overflow").into());
-        return (Err(err), Status::Suspended, None);
+/// Pushes a new state coroutine object owning `moved`.
+pub fn push(lua: Lua, moved: Moved) {
+    let Moved {
+        state,
+        status,
+        error,
+    } = moved;
+    let inner = Inner::new(state, status, error);
+    class::push(
+        lua,
+        StateCo {
+            shared: Arc::new(Mutex::new(inner)),
+        },
+    );
+}
+
+/// Gives `moved`, taken from the object at `i` by a transfer that did not
+/// happen, back to it, unless that object was closed meanwhile (then the
+/// state is closed).
+pub fn restore(lua: Lua, i: c_int, moved: Moved) {
+    let Some(co) = class::test::<StateCo>(lua, i).and_then(|slot| slot.as_ref()) else {
+        return;
     };
-    if status == LUA_OK || status == LUA_YIELD {
-        let first = co.top() - nres + 1;
-        let values = transfer::take_or_message(co, first, "return value", 1)
-            .map_err(|msg| Value::Str(msg.into_bytes().into()));
-        co.set_top(first - 1);
-        let next = if status == LUA_YIELD {
-            Status::Suspended
-        } else {
-            Status::Dead
-        };
-        (values, next, None)
-    } else {
-        let err = transfer::copy(co, -1).unwrap_or_else(|r| {
-            let msg = format!("unable to transfer error (got {})", r.type_name);
-            Value::Str(msg.into_bytes().into())
-        });
-        (Err(err.clone()), Status::Dead, Some(err))
-    }
-}
-
-/// Ends the resume (dropping the [`Delivery`]), then pushes its results.
-fn deliver(co: Lua, outcome: Option<Outcome>) -> c_int {
-    let result = outcome
-        .and_then(|o| o.downcast::<Delivery>().ok())
-        .map(|mut d| std::mem::replace(&mut d.result, Ok(Vec::new())));
-    match result {
-        Some(Ok(values)) if co.check_stack(values.len() as c_int + 2).is_ok() => {
-            co.push_bool(true);
-            for v in &values {
-                transfer::push_one(co, v);
-            }
-            1 + values.len() as c_int
-        }
-        Some(Ok(_)) => {
-            co.push_bool(false);
-            co.push_bytes(b"too many values");
-            2
-        }
-        Some(Err(e)) => {
-            co.push_bool(false);
-            transfer::push_one(co, &e);
-            2
-        }
-        None => {
-            co.push_bool(false);
-            co.push_bytes(b"internal error");
-            2
-        }
+    let mut inner = lock(&co.shared);
+    if inner.moved && inner.state.is_none() {
+        inner.moved = false;
+        inner.state = moved.state;
+        inner.status = moved.status;
+        inner.error = moved.error;
     }
 }

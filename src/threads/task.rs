@@ -107,7 +107,7 @@ fn resume(mut task: Task, co: Lua) -> After {
         let Body::Started(state) = &task.body else {
             return After::Ended(task, false);
         };
-        let Some((status, nres)) = state.resume(&args) else {
+        let Some((status, nres)) = state.resume(args) else {
             return After::Ended(task, false);
         };
         match status {

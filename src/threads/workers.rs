@@ -17,7 +17,7 @@ use super::matcher::{self, Discard, Pending};
 use super::park::Requeue;
 use super::state::IndState;
 use super::task::{After, Body, Task};
-use super::transfer::Value;
+use super::transfer::{self, Value};
 use crate::runtime::idle::{self, Watch};
 
 #[derive(Default)]
@@ -175,11 +175,11 @@ impl Pool {
     fn wake(self: &Arc<Pool>, mut task: Task, peer: Vec<Value>) -> Option<Discard> {
         let mut q = self.lock();
         if q.closed {
-            return Some(Box::new(task));
+            // The values may own moved states: dropped without the lock
+            // too.
+            return Some(Box::new((task, peer)));
         }
-        task.args = Vec::with_capacity(peer.len() + 1);
-        task.args.push(Value::Bool(true));
-        task.args.extend(peer);
+        task.args = transfer::prepend(Value::Bool(true), peer);
         q.suspended -= 1;
         self.enqueue(q, task);
         None

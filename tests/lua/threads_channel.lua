@@ -128,16 +128,16 @@ end)
 
 T.case("values that cannot be transferred raise with their position", function()
 	local ch = channel.create("t")
-	T.raises("unable to transfer argument #3 (got table)", channel.sync, ch, nil, {})
+	T.raises("unable to transfer argument #3 (got table with function)", channel.sync, ch, nil, { print })
 	T.raises("unable to transfer argument #5 (got function)", channel.sync, ch, "in", 1, 2, print)
 	T.raises("unable to transfer argument #4 (got thread)", ch.sync, ch, "out", 1, coroutine.running())
 	T.raises("unable to transfer argument #3 (got userdata)", ch.sync, ch, "out", io.stdout)
 	local msgs = {}
 	T.spawn(function()
 		msgs[1] = select(2, pcall(system.awaitch, ch, "in", 1, ch))
-		msgs[2] = select(2, pcall(system.awaitch, ch, "in", nil, {}))
+		msgs[2] = select(2, pcall(system.awaitch, ch, "in", nil, { {}, { print } }))
 	end)
-	T.same({ "unable to transfer argument #4 (got userdata)", "unable to transfer argument #4 (got table)" },
+	T.same({ "unable to transfer argument #4 (got userdata)", "unable to transfer argument #4 (got table with function)" },
 		msgs[1], msgs[2])
 	T.same({ "t" }, names()) -- the channel exists, nothing waits
 	T.same({ false, "empty" }, ch:sync())

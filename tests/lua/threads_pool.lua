@@ -80,10 +80,12 @@ T.case("dostring and dofile: load and transfer errors", function()
 	T.same({ false, [[[string "x="]:1: unexpected symbol near <eof>]] }, pool:dostring("x="))
 	T.same({ false, "chunk:1: unexpected symbol near <eof>" }, pool:dostring("x=", "@chunk"))
 	T.same({ false, "attempt to load a text chunk (mode is 'b')" }, pool:dostring("return", "c", "b"))
-	T.same({ false, "unable to transfer argument #5 (got table)" }, pool:dostring("return", "c", "t", {}))
+	T.same({ false, "unable to transfer argument #5 (got table with function)" },
+		pool:dostring("return", "c", "t", { print }))
 	T.same({ false, "unable to transfer argument #7 (got function)" },
 		pool:dostring("return", "c", "t", 1, 2, print))
-	T.same({ false, "unable to transfer argument #4 (got table)" }, pool:dofile("x.lua", "t", {}))
+	T.same({ false, "unable to transfer argument #4 (got table with thread)" },
+		pool:dofile("x.lua", "t", { coroutine.running() }))
 	local ok, msg = pool:dofile("/no/such/file.lua")
 	T.same({ false }, ok)
 	assert(msg:find("cannot open /no/such/file.lua", 1, true), msg)
@@ -121,7 +123,7 @@ T.case("yielding a channel name: results and errors of the yield", function()
 		local coroutine = require "coroutine"
 		local res1 = { coroutine.yield("rpc", "in", "req") }
 		local res2 = { coroutine.yield("rpc", "inout") }
-		local res3 = { coroutine.yield("rpc", nil, 1, {}) }
+		local res3 = { coroutine.yield("rpc", nil, 1, { require }) }
 		local res4 = { coroutine.yield("rpc", "any") }
 		coroutine.yield("rpc", "out", res1[1], res1[2], res1[3], res2[1], res2[2], res3[1], res3[2], res4[1], res4[2])
 	]])
@@ -136,7 +138,7 @@ T.case("yielding a channel name: results and errors of the yield", function()
 	T.same({ n = 2, true, "req" }, table.unpack(got[1], 1, got[1].n))
 	T.same({ n = 1, true }, table.unpack(got[2], 1, got[2].n))
 	T.same({ n = 10, true, true, "reply", 7, false, "bad argument #2 (invalid option 'inout')",
-		false, "unable to transfer argument #4 (got table)", true, "fourth" }, table.unpack(got[3], 1, got[3].n))
+		false, "unable to transfer argument #4 (got table with function)", true, "fourth" }, table.unpack(got[3], 1, got[3].n))
 	idle(pool)
 	pool:close()
 end)
