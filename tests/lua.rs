@@ -176,6 +176,7 @@ lua_tests!(
     coop_promise,
     await_within,
     await_any,
+    await_stats,
     memory_buffer,
     net_address,
     net_resolve,

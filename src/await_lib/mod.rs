@@ -6,7 +6,7 @@
 
 use std::ffi::c_int;
 
-use crate::lua::awaiting::{self, Await};
+use crate::lua::awaiting::{self, Await, Kind};
 use crate::lua::{Error, LUA_TFUNCTION, LUA_TNUMBER, LUA_YIELD, Lua, Reg, Ret, Stopped};
 use crate::runtime::{OpId, Outcome, Wait};
 use crate::{afn, cfn};
@@ -19,7 +19,48 @@ pub const NATIVES: &[Reg] = &[
     (c"sleep", afn!(sleep)),
     (c"hold", cfn!(hold)),
     (c"enter", cfn!(enter)),
+    (c"stats", cfn!(stats)),
+    (c"waiting", cfn!(waiting)),
 ];
+
+/// stats(): `{ waiting = { <kind> = n, ... }, objects = { <class> = n,
+/// ... }, iterations = n }` for this state (see `awaiting::Kind` and
+/// `lua::tally`); counters kept as operations are armed and delivered and
+/// objects opened and closed, nothing scanned.
+fn stats(lua: Lua) -> Ret {
+    let sl = awaiting::state_loop(lua);
+    lua.new_table(0, 3);
+    let open = sl.tallies().open();
+    lua.new_table(0, open.len() as c_int);
+    for (name, n) in open {
+        lua.push_integer(n);
+        lua.set_field(-2, name);
+    }
+    lua.set_field(-2, c"objects");
+    lua.new_table(0, Kind::REPORTED.len() as c_int);
+    for kind in Kind::REPORTED {
+        lua.push_integer(i64::from(sl.waiting(kind)));
+        lua.set_field(-2, kind.name());
+    }
+    lua.set_field(-2, c"waiting");
+    lua.push_integer(sl.iterations() as i64);
+    lua.set_field(-2, c"iterations");
+    Ok(1)
+}
+
+/// waiting(): `{ co1, kind1, co2, kind2, ... }`, the coroutines waiting in
+/// loop operations now and what for (scanned on each call).
+fn waiting(lua: Lua) -> Ret {
+    let waiters = awaiting::state_loop(lua).waiters();
+    lua.new_table(2 * waiters.len() as c_int, 0);
+    for (n, (key, kind)) in waiters.into_iter().enumerate() {
+        lua.push_reference(key);
+        lua.raw_set_index(-2, 2 * n as i64 + 1);
+        lua.push_str(kind.name());
+        lua.raw_set_index(-2, 2 * n as i64 + 2);
+    }
+    Ok(1)
+}
 
 /// e = enter(seconds, f, mt): `within`'s common case in one call. With a
 /// finite non-negative number of seconds and a function, in a coroutine:
@@ -74,7 +115,7 @@ fn sleep(lua: Lua) -> Result<Await, Error> {
     let strong = lua.to_boolean(3);
     let sl = awaiting::state_loop(lua);
     let wait = if ms == 0 { Wait::Idle } else { Wait::Timer(ms) };
-    let id = awaiting::wait(lua, sl, wait, deliver_nothing)?;
+    let id = awaiting::wait(lua, sl, awaiting::Kind::Hidden, wait, deliver_nothing)?;
     sl.set_weak(id, !strong);
     lua.push_integer(id.to_bits() as i64);
     lua.raw_set_index(2, 1);

@@ -128,7 +128,7 @@ pub fn releaseint(lua: Lua) -> Ret {
 pub fn awaitint(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let sl = state_loop(lua);
-    let id = awaiting::wait(lua, sl, Wait::External, deliver)?;
+    let id = awaiting::wait(lua, sl, awaiting::Kind::Signal, Wait::External, deliver)?;
     let remote = sl.remote(id);
     match remote {
         Ok(remote) => *lock(&WAITER) = Some(remote),

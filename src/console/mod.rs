@@ -136,7 +136,13 @@ fn readstdin(lua: Lua) -> Result<Await, Error> {
         };
         Box::new(result) as Outcome
     });
-    let id = awaiting::wait(lua, state_loop(lua), Wait::Work(job), deliver)?;
+    let id = awaiting::wait(
+        lua,
+        state_loop(lua),
+        awaiting::Kind::Read,
+        Wait::Work(job),
+        deliver,
+    )?;
     Ok(Await::Yield(id))
 }
 

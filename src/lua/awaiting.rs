@@ -29,7 +29,7 @@
 //!   closing gets that operation back, armed only in the closing phase.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_int, c_void};
+use std::ffi::{CStr, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
@@ -42,6 +42,65 @@ use crate::runtime::{ArmFailed, OpId, Outcome, Wait};
 /// first. It runs in the coroutine, in a protected call: it may raise.
 pub type Deliver = fn(co: Lua, outcome: Option<Outcome>) -> c_int;
 
+/// What a coroutine waits for, as `coutil.await.stats` counts it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Timer,
+    Idle,
+    Read,
+    Write,
+    Connect,
+    Accept,
+    Process,
+    Signal,
+    Channel,
+    File,
+    Dns,
+    /// `system.resume` of a state coroutine.
+    Coroutine,
+    Other,
+    /// The library's own waits (not reported).
+    Hidden,
+}
+
+impl Kind {
+    /// The reported kinds, in the order of their names.
+    pub const REPORTED: [Kind; 13] = [
+        Kind::Timer,
+        Kind::Idle,
+        Kind::Read,
+        Kind::Write,
+        Kind::Connect,
+        Kind::Accept,
+        Kind::Process,
+        Kind::Signal,
+        Kind::Channel,
+        Kind::File,
+        Kind::Dns,
+        Kind::Coroutine,
+        Kind::Other,
+    ];
+
+    pub fn name(self) -> &'static CStr {
+        match self {
+            Kind::Timer => c"timer",
+            Kind::Idle => c"idle",
+            Kind::Read => c"read",
+            Kind::Write => c"write",
+            Kind::Connect => c"connect",
+            Kind::Accept => c"accept",
+            Kind::Process => c"process",
+            Kind::Signal => c"signal",
+            Kind::Channel => c"channel",
+            Kind::File => c"file",
+            Kind::Dns => c"dns",
+            Kind::Coroutine => c"coroutine",
+            Kind::Other => c"other",
+            Kind::Hidden => c"hidden",
+        }
+    }
+}
+
 /// What the loop keeps of a waiting coroutine.
 #[derive(Clone, Copy)]
 pub struct Waiter {
@@ -49,6 +108,7 @@ pub struct Waiter {
     /// Registry reference to the thread, or `LUA_NOREF` after cancelling.
     key: c_int,
     deliver: Deliver,
+    kind: Kind,
 }
 
 /// The loop of a Lua state, as stored in its userdata: the driver (which
@@ -63,6 +123,41 @@ pub struct SysLoop {
     delivering: Cell<Option<OpId>>,
     /// When [`drop_closed`] last looked (monotonic ns).
     swept: Cell<u64>,
+    /// Coroutines waiting, by [`Kind`] (armed operations whose delivery
+    /// has not begun; an explicit resume ends the wait too).
+    waiting: [Cell<u32>; Kind::Hidden as usize + 1],
+    /// Open objects by class (see `lua::tally`).
+    tallies: std::rc::Rc<super::tally::Tallies>,
+}
+
+impl SysLoop {
+    fn count(&self, kind: Kind, up: bool) {
+        let c = &self.waiting[kind as usize];
+        c.set(if up {
+            c.get() + 1
+        } else {
+            c.get().saturating_sub(1)
+        });
+    }
+
+    pub fn tallies(&self) -> std::rc::Rc<super::tally::Tallies> {
+        self.tallies.clone()
+    }
+
+    /// Coroutines waiting for `kind` now.
+    pub fn waiting(&self, kind: Kind) -> u32 {
+        self.waiting[kind as usize].get()
+    }
+
+    /// The registry references of the coroutines waiting in armed
+    /// operations, with what they wait for (hidden waits left out).
+    pub fn waiters(&self) -> Vec<(c_int, Kind)> {
+        self.armed_where(|w| w.key != ffi::LUA_NOREF && w.kind != Kind::Hidden)
+            .into_iter()
+            .filter_map(|id| self.waiter(id))
+            .map(|w| (w.key, w.kind))
+            .collect()
+    }
 }
 
 /// What an await function's body decided.
@@ -153,6 +248,8 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
             closed: RefCell::new(Vec::new()),
             delivering: Cell::new(None),
             swept: Cell::new(0),
+            waiting: Default::default(),
+            tallies: Default::default(),
         });
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushcfunction(l, loop_gc);
@@ -270,15 +367,22 @@ pub fn require_coroutine(lua: Lua) -> Result<(), Error> {
 /// (a worker job needs the loop's poll, which needs descriptors), nothing
 /// is left armed and the failure is returned ([`Error::Fail`]): the await
 /// returns it without yielding.
-pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId, Error> {
+pub fn wait(
+    lua: Lua,
+    sl: &SysLoop,
+    kind: Kind,
+    wait: Wait,
+    deliver: Deliver,
+) -> Result<OpId, Error> {
     let thread = lua.raw();
     if let Some(id) = sl.delivering.get()
         && let Some(w) = sl.delivering_waiter(id).filter(|w| w.thread == thread)
     {
-        sl.set_waiter(id, Waiter { deliver, ..w });
+        sl.set_waiter(id, Waiter { deliver, kind, ..w });
         sl.set_weak(id, false);
         // A failed arming leaves the op being delivered: released after.
         sl.arm(id, wait).map_err(|e| Error::io(&e))?;
+        sl.count(kind, true);
         return Ok(id);
     }
     let closing = sl.find_closing(|w| w.thread == thread);
@@ -287,13 +391,14 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
         thread,
         key,
         deliver,
+        kind,
     };
-    match closing {
+    let id = match closing {
         Some(id) => {
             sl.set_waiter(id, waiter);
             sl.set_weak(id, false);
             sl.defer(id, wait);
-            Ok(id)
+            id
         }
         None => {
             let id = sl.alloc(waiter);
@@ -302,9 +407,11 @@ pub fn wait(lua: Lua, sl: &SysLoop, wait: Wait, deliver: Deliver) -> Result<OpId
                 unreference(lua, key);
                 return Err(Error::io(&e));
             }
-            Ok(id)
+            id
         }
-    }
+    };
+    sl.count(kind, true);
+    Ok(id)
 }
 
 fn reference_thread(lua: Lua) -> c_int {
@@ -340,6 +447,9 @@ fn cancel(lua: Lua, sl: &SysLoop, id: OpId) {
                 ..w
             },
         );
+        if w.key != ffi::LUA_NOREF {
+            sl.count(w.kind, false);
+        }
         unreference(lua, w.key);
     }
 }
@@ -452,7 +562,10 @@ pub fn complete(lua: Lua, id: OpId, outcome: Option<Outcome>) {
 /// No Lua function called here can raise: the loop is never unwound.
 pub fn deliver(main: Lua, sl: &SysLoop, id: OpId) {
     let (thread, mut delivery) = match sl.take_delivery(id) {
-        Some((w, outcome)) => (w.thread, Delivery::of(w.deliver, outcome)),
+        Some((w, outcome)) => {
+            sl.count(w.kind, false);
+            (w.thread, Delivery::of(w.deliver, outcome))
+        }
         None => return,
     };
     // SAFETY: the registry reference keeps `thread` alive while the

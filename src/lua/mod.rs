@@ -22,6 +22,7 @@ pub mod modules;
 mod state;
 mod stop;
 mod table;
+pub mod tally;
 #[cfg(debug_assertions)]
 pub mod testing;
 

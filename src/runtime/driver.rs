@@ -50,12 +50,15 @@ const RECHECK_ROUNDS: usize = 32;
 /// The loop of one Lua state and its flags.
 pub struct Driver<W> {
     lp: RefCell<Loop<W>>,
+    /// Iterations begun so far.
+    iterations: std::cell::Cell<u64>,
 }
 
 impl<W: Copy> Default for Driver<W> {
     fn default() -> Self {
         Driver {
             lp: RefCell::new(Loop::new()),
+            iterations: std::cell::Cell::new(0),
         }
     }
 }
@@ -64,6 +67,7 @@ impl<W: Copy> Driver<W> {
     /// One iteration; true if it stopped before the poll because the host
     /// parked.
     pub fn iterate(&self, mode: Mode, host: &mut impl Host<W>) -> std::io::Result<bool> {
+        self.iterations.set(self.iterations.get() + 1);
         self.lp.borrow_mut().update_time();
         let mut resumed = self.deliver_all(host, Loop::pop_timer);
         self.lp.borrow_mut().begin_pending();
@@ -152,6 +156,11 @@ impl<W: Copy> Driver<W> {
         let mut lp = self.lp.borrow_mut();
         lp.halted = lp.running;
         lp.running
+    }
+
+    /// Iterations begun so far.
+    pub fn iterations(&self) -> u64 {
+        self.iterations.get()
     }
 
     /// Number of operations not released yet.

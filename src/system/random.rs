@@ -79,7 +79,13 @@ fn random(lua: Lua) -> Result<Await, Error> {
         Box::new(result) as Outcome
     });
     lua.set_top(3);
-    let id = awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver)?;
+    let id = awaiting::wait(
+        lua,
+        sys_loop(lua),
+        awaiting::Kind::Other,
+        Wait::Work(job),
+        deliver,
+    )?;
     Ok(Await::Keep(id, 3, kfn!(random_k)))
 }
 

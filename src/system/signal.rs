@@ -463,7 +463,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
         }
     }
     let sl = sys_loop(lua);
-    let waited = awaiting::wait(lua, sl, Wait::External, deliver);
+    let waited = awaiting::wait(lua, sl, awaiting::Kind::Signal, Wait::External, deliver);
     let mut ls = listeners.borrow_mut();
     let id = match waited {
         Ok(id) => id,

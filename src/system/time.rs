@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::lua::awaiting::{self, Await};
+use crate::lua::awaiting::{self, Await, Kind};
 use crate::lua::{Error, Lua, Reg, Ret, fail};
 use crate::runtime::{self, Outcome, Wait};
 use crate::system::sys_loop;
@@ -50,6 +50,7 @@ fn suspend(lua: Lua) -> Result<Await, Error> {
         return Ok(Await::Yield(awaiting::wait(
             lua,
             sys_loop(lua),
+            Kind::Idle,
             Wait::Idle,
             deliver_true,
         )?));
@@ -75,8 +76,12 @@ fn suspend(lua: Lua) -> Result<Await, Error> {
         return Ok(Await::Done(1));
     }
     awaiting::require_coroutine(lua)?;
-    let wait = if ms == 0 { Wait::Idle } else { Wait::Timer(ms) };
-    let id = awaiting::wait(lua, sys_loop(lua), wait, deliver_true)?;
+    let (kind, wait) = if ms == 0 {
+        (Kind::Idle, Wait::Idle)
+    } else {
+        (Kind::Timer, Wait::Timer(ms))
+    };
+    let id = awaiting::wait(lua, sys_loop(lua), kind, wait, deliver_true)?;
     Ok(Await::Yield(id))
 }
 

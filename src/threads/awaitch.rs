@@ -73,7 +73,7 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
         Exchanged::Queued => unreachable!("nothing was given to queue"),
     };
     let sl = sys_loop(lua);
-    let id = match awaiting::wait(lua, sl, Wait::External, deliver) {
+    let id = match awaiting::wait(lua, sl, awaiting::Kind::Channel, Wait::External, deliver) {
         Ok(id) => id,
         Err(e) => {
             transfer::restore(lua, 3, values);

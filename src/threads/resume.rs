@@ -113,7 +113,13 @@ fn resume(lua: Lua) -> Result<Await, Error> {
         args,
     };
     let job = Box::new(move || Box::new(resumption.run()) as Outcome);
-    let id = match awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver) {
+    let id = match awaiting::wait(
+        lua,
+        sys_loop(lua),
+        awaiting::Kind::Coroutine,
+        Wait::Work(job),
+        deliver,
+    ) {
         Ok(id) => id,
         Err(e) => {
             // The job was dropped without running: its arguments go back.

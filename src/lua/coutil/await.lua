@@ -242,6 +242,27 @@ function await.within(seconds, f, ...)
 	return await.within(seconds, function(...) return f(...) end, ...)
 end
 
+---------------------------------------------------------------- stats
+
+-- The counters of this state: coroutines waiting by kind of operation,
+-- open objects by class, loop iterations, and the `within` calls whose
+-- deadline has not passed.
+function await.stats()
+	local t = natives.stats()
+	t.deadlines = pending
+	return t
+end
+
+-- for co, kind in await.waiting() do ... end: the coroutines waiting in
+-- loop operations now (a snapshot taken by the call).
+function await.waiting()
+	local list, i = natives.waiting(), -1
+	return function()
+		i = i + 2
+		return list[i], list[i + 1]
+	end
+end
+
 ---------------------------------------------------------------- any, all
 
 -- One call of `any` or `all`: `set.cos[i]` runs the i-th function; the

@@ -90,7 +90,13 @@ fn execute(lua: Lua) -> Result<Await, Error> {
         lua.push_integer(pid as i64);
         rawset::set(lua, "pid");
     }
-    let id = awaiting::wait(lua, state_loop(lua), Wait::External, deliver)?;
+    let id = awaiting::wait(
+        lua,
+        state_loop(lua),
+        awaiting::Kind::Process,
+        Wait::External,
+        deliver,
+    )?;
     child.borrow_mut().waiter = Some(id);
     Ok(Await::Keep(id, 0, kfn!(execute_k)))
 }

@@ -35,6 +35,7 @@ use super::{
 };
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
+use crate::lua::tally::Tally;
 use crate::lua::{Error, KContext, Lua, Reg, Ret, fail};
 use crate::memory::{self, Scratch, range};
 use crate::runtime::Outcome;
@@ -54,6 +55,8 @@ const METHODS: &[Reg] = &[
 
 pub struct File {
     pub(super) fd: Arc<OwnedFd>,
+    /// Counts the file as open (`await.stats`).
+    _tally: Tally,
 }
 
 impl Object for File {
@@ -66,7 +69,13 @@ impl Object for File {
 
 /// Pushes a new file object owning `fd`.
 pub fn push(lua: Lua, fd: OwnedFd) {
-    class::push(lua, File { fd: Arc::new(fd) });
+    class::push(
+        lua,
+        File {
+            fd: Arc::new(fd),
+            _tally: Tally::new(lua, File::CLASS.name),
+        },
+    );
 }
 
 struct Opened(OwnedFd);
@@ -120,7 +129,7 @@ fn close(lua: Lua) -> Result<Await, Error> {
     arg_open(lua, 1)?;
     let (blocking, _) = arg_mode(lua, 2, b"")?;
     start(lua, blocking)?;
-    let Some(File { fd }) = class::check::<File>(lua, 1)?.take() else {
+    let Some(File { fd, .. }) = class::check::<File>(lua, 1)?.take() else {
         return Err(Error::msg("closed file"));
     };
     perform(lua, blocking, move || {

@@ -120,7 +120,12 @@ pub fn park(
     (slot, k): (Slot, KFunction),
     then: Then,
 ) -> Result<Await, Error> {
-    let id = awaiting::wait(lua, sl, Wait::External, deliver_reply)?;
+    let kind = match slot {
+        Slot::Connector => awaiting::Kind::Connect,
+        Slot::Reader if core.borrow().listening => awaiting::Kind::Accept,
+        Slot::Reader => awaiting::Kind::Read,
+    };
+    let id = awaiting::wait(lua, sl, kind, Wait::External, deliver_reply)?;
     *core.borrow_mut().slot(slot) = Some(Waiting {
         op: id,
         woken: false,
@@ -186,7 +191,13 @@ pub fn write(
     fd: Option<RawFd>,
     to: Option<SockAddr>,
 ) -> Result<Await, Error> {
-    let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
+    let id = awaiting::wait(
+        lua,
+        sl,
+        awaiting::Kind::Write,
+        Wait::External,
+        deliver_request,
+    )?;
     let mut sent = 0;
     let mut fd = fd;
     if core.borrow().queue.is_empty() {
@@ -260,7 +271,13 @@ fn queue_rest(
 /// it in the loop (in the next pending phase when nothing is queued), so
 /// that a `close` before cancels it.
 pub fn shutdown(lua: Lua, sl: &SysLoop, core: &Shared) -> Result<Await, Error> {
-    let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
+    let id = awaiting::wait(
+        lua,
+        sl,
+        awaiting::Kind::Write,
+        Wait::External,
+        deliver_request,
+    )?;
     let idle = {
         let mut c = core.borrow_mut();
         c.shut = true;

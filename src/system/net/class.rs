@@ -22,6 +22,7 @@ use socket2::Socket;
 
 use super::netio::{Core, Domain, Shared};
 use crate::lua::awaiting::state_loop;
+use crate::lua::tally::Tally;
 use crate::lua::{Error, Lua, class};
 
 pub const UDP: u8 = 0;
@@ -65,6 +66,7 @@ pub fn push(
     let raw = sock.as_raw_fd();
     let mut core = Core::new(sock, kind, domain, is_socket, open);
     core.terminal = kind == TERMINAL;
+    core.tally = Some(Tally::new(lua, NAMES[kind as usize]));
     let core: Shared = Rc::new(RefCell::new(core));
     let token = state_loop(lua).register_handler(&mut SourceFd(&raw), core.clone())?;
     core.borrow_mut().token = Some(token);

@@ -114,6 +114,8 @@ pub enum Reply {
 pub struct Core {
     /// `None` once closed.
     pub fd: Option<Socket>,
+    /// Counts the object as open while `fd` is there (`await.stats`).
+    pub tally: Option<crate::lua::tally::Tally>,
     pub token: Option<Token>,
     /// Class index (`class::UDP`, …).
     pub kind: u8,
@@ -163,6 +165,7 @@ impl Core {
     pub fn new(fd: Socket, kind: u8, domain: Domain, socket: bool, open: bool) -> Core {
         Core {
             fd: Some(fd),
+            tally: None,
             token: None,
             kind,
             terminal: false,
@@ -294,6 +297,7 @@ impl Core {
         }
         self.received.clear();
         self.held = None;
+        self.tally = None;
         if let (Some(saved), Some(fd)) = (self.saved_mode.take(), &self.fd) {
             // SAFETY: sets attributes saved from this terminal.
             unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &saved) };

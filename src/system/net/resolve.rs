@@ -370,7 +370,13 @@ fn findaddr(lua: Lua) -> Result<Await, Error> {
         flags,
     };
     let job = Box::new(move || Box::new(lookup(query).map(|e| (e, passive))) as Outcome);
-    let id = awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver_list)?;
+    let id = awaiting::wait(
+        lua,
+        sys_loop(lua),
+        awaiting::Kind::Dns,
+        Wait::Work(job),
+        deliver_list,
+    )?;
     Ok(Await::Yield(id))
 }
 
@@ -510,7 +516,13 @@ fn nameaddr(lua: Lua) -> Result<Await, Error> {
         };
         Box::new(names) as Outcome
     });
-    let id = awaiting::wait(lua, sys_loop(lua), Wait::Work(job), deliver_names)?;
+    let id = awaiting::wait(
+        lua,
+        sys_loop(lua),
+        awaiting::Kind::Dns,
+        Wait::Work(job),
+        deliver_names,
+    )?;
     Ok(Await::Yield(id))
 }
 
