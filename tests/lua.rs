@@ -179,6 +179,7 @@ lua_tests!(
     net_resolve,
     net_tcp,
     net_local,
+    net_pair,
     net_share,
     net_udp,
     net_await,

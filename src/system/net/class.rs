@@ -20,7 +20,7 @@ use std::rc::Rc;
 use mio::unix::SourceFd;
 use socket2::Socket;
 
-use super::netio::{Core, Domain, Shared};
+use super::netio::{Core, Domain, PipeEnd, Shared};
 use crate::lua::awaiting::state_loop;
 use crate::lua::{Error, Lua, class};
 
@@ -62,9 +62,23 @@ pub fn push(
     is_socket: bool,
     open: bool,
 ) -> io::Result<()> {
+    push_with(lua, sock, kind, domain, is_socket, open, |_| {})
+}
+
+/// Like [`push`], with `setup` completing the new core first.
+fn push_with(
+    lua: Lua,
+    sock: Socket,
+    kind: u8,
+    domain: Domain,
+    is_socket: bool,
+    open: bool,
+    setup: impl FnOnce(&mut Core),
+) -> io::Result<()> {
     let raw = sock.as_raw_fd();
     let mut core = Core::new(sock, kind, domain, is_socket, open);
     core.terminal = kind == TERMINAL;
+    setup(&mut core);
     let core: Shared = Rc::new(RefCell::new(core));
     let token = state_loop(lua).register_handler(&mut SourceFd(&raw), core.clone())?;
     core.borrow_mut().token = Some(token);
@@ -72,6 +86,14 @@ pub fn push(
     // Option<Shared>, made here.
     unsafe { class::push_keyed(lua, core, key(kind)) };
     Ok(())
+}
+
+/// Registers one end of a `"pair"` (a pipe end) and pushes it as a
+/// connected `coutil:pipeactive` stream of domain `"pair"`.
+pub fn push_pair_end(lua: Lua, fd: Socket, end: PipeEnd) -> io::Result<()> {
+    push_with(lua, fd, PIPEACTIVE, Domain::Pair, false, true, |core| {
+        core.pipe_end = Some(end)
+    })
 }
 
 fn slot<'a>(lua: Lua, i: c_int, kind: u8) -> Option<&'a mut Option<Shared>> {

@@ -213,6 +213,10 @@ fn permission(lua: Lua, core: &Shared) -> Set {
     if bits == 0 {
         return Ok(Err(invalid()));
     }
+    if core.borrow().domain == Domain::Pair {
+        // A pipe has no file of its own to grant.
+        return Ok(Err(io::Error::from_raw_os_error(libc::ENOTSUP)));
+    }
     let name = core.borrow().sock().local_addr().map(|a| path_of(&a));
     Ok(name.and_then(|path| {
         // An unnamed or abstract socket has no file: stat("") fails.

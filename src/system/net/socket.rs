@@ -22,8 +22,8 @@ use super::address::{ip_arg, path_of, target};
 use super::class::{
     self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, TERMINAL, UDP, this,
 };
-use super::netio::{Domain, Shared};
-use super::sys::BoundFile;
+use super::netio::{Domain, PipeEnd, Shared};
+use super::sys::{self, BoundFile};
 use super::{address, options, passive, stream, terminal, udp};
 use crate::lua::awaiting::{self, SysLoop, state_loop};
 use crate::lua::{Lua, Reg, Ret, fail};
@@ -92,12 +92,19 @@ const CLASSES: [&[Reg]; class::COUNT] = [
 
 const META: &[Reg] = &[(c"__gc", cfn!(gc)), (c"__close", cfn!(tbc_close))];
 
-/// sock | false, msg, code = system.socket(type, domain)
+/// sock | rd, wr | false, msg, code = system.socket(type, domain)
 fn socket(lua: Lua) -> Ret {
     let ty = lua.arg_option(1, &["stream", "passive", "datagram"], None)?;
-    let domain = [Domain::Ipv4, Domain::Ipv6, Domain::Local, Domain::Share]
-        [lua.arg_option(2, &["ipv4", "ipv6", "local", "share"], None)?];
+    let domain = [
+        Domain::Ipv4,
+        Domain::Ipv6,
+        Domain::Local,
+        Domain::Share,
+        Domain::Pair,
+    ][lua.arg_option(2, &["ipv4", "ipv6", "local", "share", "pair"], None)?];
     let kind = match (ty, domain) {
+        (0, Domain::Pair) => return pair(lua),
+        (_, Domain::Pair) => return Ok(fail::push(lua, fail::EAI_BASE + 11)),
         (0, Domain::Local) => PIPEACTIVE,
         (0, Domain::Share) => PIPESHARE,
         (0, _) => TCPACTIVE,
@@ -124,6 +131,22 @@ fn socket(lua: Lua) -> Ret {
         },
         Err(e) => Ok(fail::push_io(lua, &e)),
     }
+}
+
+/// rd, wr = system.socket("stream", "pair"): the two ends of a pipe, as
+/// connected `coutil:pipeactive` streams, `rd` only readable and `wr` only
+/// writable.
+fn pair(lua: Lua) -> Ret {
+    let (rd, wr) = match sys::pipe_pair() {
+        Ok(ends) => ends,
+        Err(e) => return Ok(fail::push_io(lua, &e)),
+    };
+    for (fd, end) in [(rd, PipeEnd::Read), (wr, PipeEnd::Write)] {
+        if let Err(e) = class::push_pair_end(lua, Socket::from(fd), end) {
+            return Ok(fail::push_io(lua, &e));
+        }
+    }
+    Ok(2)
 }
 
 /// Makes the metatables of the socket classes in `lua`'s state (when
@@ -206,6 +229,9 @@ fn getdomain<const K: u8>(lua: Lua) -> Ret {
 fn bind<const K: u8>(lua: Lua) -> Ret {
     let core = this::<K>(lua)?;
     let domain = core.borrow().domain;
+    if domain == Domain::Pair {
+        return Ok(fail::push(lua, libc::ENOTSUP));
+    }
     let addr = match target(lua, 2, domain)? {
         Ok(addr) => addr,
         Err(e) => return Ok(fail::push_io(lua, &e)),
@@ -237,6 +263,10 @@ fn getaddress<const K: u8>(lua: Lua) -> Ret {
     let core = this::<K>(lua)?;
     let peer = lua.arg_option(2, &["self", "peer"], Some(0))? == 1;
     let domain = core.borrow().domain;
+    if domain == Domain::Pair {
+        // A pipe has no address.
+        return Ok(fail::push(lua, libc::ENOTSUP));
+    }
     let into = domain.is_ip() && !lua.is_none_or_nil(3);
     if into {
         ip_arg(lua, 3, domain)?;

@@ -137,6 +137,39 @@ pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
     }
 }
 
+/// A pipe as the two ends of a `"pair"`: (read end, write end), both
+/// non-blocking and close-on-exec from their creation.
+pub fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors, which we own from here.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// Ends the writing of the pipe write end `fd`: a pipe has no half-close,
+/// so the descriptor is replaced, under the same number, by `/dev/null`
+/// (`dup3`, atomic): our reference to the pipe is dropped, and once no
+/// other writer holds the pipe (a child given it as a stream), its reader
+/// reads end of file. The number stays valid for the object (writes are
+/// refused after a shutdown anyway) until it is closed.
+pub fn close_pipe_writer(fd: RawFd) -> io::Result<()> {
+    // SAFETY: a NUL-terminated path; `null` is ours and closed here; dup3
+    // replaces `fd`, a descriptor this object owns.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = retry(|| libc::dup3(null, fd, libc::O_CLOEXEC) as isize);
+        libc::close(null);
+        r.map(drop)
+    }
+}
+
 /// Removes the default peer of a datagram socket.
 pub fn disconnect(fd: RawFd) -> io::Result<()> {
     // SAFETY: a zeroed sockaddr with family AF_UNSPEC.
