@@ -180,6 +180,7 @@ lua_tests!(
     net_tcp,
     net_local,
     net_pair,
+    net_localdgram,
     net_share,
     net_udp,
     net_await,

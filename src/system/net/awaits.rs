@@ -218,6 +218,15 @@ pub fn write(
     queue_rest(sl, core, id, bytes, fd, to)
 }
 
+/// A request that fails before reaching the OS (e.g. a datagram's path
+/// that cannot be an address): it still suspends, and the loop delivers
+/// the failure in its pending phase, as one the OS reported (R1).
+pub fn fail_later(lua: Lua, sl: &SysLoop, code: i32) -> Result<Await, Error> {
+    let id = awaiting::wait(lua, sl, Wait::External, deliver_request)?;
+    sl.complete_later(id, Some(Box::new(Reply::Fail(code)) as Outcome));
+    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+}
+
 /// Queues what `write` could not send now for the handler.
 fn queue_rest(
     sl: &SysLoop,

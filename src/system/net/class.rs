@@ -31,7 +31,8 @@ pub const PIPEACTIVE: u8 = 3;
 pub const PIPESHARE: u8 = 4;
 pub const PIPEPASSIVE: u8 = 5;
 pub const TERMINAL: u8 = 6;
-pub const COUNT: usize = 7;
+pub const PIPEDGRAM: u8 = 7;
+pub const COUNT: usize = 8;
 
 /// The `__name`s, by class index.
 pub const NAMES: [&CStr; COUNT] = [
@@ -42,6 +43,7 @@ pub const NAMES: [&CStr; COUNT] = [
     c"coutil:pipeshare",
     c"coutil:pipepassive",
     c"coutil:terminal",
+    c"coutil:pipedgram",
 ];
 
 /// Registry keys of the classes' metatables.

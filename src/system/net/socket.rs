@@ -20,11 +20,11 @@ use socket2::{Socket, Type};
 
 use super::address::{ip_arg, path_of, target};
 use super::class::{
-    self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, TERMINAL, UDP, this,
+    self, PIPEACTIVE, PIPEDGRAM, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, TERMINAL, UDP, this,
 };
 use super::netio::{Domain, PipeEnd, Shared};
 use super::sys::{self, BoundFile};
-use super::{address, options, passive, stream, terminal, udp};
+use super::{address, options, passive, pipedgram, stream, terminal, udp};
 use crate::lua::awaiting::{self, SysLoop, state_loop};
 use crate::lua::{Lua, Reg, Ret, fail};
 use crate::runtime::OpId;
@@ -88,6 +88,16 @@ const CLASSES: [&[Reg]; class::COUNT] = [
         (c"setmode", cfn!(terminal::setmode)),
         (c"winsize", cfn!(terminal::winsize)),
     ],
+    &[
+        (c"close", cfn!(close::<PIPEDGRAM>)),
+        (c"getdomain", cfn!(getdomain::<PIPEDGRAM>)),
+        (c"getaddress", cfn!(getaddress::<PIPEDGRAM>)),
+        (c"bind", cfn!(bind::<PIPEDGRAM>)),
+        (c"setoption", cfn!(options::setoption::<PIPEDGRAM>)),
+        (c"connect", cfn!(pipedgram::connect)),
+        (c"write", afn!(pipedgram::write)),
+        (c"read", afn!(pipedgram::read)),
+    ],
 ];
 
 const META: &[Reg] = &[(c"__gc", cfn!(gc)), (c"__close", cfn!(tbc_close))];
@@ -110,7 +120,8 @@ fn socket(lua: Lua) -> Ret {
         (0, _) => TCPACTIVE,
         (1, Domain::Local | Domain::Share) => PIPEPASSIVE,
         (1, _) => TCPPASSIVE,
-        (_, Domain::Local | Domain::Share) => return Ok(fail::push(lua, fail::EAI_BASE + 11)),
+        (_, Domain::Share) => return Ok(fail::push(lua, fail::EAI_BASE + 11)),
+        (_, Domain::Local) => PIPEDGRAM,
         _ => UDP,
     };
     let family = match domain {
@@ -118,7 +129,7 @@ fn socket(lua: Lua) -> Ret {
         Domain::Ipv6 => socket2::Domain::IPV6,
         _ => socket2::Domain::UNIX,
     };
-    let ty = if kind == UDP {
+    let ty = if kind == UDP || kind == PIPEDGRAM {
         Type::DGRAM
     } else {
         Type::STREAM
@@ -273,9 +284,10 @@ fn getaddress<const K: u8>(lua: Lua) -> Ret {
     }
     let result = {
         let c = core.borrow();
-        if !domain.is_ip() && !c.open && c.path.is_none() {
+        let named = c.open || c.connected || c.path.is_some();
+        if !domain.is_ip() && !named {
             // As libuv, whose local sockets get a descriptor only when
-            // bound or connected.
+            // bound or connected (local datagram sockets alike).
             Err(io::Error::from_raw_os_error(libc::EBADF))
         } else if peer {
             c.sock().peer_addr()

@@ -115,6 +115,20 @@ pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketA
     Ok((n, from.as_socket()))
 }
 
+/// Receives one datagram of a local socket: its full size (maybe more
+/// than `buf`) and the sender's address (unnamed senders give an address
+/// without a path).
+pub fn recv_from_local(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+    let (p, len) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: as in `recv_from`.
+    unsafe {
+        SockAddr::try_init(|storage, size| {
+            let flags = libc::MSG_TRUNC | libc::MSG_DONTWAIT;
+            retry(|| libc::recvfrom(fd, p, len, flags, storage.cast(), size))
+        })
+    }
+}
+
 /// Accepts a connection as a non-blocking, close-on-exec descriptor.
 pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
     loop {
