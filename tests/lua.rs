@@ -189,6 +189,7 @@ lua_tests!(
     fs_info,
     sys_signal,
     sys_env,
+    sys_awaitfd,
     sys_info,
     sys_execute,
     sys_nofile,

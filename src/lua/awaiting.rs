@@ -319,6 +319,17 @@ fn unreference(lua: Lua, key: c_int) {
     unsafe { ffi::luaL_unref(lua.raw(), ffi::LUA_REGISTRYINDEX, key) }
 }
 
+/// Whether the coroutine of operation `id` still waits for it: false once
+/// the operation was released, and for a coroutine closed with
+/// `coroutine.close` while it waited (its operation is then only dropped
+/// by [`drop_closed`] or when the loop meets it).
+pub fn still_waits(sl: &SysLoop, id: OpId) -> bool {
+    // SAFETY: the registry reference of an armed operation's waiter keeps
+    // its thread alive; lua_status only reads it.
+    sl.waiter(id)
+        .is_some_and(|w| unsafe { ffi::lua_status(w.thread) } == ffi::LUA_YIELD)
+}
+
 /// Cancels the operation `id` of a coroutine that no longer waits for it
 /// (closed with `coroutine.close`).
 pub fn abandon(lua: Lua, id: OpId) {

@@ -78,6 +78,7 @@ pub const READABLE: Readiness = Readiness {
     error: false,
     read_closed: false,
     write_closed: false,
+    priority: false,
 };
 
 pub const WRITABLE: Readiness = Readiness {
@@ -86,6 +87,7 @@ pub const WRITABLE: Readiness = Readiness {
     error: false,
     read_closed: false,
     write_closed: false,
+    priority: false,
 };
 
 /// What the loop does after a wait is armed.
