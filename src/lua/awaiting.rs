@@ -58,6 +58,8 @@ pub enum Kind {
     Dns,
     /// `system.resume` of a state coroutine.
     Coroutine,
+    /// `system.awaitfd`.
+    Descriptor,
     Other,
     /// The library's own waits (not reported).
     Hidden,
@@ -65,7 +67,7 @@ pub enum Kind {
 
 impl Kind {
     /// The reported kinds, in the order of their names.
-    pub const REPORTED: [Kind; 13] = [
+    pub const REPORTED: [Kind; 14] = [
         Kind::Timer,
         Kind::Idle,
         Kind::Read,
@@ -78,6 +80,7 @@ impl Kind {
         Kind::File,
         Kind::Dns,
         Kind::Coroutine,
+        Kind::Descriptor,
         Kind::Other,
     ];
 
@@ -95,6 +98,7 @@ impl Kind {
             Kind::File => c"file",
             Kind::Dns => c"dns",
             Kind::Coroutine => c"coroutine",
+            Kind::Descriptor => c"fd",
             Kind::Other => c"other",
             Kind::Hidden => c"hidden",
         }
@@ -426,6 +430,17 @@ fn unreference(lua: Lua, key: c_int) {
     // SAFETY: `key` is a registry reference taken by `reference_thread`
     // (or LUA_NOREF, which luaL_unref ignores).
     unsafe { ffi::luaL_unref(lua.raw(), ffi::LUA_REGISTRYINDEX, key) }
+}
+
+/// Whether the coroutine of operation `id` still waits for it: false once
+/// the operation was released, and for a coroutine closed with
+/// `coroutine.close` while it waited (its operation is then only dropped
+/// by [`drop_closed`] or when the loop meets it).
+pub fn still_waits(sl: &SysLoop, id: OpId) -> bool {
+    // SAFETY: the registry reference of an armed operation's waiter keeps
+    // its thread alive; lua_status only reads it.
+    sl.waiter(id)
+        .is_some_and(|w| unsafe { ffi::lua_status(w.thread) } == ffi::LUA_YIELD)
 }
 
 /// Cancels the operation `id` of a coroutine that no longer waits for it

@@ -15,7 +15,11 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use super::{Handler, Loop, OpId, Outcome, Readiness, Remote, Token, Wait};
+use std::os::fd::RawFd;
+
+use mio::unix::SourceFd;
+
+use super::{Handler, Interest, Loop, OpId, Outcome, Readiness, Remote, Token, Wait};
 
 /// How far `system.run` goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -293,7 +297,7 @@ impl<W: Copy> Driver<W> {
 
     pub fn register_handler(
         &self,
-        source: &mut impl mio::event::Source,
+        source: &mut SourceFd<'_>,
         handler: Handler,
     ) -> std::io::Result<Token> {
         self.lp.borrow_mut().register_handler(source, handler)
@@ -303,9 +307,31 @@ impl<W: Copy> Driver<W> {
     /// woken. Skipped when the loop is in use (a finalizer run in the
     /// middle of a loop call): the poll then reports the closed descriptor
     /// once, to a handler that ignores it.
-    pub fn deregister(&self, source: &mut impl mio::event::Source, token: Token) {
+    pub fn deregister(&self, source: &mut SourceFd<'_>, token: Token) {
         if let Ok(mut lp) = self.lp.try_borrow_mut() {
             let _ = lp.deregister(source, token);
+        }
+    }
+
+    /// Watches a descriptor that is not ours (see `Loop::watch_fd`).
+    pub fn watch_fd(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        handler: Handler,
+    ) -> std::io::Result<Token> {
+        self.lp.borrow_mut().watch_fd(fd, interest, handler)
+    }
+
+    /// The handler of the watch of `fd`, if it is watched.
+    pub fn watcher(&self, fd: RawFd) -> Option<Handler> {
+        self.lp.borrow().watcher(fd)
+    }
+
+    /// Stops watching `fd`, if `token` is still its watch.
+    pub fn unwatch_fd(&self, fd: RawFd, token: Token) {
+        if let Ok(mut lp) = self.lp.try_borrow_mut() {
+            lp.unwatch_fd(fd, token);
         }
     }
 

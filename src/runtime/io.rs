@@ -6,25 +6,58 @@
 //! try the system call, and only on `WouldBlock` wait for readiness, then
 //! try again — so an edge that arrives while nobody waits is never needed.
 //!
+//! *Watched* descriptors (`system.awaitfd`) are not ours: they are
+//! registered with the interests of each wait, edge-triggered too, and
+//! stay registered between waits, so that the next wait only needs an
+//! `EPOLL_CTL_MOD` (which also makes the kernel report the readiness the
+//! descriptor has now: no edge is lost, and `epoll_wait` checks again what
+//! it reports, so no stale readiness comes out). Their owner may close
+//! them at any time, and the number may then name another file: a
+//! registration is only ever changed or removed by its number while the
+//! number is still watched, and registering any of our own sources under
+//! that number forgets the watch first (it was closed: see [`Reactor::register`]).
+//! Tokens carry a generation, so that the events of an entry we could not
+//! remove (its file lives on elsewhere) never reach the next user of the
+//! slot.
+//!
 //! Worker jobs post their outcome to the loop's [`Inbox`] and wake the poll
 //! with a `mio::Waker`; that is the only cross-thread path into a loop.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mio::{Events, Poll, Waker};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Waker};
 
 use super::{OpId, Outcome};
 
 const WAKER: mio::Token = mio::Token(usize::MAX);
 
-/// A registered source.
+/// A registered source: its slot (low half of the bits) and the slot's
+/// generation when it was registered (high half, truncated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token(usize);
 
-/// What the poll saw for a source.
+const SLOT_BITS: u32 = usize::BITS / 2;
+const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
+
+impl Token {
+    fn new(slot: usize, generation: u32) -> Token {
+        Token(slot & SLOT_MASK | (generation as usize) << SLOT_BITS)
+    }
+
+    fn slot(self) -> usize {
+        self.0 & SLOT_MASK
+    }
+}
+
+/// What the poll saw for a source (mio's view of the epoll flags:
+/// `readable` is also set by priority data).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Readiness {
     pub readable: bool,
@@ -32,6 +65,7 @@ pub struct Readiness {
     pub error: bool,
     pub read_closed: bool,
     pub write_closed: bool,
+    pub priority: bool,
 }
 
 /// Operations completed by source handlers, with optional outcomes, in
@@ -68,6 +102,17 @@ impl Completions {
 /// that is not there (a retried call then meets `WouldBlock`).
 pub trait SourceHandler {
     fn ready(&mut self, readiness: Readiness, done: &mut Completions);
+
+    /// A watched descriptor's number was registered by another source: the
+    /// watched file was closed by its owner and its registration is
+    /// forgotten (see the module's doc).
+    fn forgotten(&mut self, _done: &mut Completions) {}
+
+    /// The handler as `Any`, for the owners of watches, who find theirs
+    /// by descriptor number ([`Reactor::watcher`]).
+    fn as_any(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// A registered source handler, shared with the object it serves.
@@ -101,13 +146,52 @@ impl Inbox {
     }
 }
 
+/// A slot of the source table: its handler while registered, and a
+/// generation that changes whenever it is freed.
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    handler: Option<Handler>,
+}
+
+impl Slot {
+    /// Whether `token` names this slot's current registration.
+    fn is(&self, token: Token) -> bool {
+        Token::new(token.slot(), self.generation) == token
+    }
+}
+
 pub struct Reactor {
     poll: Poll,
     events: Events,
     inbox: Arc<Inbox>,
-    sources: Vec<Option<Handler>>,
+    sources: Vec<Slot>,
     free: Vec<usize>,
     count: usize,
+    /// Watched descriptors by number (see the module's doc).
+    watched: HashMap<RawFd, Token, BuildHasherDefault<FdHasher>>,
+}
+
+/// The hash of descriptor numbers: small integers, spread by one
+/// multiplication (SipHash took 5% of the instructions of an `awaitfd`
+/// round trip).
+#[derive(Default)]
+struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.0 = (n as u32 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl Reactor {
@@ -125,6 +209,7 @@ impl Reactor {
             sources: Vec::new(),
             free: Vec::new(),
             count: 0,
+            watched: HashMap::default(),
         })
     }
 
@@ -142,44 +227,129 @@ impl Reactor {
         self.count
     }
 
-    pub fn register(
-        &mut self,
-        source: &mut impl mio::event::Source,
-        handler: Handler,
-    ) -> std::io::Result<Token> {
+    /// A slot for `handler` and its token.
+    fn take_slot(&mut self, handler: Handler) -> Token {
         let index = self.free.pop().unwrap_or_else(|| {
-            self.sources.push(None);
+            self.sources.push(Slot::default());
             self.sources.len() - 1
         });
-        let both = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        let slot = &mut self.sources[index];
+        slot.handler = Some(handler);
+        self.count += 1;
+        Token::new(index, slot.generation)
+    }
+
+    /// Frees the slot of `token` (if it still is that registration's) and
+    /// returns its handler: later events of that token are ignored.
+    fn free_slot(&mut self, token: Token) -> Option<Handler> {
+        let slot = self.sources.get_mut(token.slot()).filter(|s| s.is(token))?;
+        let handler = slot.handler.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.count -= 1;
+        self.free.push(token.slot());
+        Some(handler)
+    }
+
+    /// Registers a source of ours (for both directions). Its number was
+    /// free, so a descriptor watched under that number was closed since:
+    /// its watch is forgotten without touching the registration (it went
+    /// with the file, or belongs to a file we no longer name), and its
+    /// handler is told (what it completes goes to `done`).
+    pub fn register(
+        &mut self,
+        source: &mut SourceFd<'_>,
+        handler: Handler,
+        done: &mut Completions,
+    ) -> std::io::Result<Token> {
+        if let Some(token) = self.watched.remove(source.0)
+            && let Some(old) = self.free_slot(token)
+        {
+            old.borrow_mut().forgotten(done);
+        }
+        let token = self.take_slot(handler);
+        let both = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self
             .poll
             .registry()
-            .register(source, mio::Token(index), both)
+            .register(source, mio::Token(token.0), both)
         {
-            self.free.push(index);
+            self.free_slot(token);
             return Err(e);
         }
-        self.sources[index] = Some(handler);
-        self.count += 1;
-        Ok(Token(index))
+        Ok(token)
     }
 
-    pub fn deregister(
-        &mut self,
-        source: &mut impl mio::event::Source,
-        token: Token,
-    ) -> std::io::Result<()> {
-        if self
-            .sources
-            .get_mut(token.0)
-            .and_then(Option::take)
-            .is_some()
-        {
-            self.count -= 1;
-            self.free.push(token.0);
-        }
+    pub fn deregister(&mut self, source: &mut SourceFd<'_>, token: Token) -> std::io::Result<()> {
+        self.free_slot(token);
         self.poll.registry().deregister(source)
+    }
+
+    /// Watches descriptor `fd`, not ours, for `interest`, with `handler`
+    /// (see the module's doc): the registration kept from an earlier watch
+    /// of that number is modified, which makes the kernel report what is
+    /// ready now; a number whose file changed since (the modification
+    /// fails with `ENOENT`) is registered anew. Fails as `epoll_ctl`:
+    /// `EBADF` (not open), `EPERM` (a file that cannot be polled, such as
+    /// a regular file), `EEXIST` (a descriptor of one of our sources).
+    pub fn watch(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        handler: Handler,
+    ) -> std::io::Result<Token> {
+        if let Some(&token) = self.watched.get(&fd) {
+            let id = mio::Token(token.0);
+            match self
+                .poll
+                .registry()
+                .reregister(&mut SourceFd(&fd), id, interest)
+            {
+                Ok(()) => {
+                    if let Some(slot) = self.sources.get_mut(token.slot()) {
+                        slot.handler = Some(handler);
+                    }
+                    return Ok(token);
+                }
+                Err(e) => {
+                    self.watched.remove(&fd);
+                    self.free_slot(token);
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let token = self.take_slot(handler);
+        match self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), mio::Token(token.0), interest)
+        {
+            Ok(()) => {
+                self.watched.insert(fd, token);
+                Ok(token)
+            }
+            Err(e) => {
+                self.free_slot(token);
+                Err(e)
+            }
+        }
+    }
+
+    /// The handler of the watch of `fd`, if it is watched.
+    pub fn watcher(&self, fd: RawFd) -> Option<Handler> {
+        let token = self.watched.get(&fd)?;
+        self.sources.get(token.slot())?.handler.clone()
+    }
+
+    /// Stops watching `fd` if `token` is still its watch: removes the
+    /// registration (failures mean it went with its file already).
+    pub fn unwatch(&mut self, fd: RawFd, token: Token) {
+        if self.watched.get(&fd) == Some(&token) {
+            self.watched.remove(&fd);
+            self.free_slot(token);
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
     }
 
     /// Polls once; operations completed by handlers go to `completed`,
@@ -205,8 +375,13 @@ impl Reactor {
                 error: event.is_error(),
                 read_closed: event.is_read_closed(),
                 write_closed: event.is_write_closed(),
+                priority: event.is_priority(),
             };
-            if let Some(Some(h)) = self.sources.get_mut(event.token().0) {
+            let token = Token(event.token().0);
+            if let Some(slot) = self.sources.get(token.slot())
+                && slot.is(token)
+                && let Some(h) = &slot.handler
+            {
                 h.borrow_mut().ready(readiness, completed);
             }
         }

@@ -38,8 +38,12 @@ mod timer;
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use mio::Interest;
+use mio::unix::SourceFd;
 
 pub use clock::{epoch_secs, monotonic_ns};
 pub use io::{Completions, Handler, Readiness, SourceHandler, Token};
@@ -746,24 +750,52 @@ impl<W> Loop<W> {
     }
 
     /// Registers an I/O source whose readiness runs `handler` in the poll
-    /// phase; operations wait for it with `Wait::External`.
+    /// phase; operations wait for it with `Wait::External`. A watch of
+    /// the same descriptor number is forgotten (its descriptor was closed):
+    /// what its handler completes then is delivered in this iteration.
     pub fn register_handler(
         &mut self,
-        source: &mut impl mio::event::Source,
+        source: &mut SourceFd<'_>,
         handler: Handler,
     ) -> std::io::Result<Token> {
-        self.reactor()?.register(source, handler)
+        let mut done = std::mem::take(&mut self.handled);
+        let token = self.reactor()?.register(source, handler, &mut done);
+        for (id, outcome) in done.drain() {
+            self.complete(id, outcome);
+        }
+        self.handled = done;
+        token
     }
 
     /// Removes a registered source; operations waiting on it are not woken.
-    pub fn deregister(
-        &mut self,
-        source: &mut impl mio::event::Source,
-        token: Token,
-    ) -> std::io::Result<()> {
+    pub fn deregister(&mut self, source: &mut SourceFd<'_>, token: Token) -> std::io::Result<()> {
         match self.reactor.as_mut() {
             Some(r) => r.deregister(source, token),
             None => Ok(()),
+        }
+    }
+
+    /// Watches a descriptor that is not ours for `interest` (see
+    /// `io::Reactor::watch`): `handler` runs in the poll phase when it is
+    /// ready, including when it is ready already.
+    pub fn watch_fd(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        handler: Handler,
+    ) -> std::io::Result<Token> {
+        self.reactor()?.watch(fd, interest, handler)
+    }
+
+    /// The handler of the watch of `fd`, if it is watched.
+    pub fn watcher(&self, fd: RawFd) -> Option<Handler> {
+        self.reactor.as_ref()?.watcher(fd)
+    }
+
+    /// Stops watching `fd` (nothing if `token` is not its watch any more).
+    pub fn unwatch_fd(&mut self, fd: RawFd, token: Token) {
+        if let Some(r) = self.reactor.as_mut() {
+            r.unwatch(fd, token);
         }
     }
 
@@ -864,6 +896,7 @@ impl Drop for Remote {
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
+    use std::os::fd::AsRawFd;
     use std::rc::Rc;
 
     use super::*;
@@ -878,14 +911,16 @@ mod tests {
     #[test]
     fn readiness_runs_the_handler_of_the_source() {
         let mut lp = Loop::new();
-        let (mut a, mut b) = mio::net::UnixStream::pair().unwrap();
+        let (a, mut b) = mio::net::UnixStream::pair().unwrap();
         let id = lp.alloc("reader");
         lp.arm(id, Wait::External).unwrap();
         let handler: Handler = Rc::new(RefCell::new(Completer {
             ops: vec![id],
             calls: 0,
         }));
-        let token = lp.register_handler(&mut a, handler).unwrap();
+        let token = lp
+            .register_handler(&mut SourceFd(&a.as_raw_fd()), handler)
+            .unwrap();
         // the registration's own edge (writable) runs it once
         lp.poll(Some(Duration::from_secs(5))).unwrap();
         let mut out = Vec::new();
@@ -893,7 +928,175 @@ mod tests {
         assert_eq!(out, ["reader"]);
         assert_eq!(lp.active(), 0);
         std::io::Write::write_all(&mut b, b"x").unwrap();
-        lp.deregister(&mut a, token).unwrap();
+        lp.deregister(&mut SourceFd(&a.as_raw_fd()), token).unwrap();
+    }
+
+    /// A watch handler for the tests: completes its op when ready, counts
+    /// how often it was told it was forgotten.
+    struct Watcher {
+        op: Option<OpId>,
+        forgotten: usize,
+    }
+
+    impl SourceHandler for Watcher {
+        fn ready(&mut self, _: Readiness, done: &mut Completions) {
+            if let Some(op) = self.op.take() {
+                done.push(op, None);
+            }
+        }
+
+        fn forgotten(&mut self, _: &mut Completions) {
+            self.forgotten += 1;
+        }
+    }
+
+    fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors, which we own from here.
+        unsafe {
+            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            (
+                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
+    /// Watches `fd` for reading for a new op of `lp`; polls once (without
+    /// waiting) and says whether the op completed.
+    fn wait_readable(lp: &mut Loop<&'static str>, fd: RawFd, w: &Rc<RefCell<Watcher>>) -> bool {
+        wait_readable_token(lp, fd, w).0
+    }
+
+    /// [`wait_readable`], also giving the watch's token.
+    fn wait_readable_token(
+        lp: &mut Loop<&'static str>,
+        fd: RawFd,
+        w: &Rc<RefCell<Watcher>>,
+    ) -> (bool, Token) {
+        let id = lp.alloc("watch");
+        lp.arm(id, Wait::External).unwrap();
+        w.borrow_mut().op = Some(id);
+        let token = lp.watch_fd(fd, Interest::READABLE, w.clone()).unwrap();
+        lp.poll(Some(Duration::ZERO)).unwrap();
+        let mut out = Vec::new();
+        drain(lp, &mut out);
+        if out.is_empty() {
+            lp.cancel(id);
+            lp.close_pending();
+            w.borrow_mut().op = None;
+        }
+        (!out.is_empty(), token)
+    }
+
+    #[test]
+    fn watches_report_readiness_present_at_each_wait() {
+        let mut lp = Loop::new();
+        let (r, w) = pipe();
+        let fd = r.as_raw_fd();
+        let watcher = Rc::new(RefCell::new(Watcher {
+            op: None,
+            forgotten: 0,
+        }));
+        assert!(!wait_readable(&mut lp, fd, &watcher));
+        std::io::Write::write_all(&mut std::fs::File::from(w.try_clone().unwrap()), b"x").unwrap();
+        assert!(wait_readable(&mut lp, fd, &watcher));
+        // Edge-triggered, but nothing was read: the next wait sees it again.
+        assert!(wait_readable(&mut lp, fd, &watcher));
+        let mut byte = [0u8];
+        std::io::Read::read_exact(&mut std::fs::File::from(r.try_clone().unwrap()), &mut byte)
+            .unwrap();
+        assert!(!wait_readable(&mut lp, fd, &watcher));
+        assert!(lp.watcher(fd).is_some());
+        assert_eq!(lp.active(), 0);
+    }
+
+    #[test]
+    fn a_watched_number_taken_by_a_source_is_forgotten_not_removed() {
+        let mut lp = Loop::new();
+        let watcher = Rc::new(RefCell::new(Watcher {
+            op: None,
+            forgotten: 0,
+        }));
+        let (r, w) = pipe();
+        let fd = r.as_raw_fd();
+        let (ready, token) = wait_readable_token(&mut lp, fd, &watcher);
+        assert!(!ready);
+        // Its owner closes it; one of our sockets gets the number.
+        drop(r);
+        let (a, mut b) = mio::net::UnixStream::pair().unwrap();
+        let moved = if a.as_raw_fd() == fd {
+            a
+        } else {
+            // SAFETY: dup3 onto the number just freed, which nothing else uses.
+            unsafe {
+                use std::os::fd::FromRawFd;
+                assert_eq!(libc::dup3(a.as_raw_fd(), fd, libc::O_CLOEXEC), fd);
+                mio::net::UnixStream::from_raw_fd(fd)
+            }
+        };
+        let id = lp.alloc("socket");
+        lp.arm(id, Wait::External).unwrap();
+        let handler: Handler = Rc::new(RefCell::new(Completer {
+            ops: vec![id],
+            calls: 0,
+        }));
+        let source = lp.register_handler(&mut SourceFd(&fd), handler).unwrap();
+        assert_eq!(watcher.borrow().forgotten, 1);
+        assert!(lp.watcher(fd).is_none());
+        // A late unwatch of the old watch leaves the socket registered.
+        lp.unwatch_fd(fd, token);
+        std::io::Write::write_all(&mut b, b"x").unwrap();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            lp.poll(Some(Duration::from_millis(50))).unwrap();
+            drain(&mut lp, &mut out);
+            if !out.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(out, ["socket"]);
+        lp.deregister(&mut SourceFd(&fd), source).unwrap();
+        drop((moved, w));
+    }
+
+    #[test]
+    fn watching_a_reopened_number_registers_the_new_file() {
+        let mut lp = Loop::new();
+        let watcher = Rc::new(RefCell::new(Watcher {
+            op: None,
+            forgotten: 0,
+        }));
+        let (r, w) = pipe();
+        let fd = r.as_raw_fd();
+        assert!(!wait_readable(&mut lp, fd, &watcher));
+        drop((r, w));
+        // Another pipe at the same number, with data.
+        let (r2, w2) = pipe();
+        let r2 = if r2.as_raw_fd() == fd {
+            r2
+        } else {
+            // SAFETY: dup3 onto the number just freed, which nothing else uses.
+            unsafe {
+                use std::os::fd::FromRawFd;
+                assert_eq!(libc::dup3(r2.as_raw_fd(), fd, libc::O_CLOEXEC), fd);
+                std::os::fd::OwnedFd::from_raw_fd(fd)
+            }
+        };
+        std::io::Write::write_all(&mut std::fs::File::from(w2), b"x").unwrap();
+        assert!(wait_readable(&mut lp, fd, &watcher));
+        // Not a number any more: the watch fails and is dropped.
+        drop(r2);
+        let id = lp.alloc("watch");
+        lp.arm(id, Wait::External).unwrap();
+        let e = lp
+            .watch_fd(fd, Interest::READABLE, watcher.clone())
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        assert!(lp.watcher(fd).is_none());
+        lp.cancel(id);
+        lp.close_pending();
     }
 
     #[test]

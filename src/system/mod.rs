@@ -3,6 +3,7 @@
 //! assembles them. Every function gets the state's loop userdata as its
 //! first upvalue (see [`sys_loop`]).
 
+mod awaitfd;
 mod children;
 mod errno;
 mod execute;
@@ -24,6 +25,7 @@ use crate::lua::{Lua, Reg};
 const AREAS: &[&[&[Reg]]] = &[
     &[run::FUNCTIONS, time::FUNCTIONS],
     &[signal::FUNCTIONS, process::FUNCTIONS, execute::FUNCTIONS],
+    &[awaitfd::FUNCTIONS],
     &[info::FUNCTIONS, random::FUNCTIONS],
     net::AREAS,
     &[fs::FUNCTIONS],

@@ -11,7 +11,7 @@ local function waiting() return await.stats().waiting end
 T.case("every kind is reported, zero when nobody waits", function()
 	local w = waiting()
 	for _, kind in ipairs({ "timer", "idle", "read", "write", "connect", "accept", "process",
-		"signal", "channel", "file", "dns", "coroutine", "other" }) do
+		"signal", "channel", "file", "dns", "coroutine", "fd", "other" }) do
 		assert(w[kind] == 0, kind)
 	end
 	assert(math.type(await.stats().iterations) == "integer")

@@ -23,7 +23,7 @@ end
 
 local values = { true, false, 0, -1, 1, 3, 2 ^ 31, -2 ^ 31, 2 ^ 53, math.huge, -math.huge, 0 / 0, 1.5,
 	math.mininteger, math.maxinteger, "", "abc", "\0", string.rep("x", 300), "r", "w", "s", "a", "b",
-	"*", "4", "in", "out", "any", "raw", "ipv4", "ipv6", "local", "share", "stream", "datagram", "passive",
+	"*", "4", "in", "out", "any", "raw", "ipv4", "ipv6", "local", "share", "pair", "stream", "datagram", "passive",
 	"127.0.0.1", "::1", "localhost", {}, { 1, 2 }, function() end, string.len, coroutine.create(function() end),
 	io.stdout, memory.create(16), memory.create(0) }
 
@@ -94,9 +94,10 @@ T.case("system functions, sockets and files in a temporary directory", function(
 	assert(system.setdir(dir))
 	local objects = {}
 	for _, kind in ipairs { "stream", "datagram", "passive" } do
-		for _, domain in ipairs { "ipv4", "ipv6", "local", "share" } do
-			local s = system.socket(kind, domain)
+		for _, domain in ipairs { "ipv4", "ipv6", "local", "share", "pair" } do
+			local s, other = system.socket(kind, domain)
 			if s then objects[#objects + 1] = s end
+			if s and other then objects[#objects + 1] = other end
 		end
 	end
 	objects[#objects + 1] = assert(system.openfile("file", "~wN", "rw"))

@@ -78,6 +78,7 @@ pub const READABLE: Readiness = Readiness {
     error: false,
     read_closed: false,
     write_closed: false,
+    priority: false,
 };
 
 pub const WRITABLE: Readiness = Readiness {
@@ -86,6 +87,7 @@ pub const WRITABLE: Readiness = Readiness {
     error: false,
     read_closed: false,
     write_closed: false,
+    priority: false,
 };
 
 /// What the loop does after a wait is armed.
@@ -227,6 +229,21 @@ pub fn write(
         return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
     }
     queue_rest(sl, core, id, bytes, fd, to)
+}
+
+/// A request that fails before reaching the OS (e.g. a datagram's path
+/// that cannot be an address): it still suspends, and the loop delivers
+/// the failure in its pending phase, as one the OS reported (R1).
+pub fn fail_later(lua: Lua, sl: &SysLoop, code: i32) -> Result<Await, Error> {
+    let id = awaiting::wait(
+        lua,
+        sl,
+        awaiting::Kind::Write,
+        Wait::External,
+        deliver_request,
+    )?;
+    sl.complete_later(id, Some(Box::new(Reply::Fail(code)) as Outcome));
+    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
 }
 
 /// Queues what `write` could not send now for the handler.

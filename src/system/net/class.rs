@@ -20,7 +20,7 @@ use std::rc::Rc;
 use mio::unix::SourceFd;
 use socket2::Socket;
 
-use super::netio::{Core, Domain, Shared};
+use super::netio::{Core, Domain, PipeEnd, Shared};
 use crate::lua::awaiting::state_loop;
 use crate::lua::tally::Tally;
 use crate::lua::{Error, Lua, class};
@@ -32,7 +32,8 @@ pub const PIPEACTIVE: u8 = 3;
 pub const PIPESHARE: u8 = 4;
 pub const PIPEPASSIVE: u8 = 5;
 pub const TERMINAL: u8 = 6;
-pub const COUNT: usize = 7;
+pub const PIPEDGRAM: u8 = 7;
+pub const COUNT: usize = 8;
 
 /// The `__name`s, by class index.
 pub const NAMES: [&CStr; COUNT] = [
@@ -43,6 +44,7 @@ pub const NAMES: [&CStr; COUNT] = [
     c"coutil:pipeshare",
     c"coutil:pipepassive",
     c"coutil:terminal",
+    c"coutil:pipedgram",
 ];
 
 /// Registry keys of the classes' metatables.
@@ -63,10 +65,24 @@ pub fn push(
     is_socket: bool,
     open: bool,
 ) -> io::Result<()> {
+    push_with(lua, sock, kind, domain, is_socket, open, |_| {})
+}
+
+/// Like [`push`], with `setup` completing the new core first.
+fn push_with(
+    lua: Lua,
+    sock: Socket,
+    kind: u8,
+    domain: Domain,
+    is_socket: bool,
+    open: bool,
+    setup: impl FnOnce(&mut Core),
+) -> io::Result<()> {
     let raw = sock.as_raw_fd();
     let mut core = Core::new(sock, kind, domain, is_socket, open);
     core.terminal = kind == TERMINAL;
     core.tally = Some(Tally::new(lua, NAMES[kind as usize]));
+    setup(&mut core);
     let core: Shared = Rc::new(RefCell::new(core));
     let token = state_loop(lua).register_handler(&mut SourceFd(&raw), core.clone())?;
     core.borrow_mut().token = Some(token);
@@ -74,6 +90,14 @@ pub fn push(
     // Option<Shared>, made here.
     unsafe { class::push_keyed(lua, core, key(kind)) };
     Ok(())
+}
+
+/// Registers one end of a `"pair"` (a pipe end) and pushes it as a
+/// connected `coutil:pipeactive` stream of domain `"pair"`.
+pub fn push_pair_end(lua: Lua, fd: Socket, end: PipeEnd) -> io::Result<()> {
+    push_with(lua, fd, PIPEACTIVE, Domain::Pair, false, true, |core| {
+        core.pipe_end = Some(end)
+    })
 }
 
 fn slot<'a>(lua: Lua, i: c_int, kind: u8) -> Option<&'a mut Option<Shared>> {

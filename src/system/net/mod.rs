@@ -7,6 +7,7 @@ pub mod class;
 mod netio;
 mod options;
 mod passive;
+mod pipedgram;
 pub mod resolve;
 pub mod share;
 pub mod socket;

@@ -50,6 +50,8 @@ pub enum Domain {
     Ipv6,
     Local,
     Share,
+    /// One end of a `"pair"` (a pipe): see [`PipeEnd`].
+    Pair,
 }
 
 impl Domain {
@@ -59,12 +61,22 @@ impl Domain {
             Domain::Ipv6 => "ipv6",
             Domain::Local => "local",
             Domain::Share => "share",
+            Domain::Pair => "pair",
         }
     }
 
     pub fn is_ip(self) -> bool {
         matches!(self, Domain::Ipv4 | Domain::Ipv6)
     }
+}
+
+/// Which end of a `"pair"` stream a socket is: a pipe is one-way, so the
+/// read end refuses `write` and `shutdown`, the write end `read`
+/// (`bad file descriptor`, what the OS says of such calls).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PipeEnd {
+    Read,
+    Write,
 }
 
 /// A coroutine waiting for readiness.
@@ -157,6 +169,8 @@ pub struct Core {
     /// A terminal's attributes to restore when it is closed, once its mode
     /// was changed.
     pub saved_mode: Option<libc::termios>,
+    /// The end of a `"pair"`, `None` for every other socket.
+    pub pipe_end: Option<PipeEnd>,
 }
 
 pub type Shared = Rc<RefCell<Core>>;
@@ -187,6 +201,7 @@ impl Core {
             path: None,
             bound_file: None,
             saved_mode: None,
+            pipe_end: None,
         }
     }
 
@@ -223,9 +238,15 @@ impl Core {
 
     /// Ends the writing direction: `shutdown(2)`, or nothing for a
     /// terminal (which has no half-close; its object refuses writes).
+    /// The write end of a pair has no half-close either, but its reader
+    /// must see end of file: the descriptor is replaced by `/dev/null`
+    /// (see `sys::close_pipe_writer`).
     pub fn shut_write(&self) -> io::Result<()> {
         if self.terminal {
             return Ok(());
+        }
+        if self.pipe_end == Some(PipeEnd::Write) {
+            return sys::close_pipe_writer(self.raw());
         }
         self.sock().shutdown(std::net::Shutdown::Write)
     }

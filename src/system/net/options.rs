@@ -12,7 +12,7 @@ use std::time::Duration;
 use socket2::TcpKeepalive;
 
 use super::address::path_of;
-use super::class::{PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, UDP, this};
+use super::class::{PIPEACTIVE, PIPEDGRAM, PIPEPASSIVE, PIPESHARE, TCPACTIVE, UDP, this};
 use super::netio::{Domain, Shared};
 use super::sys;
 use crate::lua::{Error, LUA_TBOOLEAN, LUA_TNIL, LUA_TNONE, Lua, Ret, fail};
@@ -43,7 +43,7 @@ pub fn setoption<const K: u8>(lua: Lua) -> Ret {
             0 => keepalive(lua, &core),
             _ => Ok(sock(&core, |s| s.set_tcp_nodelay(lua_bool(lua)))),
         },
-        PIPEACTIVE | PIPESHARE | PIPEPASSIVE => {
+        PIPEACTIVE | PIPESHARE | PIPEPASSIVE | PIPEDGRAM => {
             lua.arg_option(2, PIPE_OPTIONS, None)?;
             permission(lua, &core)
         }
@@ -212,6 +212,10 @@ fn permission(lua: Lua, core: &Shared) -> Set {
     }
     if bits == 0 {
         return Ok(Err(invalid()));
+    }
+    if core.borrow().domain == Domain::Pair {
+        // A pipe has no file of its own to grant.
+        return Ok(Err(io::Error::from_raw_os_error(libc::ENOTSUP)));
     }
     let name = core.borrow().sock().local_addr().map(|a| path_of(&a));
     Ok(name.and_then(|path| {

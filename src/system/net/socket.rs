@@ -20,11 +20,11 @@ use socket2::{Socket, Type};
 
 use super::address::{ip_arg, path_of, target};
 use super::class::{
-    self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, TERMINAL, UDP, this,
+    self, PIPEACTIVE, PIPEDGRAM, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSIVE, TERMINAL, UDP, this,
 };
-use super::netio::{Domain, Shared};
-use super::sys::BoundFile;
-use super::{address, options, passive, stream, terminal, udp};
+use super::netio::{Domain, PipeEnd, Shared};
+use super::sys::{self, BoundFile};
+use super::{address, options, passive, pipedgram, stream, terminal, udp};
 use crate::lua::awaiting::{self, SysLoop, state_loop};
 use crate::lua::{Lua, Reg, Ret, fail};
 use crate::runtime::OpId;
@@ -88,22 +88,40 @@ const CLASSES: [&[Reg]; class::COUNT] = [
         (c"setmode", cfn!(terminal::setmode)),
         (c"winsize", cfn!(terminal::winsize)),
     ],
+    &[
+        (c"close", cfn!(close::<PIPEDGRAM>)),
+        (c"getdomain", cfn!(getdomain::<PIPEDGRAM>)),
+        (c"getaddress", cfn!(getaddress::<PIPEDGRAM>)),
+        (c"bind", cfn!(bind::<PIPEDGRAM>)),
+        (c"setoption", cfn!(options::setoption::<PIPEDGRAM>)),
+        (c"connect", cfn!(pipedgram::connect)),
+        (c"write", afn!(pipedgram::write)),
+        (c"read", afn!(pipedgram::read)),
+    ],
 ];
 
 const META: &[Reg] = &[(c"__gc", cfn!(gc)), (c"__close", cfn!(tbc_close))];
 
-/// sock | false, msg, code = system.socket(type, domain)
+/// sock | rd, wr | false, msg, code = system.socket(type, domain)
 fn socket(lua: Lua) -> Ret {
     let ty = lua.arg_option(1, &["stream", "passive", "datagram"], None)?;
-    let domain = [Domain::Ipv4, Domain::Ipv6, Domain::Local, Domain::Share]
-        [lua.arg_option(2, &["ipv4", "ipv6", "local", "share"], None)?];
+    let domain = [
+        Domain::Ipv4,
+        Domain::Ipv6,
+        Domain::Local,
+        Domain::Share,
+        Domain::Pair,
+    ][lua.arg_option(2, &["ipv4", "ipv6", "local", "share", "pair"], None)?];
     let kind = match (ty, domain) {
+        (0, Domain::Pair) => return pair(lua),
+        (_, Domain::Pair) => return Ok(fail::push(lua, fail::EAI_BASE + 11)),
         (0, Domain::Local) => PIPEACTIVE,
         (0, Domain::Share) => PIPESHARE,
         (0, _) => TCPACTIVE,
         (1, Domain::Local | Domain::Share) => PIPEPASSIVE,
         (1, _) => TCPPASSIVE,
-        (_, Domain::Local | Domain::Share) => return Ok(fail::push(lua, fail::EAI_BASE + 11)),
+        (_, Domain::Share) => return Ok(fail::push(lua, fail::EAI_BASE + 11)),
+        (_, Domain::Local) => PIPEDGRAM,
         _ => UDP,
     };
     let family = match domain {
@@ -111,7 +129,7 @@ fn socket(lua: Lua) -> Ret {
         Domain::Ipv6 => socket2::Domain::IPV6,
         _ => socket2::Domain::UNIX,
     };
-    let ty = if kind == UDP {
+    let ty = if kind == UDP || kind == PIPEDGRAM {
         Type::DGRAM
     } else {
         Type::STREAM
@@ -124,6 +142,22 @@ fn socket(lua: Lua) -> Ret {
         },
         Err(e) => Ok(fail::push_io(lua, &e)),
     }
+}
+
+/// rd, wr = system.socket("stream", "pair"): the two ends of a pipe, as
+/// connected `coutil:pipeactive` streams, `rd` only readable and `wr` only
+/// writable.
+fn pair(lua: Lua) -> Ret {
+    let (rd, wr) = match sys::pipe_pair() {
+        Ok(ends) => ends,
+        Err(e) => return Ok(fail::push_io(lua, &e)),
+    };
+    for (fd, end) in [(rd, PipeEnd::Read), (wr, PipeEnd::Write)] {
+        if let Err(e) = class::push_pair_end(lua, Socket::from(fd), end) {
+            return Ok(fail::push_io(lua, &e));
+        }
+    }
+    Ok(2)
 }
 
 /// Makes the metatables of the socket classes in `lua`'s state (when
@@ -206,6 +240,9 @@ fn getdomain<const K: u8>(lua: Lua) -> Ret {
 fn bind<const K: u8>(lua: Lua) -> Ret {
     let core = this::<K>(lua)?;
     let domain = core.borrow().domain;
+    if domain == Domain::Pair {
+        return Ok(fail::push(lua, libc::ENOTSUP));
+    }
     let addr = match target(lua, 2, domain)? {
         Ok(addr) => addr,
         Err(e) => return Ok(fail::push_io(lua, &e)),
@@ -237,15 +274,20 @@ fn getaddress<const K: u8>(lua: Lua) -> Ret {
     let core = this::<K>(lua)?;
     let peer = lua.arg_option(2, &["self", "peer"], Some(0))? == 1;
     let domain = core.borrow().domain;
+    if domain == Domain::Pair {
+        // A pipe has no address.
+        return Ok(fail::push(lua, libc::ENOTSUP));
+    }
     let into = domain.is_ip() && !lua.is_none_or_nil(3);
     if into {
         ip_arg(lua, 3, domain)?;
     }
     let result = {
         let c = core.borrow();
-        if !domain.is_ip() && !c.open && c.path.is_none() {
+        let named = c.open || c.connected || c.path.is_some();
+        if !domain.is_ip() && !named {
             // As libuv, whose local sockets get a descriptor only when
-            // bound or connected.
+            // bound or connected (local datagram sockets alike).
             Err(io::Error::from_raw_os_error(libc::EBADF))
         } else if peer {
             c.sock().peer_addr()

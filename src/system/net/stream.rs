@@ -13,7 +13,7 @@ use std::io;
 use super::address::target;
 use super::awaits::{self, Then};
 use super::class::{PIPESHARE, this};
-use super::netio::{Domain, Shared, Slot};
+use super::netio::{Domain, PipeEnd, Shared, Slot};
 use super::share;
 use crate::kfn;
 use crate::lua::awaiting::{self, Await};
@@ -31,9 +31,16 @@ pub fn connect<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     awaiting::require_coroutine(lua)?;
     let domain = core.borrow().domain;
-    let addr = target(lua, 2, domain)?;
     let sl = sys_loop(lua);
     let wait = (Slot::Connector, kfn!(connect_k));
+    if domain == Domain::Pair {
+        // Connected from the start, to its other end only: the loop
+        // delivers the failure, as for the other local sockets.
+        core.borrow_mut().delayed_error = Some(libc::ENOTSUP);
+        let then = Then::Pend(awaits::WRITABLE);
+        return awaits::park(lua, sl, &core, CONNECT_KEEP, wait, then);
+    }
+    let addr = target(lua, 2, domain)?;
     if core.borrow().connecting {
         // The connect of an earlier (cancelled) call is still in progress:
         // wait for its end, which the continuation reports.
@@ -122,10 +129,13 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
         lua.push_value(-2);
         return Ok(Await::Done(2));
     }
-    let (open, may_read) = {
+    let (open, may_read, end) = {
         let c = core.borrow();
-        (c.open, c.may_read)
+        (c.open, c.may_read, c.pipe_end)
     };
+    if end == Some(PipeEnd::Write) {
+        return Ok(Await::Done(fail::push(lua, libc::EBADF)));
+    }
     if !open {
         return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
     }
@@ -210,7 +220,9 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
 /// writable (`broken pipe`).
 fn unwritable(core: &Shared) -> Option<i32> {
     let c = core.borrow();
-    if c.open && !c.shut {
+    if c.pipe_end == Some(PipeEnd::Read) {
+        Some(libc::EBADF)
+    } else if c.open && !c.shut {
         None
     } else if !c.open && !c.domain.is_ip() && c.path.is_none() {
         Some(libc::EBADF)
@@ -225,10 +237,16 @@ pub fn shutdown<const K: u8>(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let refused = {
         let c = core.borrow();
-        !c.open || c.shut
+        if c.pipe_end == Some(PipeEnd::Read) {
+            Some(libc::EBADF)
+        } else if !c.open || c.shut {
+            Some(libc::ENOTCONN)
+        } else {
+            None
+        }
     };
-    if refused {
-        return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
+    if let Some(code) = refused {
+        return Ok(Await::Done(fail::push(lua, code)));
     }
     awaits::shutdown(lua, sys_loop(lua), &core)
 }

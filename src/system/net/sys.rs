@@ -115,6 +115,20 @@ pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketA
     Ok((n, from.as_socket()))
 }
 
+/// Receives one datagram of a local socket: its full size (maybe more
+/// than `buf`) and the sender's address (unnamed senders give an address
+/// without a path).
+pub fn recv_from_local(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+    let (p, len) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: as in `recv_from`.
+    unsafe {
+        SockAddr::try_init(|storage, size| {
+            let flags = libc::MSG_TRUNC | libc::MSG_DONTWAIT;
+            retry(|| libc::recvfrom(fd, p, len, flags, storage.cast(), size))
+        })
+    }
+}
+
 /// Accepts a connection as a non-blocking, close-on-exec descriptor.
 pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
     loop {
@@ -134,6 +148,39 @@ pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// A pipe as the two ends of a `"pair"`: (read end, write end), both
+/// non-blocking and close-on-exec from their creation.
+pub fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors, which we own from here.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// Ends the writing of the pipe write end `fd`: a pipe has no half-close,
+/// so the descriptor is replaced, under the same number, by `/dev/null`
+/// (`dup3`, atomic): our reference to the pipe is dropped, and once no
+/// other writer holds the pipe (a child given it as a stream), its reader
+/// reads end of file. The number stays valid for the object (writes are
+/// refused after a shutdown anyway) until it is closed.
+pub fn close_pipe_writer(fd: RawFd) -> io::Result<()> {
+    // SAFETY: a NUL-terminated path; `null` is ours and closed here; dup3
+    // replaces `fd`, a descriptor this object owns.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = retry(|| libc::dup3(null, fd, libc::O_CLOEXEC) as isize);
+        libc::close(null);
+        r.map(drop)
     }
 }
 

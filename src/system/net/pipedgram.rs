@@ -1,0 +1,139 @@
+//! Local datagram sockets (`coutil:pipedgram`, extension E5): Unix-domain
+//! `SOCK_DGRAM` sockets named by paths. `connect` (not an await) sets or
+//! clears the default peer, `write` sends one datagram, `read` receives
+//! one with its sender's path.
+//!
+//! They follow `coutil:udp` (`udp.rs`) wherever they can: the same
+//! `connect` failures (`socket is already connected` on a connected
+//! socket, `socket is not connected` when clearing an unconnected one),
+//! the same order of checks (the object, then `unable to yield`, then the
+//! path of an unconnected socket's `write`, then the data), the same
+//! readiness waits and request queue (`netio`, `awaits`), so the same R1
+//! and R2 behaviour. Paths are checked as those of local streams: a NUL
+//! byte gives `invalid argument`, a path too long `name too long`.
+//!
+//! NOTE: a datagram for a receiver whose queue is full waits in our
+//! queue for the socket to become writable again. Linux only wakes an
+//! unconnected sender when datagrams it sent itself are consumed, so a
+//! datagram to a receiver kept full by others waits until the socket is
+//! closed (or the write is resumed explicitly).
+
+use std::ffi::c_int;
+use std::io;
+
+use socket2::SockAddr;
+
+use super::address::{path_of, target};
+use super::awaits::{self, Then};
+use super::class::{PIPEDGRAM, this};
+use super::netio::{Domain, Shared, Slot};
+use super::sys;
+use crate::kfn;
+use crate::lua::awaiting::{self, Await};
+use crate::lua::{Error, KContext, Lua, Ret, fail};
+use crate::memory::{self, range};
+use crate::system::sys_loop;
+
+/// Kept by a pending read: the socket, buffer, i, j.
+const READ_KEEP: c_int = 4;
+
+/// true | false, msg, code = dgram:connect([path])
+pub fn connect(lua: Lua) -> Ret {
+    let core = this::<PIPEDGRAM>(lua)?;
+    let peer = if lua.is_none_or_nil(2) {
+        None
+    } else {
+        Some(target(lua, 2, Domain::Local)?)
+    };
+    let mut c = core.borrow_mut();
+    let result = match (peer, c.connected) {
+        (Some(_), true) => Err(io::Error::from_raw_os_error(libc::EISCONN)),
+        (None, false) => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
+        (Some(addr), false) => addr.and_then(|addr| c.sock().connect(&addr)).map(|()| true),
+        (None, true) => sys::disconnect(c.raw()).map(|()| false),
+    };
+    if let Ok(connected) = result {
+        c.connected = connected;
+    }
+    drop(c);
+    match result {
+        Ok(_) => {
+            lua.push_bool(true);
+            Ok(1)
+        }
+        Err(e) => Ok(fail::push_io(lua, &e)),
+    }
+}
+
+/// true | false, msg, code = dgram:write(data [, i [, j [, path]]])
+pub fn write(lua: Lua) -> Result<Await, Error> {
+    let core = this::<PIPEDGRAM>(lua)?;
+    awaiting::require_coroutine(lua)?;
+    let to = if core.borrow().connected {
+        None
+    } else {
+        Some(target(lua, 5, Domain::Local)?)
+    };
+    let data = memory::arg_bytes(lua, 2)?;
+    let r = range::arg_span(lua, data.len(), 3, 4)?;
+    let sl = sys_loop(lua);
+    let to = match to {
+        None => None,
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(e)) => return awaits::fail_later(lua, sl, fail::code_of(&e)),
+    };
+    awaits::write(lua, sl, &core, &data[r], None, to)
+}
+
+/// bytes, truncated, path | false, msg, code = dgram:read(buffer [, i [, j]])
+pub fn read(lua: Lua) -> Result<Await, Error> {
+    let core = this::<PIPEDGRAM>(lua)?;
+    memory::arg_buffer(lua, 2)?;
+    lua.opt_integer(3, 1)?;
+    lua.opt_integer(4, -1)?;
+    let sl = sys_loop(lua);
+    awaits::check_reader(sl, &core)?;
+    awaiting::require_coroutine(lua)?;
+    let then = if core.borrow().may_read {
+        Then::Recheck(awaits::READABLE)
+    } else {
+        Then::Wait
+    };
+    let wait = (Slot::Reader, kfn!(read_k));
+    awaits::park(lua, sl, &core, READ_KEEP, wait, then)
+}
+
+fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
+    awaits::retry(lua, ctx, READ_KEEP, Slot::Reader, read_now, kfn!(read_k))
+}
+
+fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
+    // SAFETY: `read` checked that its kept argument 2 is a memory.
+    let buf = unsafe { memory::kept_buffer(lua, 2) };
+    let r = range::arg_span(lua, buf.len(), 3, 4)?;
+    let size = r.len();
+    let raw = core.borrow().raw();
+    match sys::recv_from_local(raw, &mut buf[r]) {
+        Ok((n, from)) => {
+            lua.push_integer(n.min(size) as i64);
+            lua.push_bool(n > size);
+            push_sender(lua, &from);
+            Ok(Some(3))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            core.borrow_mut().may_read = false;
+            Ok(None)
+        }
+        Err(e) => Ok(Some(fail::push_io(lua, &e))),
+    }
+}
+
+/// The sender's path, or nil for an unnamed sender.
+fn push_sender(lua: Lua, from: &SockAddr) {
+    let path = path_of(from);
+    if path.is_empty() {
+        lua.push_nil();
+    } else {
+        lua.push_bytes(&path);
+    }
+}
