@@ -4,12 +4,18 @@
 //! Lua chunk (`src/lua/coutil/await.lua`) called with the functions of
 //! this directory as its argument.
 
+mod reader;
+
 use crate::cfn;
 use crate::lua::{Error, Lua, Reg, Ret, Stopped};
 
 pub const CHUNK: &str = include_str!("../lua/coutil/await.lua");
 
-pub const NATIVES: &[Reg] = &[(c"stop", cfn!(stop)), (c"stopnext", cfn!(stopnext))];
+pub const NATIVES: &[Reg] = &[
+    (c"stop", cfn!(stop)),
+    (c"stopnext", cfn!(stopnext)),
+    (c"reader", cfn!(reader::reader)),
+];
 
 /// stop(co): resumes `co`, suspended in an await function, so that the
 /// await is cancelled as by an explicit resume, and suspends it again
