@@ -197,6 +197,7 @@ lua_tests!(
     threads_pool,
     threads_stress,
     fuzz_args,
+    await_reader,
 );
 
 /// Processes watched through `SIGCHLD` instead of a pidfd, as on Linux

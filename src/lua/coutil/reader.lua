@@ -103,8 +103,9 @@ local function reader(...)
 	-- came in or the stream ended, false when nothing did (a socket sent
 	-- over a share stream, not taken), else what the method returns (a
 	-- failure, or the values of an explicit resume).
-	local function got(ok, n, ...)
+	local function got(ok, ...)
 		busy = nil
+		local n = ...
 		if not ok then
 			if isclosed(n) then return CLOSED end
 			error(n, 0)
@@ -112,17 +113,17 @@ local function reader(...)
 		if mathtype(n) == "integer" and n >= 1 and n <= cap - j then
 			j = j + n
 			return nil
-		elseif n == false and select(2, ...) == EOF then
+		elseif n == false and select(3, ...) == EOF then
 			eof = true
 			return nil
 		elseif n == 0 then
-			if select("#", ...) == 0 then -- a file's end
+			if select("#", ...) == 1 then -- a file's end
 				eof = true
 				return nil
 			end
 			return false
 		end
-		return pack(n, ...)
+		return pack(...)
 	end
 
 	-- Raises if another coroutine awaits in a method of this reader (one
