@@ -17,6 +17,7 @@ const MODULES: &[(&str, &str)] = &[
     ("mutex", "coutil.mutex"),
     ("promise", "coutil.promise"),
     ("spawn", "coutil.spawn"),
+    ("await", "coutil.await"),
     ("memory", "coutil.memory"),
     ("channel", "coutil.channel"),
     ("stateco", "coutil.coroutine"),
