@@ -205,6 +205,7 @@ lua_tests!(
     threads_preload,
     threads_stress,
     fuzz_args,
+    await_reader,
 );
 
 /// Processes watched through `SIGCHLD` instead of a pidfd, as on Linux

@@ -4,6 +4,8 @@
 //! Lua chunk (`src/lua/coutil/await.lua`) called with the functions of
 //! this directory as its argument.
 
+mod reader;
+
 use std::ffi::c_int;
 
 use crate::lua::awaiting::{self, Await, Kind};
@@ -21,6 +23,7 @@ pub const NATIVES: &[Reg] = &[
     (c"enter", cfn!(enter)),
     (c"stats", cfn!(stats)),
     (c"waiting", cfn!(waiting)),
+    (c"reader", cfn!(reader::reader)),
 ];
 
 /// stats(): `{ waiting = { <kind> = n, ... }, objects = { <class> = n,

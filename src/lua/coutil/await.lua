@@ -355,4 +355,11 @@ function await.all(...)
 	return unpack(set.all, 1, n)
 end
 
+---------------------------------------------------------------- reader
+
+-- src/lua/coutil/reader.lua, called with its native helpers
+-- (src/await_lib/reader.rs).
+local loadreader, scan = natives.reader()
+await.reader = loadreader(scan)
+
 return await

@@ -1,0 +1,115 @@
+//! The native half of `await.reader` (the Lua half is
+//! `src/lua/coutil/reader.lua`): scanning the reader's memory for the end
+//! of a line or a delimiter and making the item's string in one call, so
+//! that a line already buffered costs one Lua call and one native call.
+//!
+//! The reader keeps its state (the memory, the first unread byte `i`, the
+//! last filled byte `j`) in Lua; these functions only look at
+//! `buf[i..j]` (1-based, inclusive) and return where the next item starts.
+//! They get the memories' metatable as first upvalue (see
+//! [`open`]), so the class check of the buffer is one comparison.
+
+use memchr::memmem;
+
+use crate::cfn;
+use crate::lua::class;
+use crate::lua::{Error, LUA_OK, LUA_TBOOLEAN, Lua, Reg, Ret};
+use crate::memory::{self, Memory};
+
+/// The Lua half of the reader.
+const CHUNK: &str = include_str!("../lua/coutil/reader.lua");
+
+const FUNCTIONS: &[Reg] = &[
+    (c"line", cfn!(line)),
+    (c"upto", cfn!(upto)),
+    (c"shift", cfn!(shift)),
+];
+
+/// chunk, scan = reader(): the reader's Lua chunk, to be called with
+/// `scan`, the table of the functions below (each with the memories'
+/// metatable as upvalue); the chunk returns `await.reader`.
+pub fn reader(lua: Lua) -> Ret {
+    if lua.load(CHUNK.as_bytes(), c"=coutil.await.reader", Some(c"t")) != LUA_OK {
+        return Err(Error::Value);
+    }
+    class::push_metatable::<Memory>(lua);
+    lua.push_functions(FUNCTIONS, true);
+    Ok(2)
+}
+
+/// The bytes of the memory at 1 and the 0-based range `i-1..j` of the
+/// positions at 2 and 3 (`1 <= i`, `i - 1 <= j <= #buf`), and the 0-based
+/// offset of the position at `at` (absent: `i`) where a search starts,
+/// within `i-1..=j`.
+fn args<'a>(lua: Lua, at: i32) -> Result<(&'a [u8], usize, usize, usize), Error> {
+    let buf = memory::bytes_of(lua, 1).ok_or(Error::Type(1, c"memory"))?;
+    let pos = |n: i32| -> Result<usize, Error> {
+        lua.to_integer(n)
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or(Error::Type(n, c"number"))
+    };
+    let (i, j) = (pos(2)?, pos(3)?);
+    if i == 0 || j > buf.len() || i - 1 > j {
+        return Err(Error::arg(2, "out of range"));
+    }
+    let from = if lua.is_none_or_nil(at) { i } else { pos(at)? };
+    if from < i || from - 1 > j {
+        return Err(Error::arg(at, "out of range"));
+    }
+    Ok((buf, i - 1, j, from - 1))
+}
+
+/// Whether the value at `k` is `true`: only that keeps the end of line,
+/// so that `for s in r.line, r do` (which passes the previous line) strips
+/// it.
+fn keeps(lua: Lua, k: i32) -> bool {
+    lua.type_of(k) == LUA_TBOOLEAN && lua.to_boolean(k)
+}
+
+/// [s, next] = line(buf, i, j, keep [, from]): the line of `buf[i..j]`
+/// whose `\n` is at or after `from`, without its end (`\n` or `\r\n`)
+/// unless `keep`, and the position after its `\n`; nothing if no `\n`.
+fn line(lua: Lua) -> Ret {
+    let (buf, i, j, from) = args(lua, 5)?;
+    let Some(p) = memchr::memchr(b'\n', &buf[from..j]).map(|p| from + p) else {
+        return Ok(0);
+    };
+    let end = if keeps(lua, 4) {
+        p + 1
+    } else if p > i && buf[p - 1] == b'\r' {
+        p - 1
+    } else {
+        p
+    };
+    lua.push_bytes(&buf[i..end]);
+    lua.push_integer(p as i64 + 2);
+    Ok(2)
+}
+
+/// [s, next] = upto(buf, i, j, delimiter, keep [, from]): like [`line`]
+/// for a delimiter (a non-empty string) starting at or after `from`; the
+/// delimiter is kept only with `keep`.
+fn upto(lua: Lua) -> Ret {
+    let (buf, i, j, from) = args(lua, 6)?;
+    let delim = lua.arg_bytes(4)?;
+    if delim.is_empty() {
+        return Err(Error::arg(4, "empty delimiter"));
+    }
+    let Some(p) = memmem::find(&buf[from..j], delim).map(|p| from + p) else {
+        return Ok(0);
+    };
+    let next = p + delim.len();
+    lua.push_bytes(&buf[i..if keeps(lua, 5) { next } else { p }]);
+    lua.push_integer(next as i64 + 1);
+    Ok(2)
+}
+
+/// n = shift(buf, i, j): moves `buf[i..j]` to the start of `buf`; returns
+/// its length, the new `j`.
+fn shift(lua: Lua) -> Ret {
+    let (_, i, j, _) = args(lua, 4)?;
+    let buf = memory::buffer_of(lua, 1).ok_or(Error::Type(1, c"memory"))?;
+    buf.copy_within(i..j, 0);
+    lua.push_integer((j - i) as i64);
+    Ok(1)
+}
