@@ -7,6 +7,9 @@
 --           memory: `buf:tostring(1, n)` appended to the unread rest,
 --           then `string.find(chunk, "\n", pos, true)` and `string.sub`
 --           per line, behind a `line()` function as a user would write it
+--   naive   the splitter the manual's cookbook had before coutil.await:
+--           the unread rest kept as a string, `string.sub` of the rest
+--           after each line (what users wrote from the manual)
 -- Prints secs (from the first line returned to the end of the stream) and
 -- ops (the lines after the first one); checks the count of lines and bytes.
 local system = require "coutil.system"
@@ -63,6 +66,32 @@ coroutine.wrap(function()
 						return text
 					end
 					chunk, pos = sub(chunk, pos) .. tostr(buf, 1, n), 1
+				end
+			end
+			local first = line()
+			t0 = system.nanosecs()
+			lines, bytes = 1, #first + 1
+			for s in line do
+				lines = lines + 1
+				bytes = bytes + #s + 1
+			end
+		elseif variant == "naive" then
+			local buffer, pending = memory.create(4096), ""
+			line = function()
+				while true do
+					local newline = pending:find("\n", 1, true)
+					if newline then
+						local text = pending:sub(1, newline - 1)
+						pending = pending:sub(newline + 1)
+						return text
+					end
+					local n = s:read(buffer)
+					if not n then
+						local text = pending ~= "" and pending or nil
+						pending = ""
+						return text
+					end
+					pending = pending .. buffer:tostring(1, n)
 				end
 			end
 			local first = line()
