@@ -540,14 +540,15 @@ end)
 
 -- Extensions (spec/seed-todo.md E2): uid, gid, pgroup, detach.
 
--- State, parent, process group and session of process `pid` (nil if none).
+-- Name, state, parent, process group and session of process `pid` (nil
+-- if none).
 local function procstat(pid)
 	local f = io.open("/proc/" .. pid .. "/stat")
 	if not f then return nil end
 	local stat = f:read("a")
 	f:close()
-	local state, ppid, pgrp, sid = stat:match("%) (%S+) (%d+) (%d+) (%d+)")
-	return { state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp), sid = tonumber(sid) }
+	local comm, state, ppid, pgrp, sid = stat:match("%((.*)%) (%S+) (%d+) (%d+) (%d+)")
+	return { comm = comm, state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp), sid = tonumber(sid) }
 end
 
 -- Reads stream socket `s` up to the first end of line; returns the line.
@@ -728,6 +729,9 @@ T.case("pgroup: a signal to the group reaches the grandchildren", function()
 		local done
 		T.spawn(function() done = table.pack(system.execute(t)) end)
 		local grandchild = math.tointeger(tonumber(readline(t.stdout)))
+		-- Until it runs `sleep`, it is a copy of the shell, whose trap
+		-- would take the signal.
+		while procstat(grandchild).comm ~= "sleep" do system.suspend(0.01) end
 		local child, sleeper = procstat(t.pid), procstat(grandchild)
 		T.same({ t.pid, mine.sid }, child.pgrp, child.sid)
 		T.same({ t.pid, mine.sid, t.pid }, sleeper.pgrp, sleeper.sid, sleeper.ppid)
