@@ -538,4 +538,295 @@ T.case("regression: children inherit no descriptor of the library", function()
 	end)
 end)
 
+-- Extensions (spec/seed-todo.md E2): uid, gid, pgroup, detach.
+
+-- Name, state, parent, process group and session of process `pid` (nil
+-- if none).
+local function procstat(pid)
+	local f = io.open("/proc/" .. pid .. "/stat")
+	if not f then return nil end
+	local stat = f:read("a")
+	f:close()
+	local comm, state, ppid, pgrp, sid = stat:match("%((.*)%) (%S+) (%d+) (%d+) (%d+)")
+	return { comm = comm, state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp), sid = tonumber(sid) }
+end
+
+-- Reads stream socket `s` up to the first end of line; returns the line.
+local function readline(s)
+	local buf, line = memory.create(1), {}
+	repeat
+		assert(s:read(buf) == 1)
+		line[#line + 1] = buf:tostring()
+	until line[#line] == "\n"
+	return table.concat(line, "", 1, #line - 1)
+end
+
+-- The results of a command: its standard output and how it ended.
+local function output(t)
+	t.stdout = "r"
+	local how = table.pack(system.execute(t))
+	local out = how[1] and readall(t.stdout)
+	if how[1] then t.stdout:close() end
+	return out, table.unpack(how, 1, how.n)
+end
+
+-- This process's user and group ids (by `id`, which knows them).
+local function ids()
+	local uid, gid
+	go(function()
+		uid = math.tointeger(tonumber((output { execfile = "id", arguments = { "-u" } })))
+		gid = math.tointeger(tonumber((output { execfile = "id", arguments = { "-g" } })))
+	end)
+	return uid, gid
+end
+local myuid, mygid = ids()
+local NOBODY = 65534
+
+-- Waits until process `pid` is gone (a zombie too, unless `reaped`, else
+-- up to 3 s more); returns the state of the zombie left, if any.
+local function ended(pid, reaped)
+	local st
+	for _ = 1, 300 do
+		st = procstat(pid)
+		if not st or (st.state == "Z" and not reaped) then return st end
+		system.suspend(0.01)
+	end
+	assert(st.state == "Z", "process " .. pid .. " still runs")
+	return st
+end
+
+T.case("uid, gid, pgroup, detach: bad values raise exact texts", function()
+	go(function()
+		local x = system.execute
+		for _, field in ipairs { "uid", "gid" } do
+			for _, bad in ipairs { "0", 1.5, true, {}, io.stdout, 0 / 0 } do
+				T.raises("bad field " .. field .. " (must be an integer)", x, { execfile = "true", [field] = bad })
+			end
+			for _, bad in ipairs { -1, 1 << 32, (1 << 32) - 1, math.mininteger, 2 ^ 53 } do
+				T.raises("bad field " .. field .. " (out of range)", x, { execfile = "true", [field] = bad })
+			end
+		end
+		for _, field in ipairs { "pgroup", "detach" } do
+			for _, bad in ipairs { 1, "true", {}, io.stdout } do
+				T.raises("bad field " .. field .. " (must be a boolean)", x, { execfile = "true", [field] = bad })
+			end
+		end
+		-- fields are checked in order (the new ones last), before anything
+		-- is created
+		T.raises("bad field stdout (got true)", x, { execfile = "true", stdout = true, uid = "x" })
+		T.raises("bad field uid (must be an integer)", x, { execfile = "true", uid = "x", gid = "x" })
+		T.raises("bad field gid (must be an integer)", x, { execfile = "true", gid = "x", pgroup = 1 })
+		T.raises("bad field pgroup (must be a boolean)", x, { execfile = "true", pgroup = 1, detach = 1 })
+		local t = { execfile = "true", stdout = "r", detach = 0 }
+		T.raises("bad field detach (must be a boolean)", x, t)
+		T.same({ "r" }, t.stdout)
+		assert(t.pid == nil)
+		-- absent or false: as without them; integral floats are integers
+		T.same({ "exit", 0 }, x { execfile = "true", pgroup = false, detach = false })
+		T.same({ "exit", 0 }, x { execfile = "true", uid = myuid + 0.0, gid = mygid + 0.0 })
+	end)
+end)
+
+T.case("uid and gid: the caller's own ids work", function()
+	go(function()
+		T.same({ myuid .. "\n" .. mygid .. "\n", "exit", 0 },
+			output { execfile = "sh", arguments = { "-c", "id -u; id -g" }, uid = myuid, gid = mygid })
+		T.same({ myuid .. "\n", "exit", 0 }, output { execfile = "id", arguments = { "-u" }, uid = myuid })
+		T.same({ mygid .. "\n", "exit", 0 }, output { execfile = "id", arguments = { "-g" }, gid = mygid })
+	end)
+end)
+
+T.case("uid and gid (root only): the child runs as nobody", function()
+	if myuid ~= 0 then
+		print("SKIPPED: not root")
+		return
+	end
+	go(function()
+		-- without the supplementary groups of root
+		T.same({ NOBODY .. "\n" .. NOBODY .. "\n" .. NOBODY .. "\n", "exit", 0 }, output {
+			execfile = "sh", arguments = { "-c", "id -u; id -g; id -G" }, uid = NOBODY, gid = NOBODY })
+		T.same({ "0\n" .. NOBODY .. "\n", "exit", 0 },
+			output { execfile = "sh", arguments = { "-c", "id -u; id -g" }, gid = NOBODY })
+		T.same({ NOBODY .. "\n0\n0\n", "exit", 0 },
+			output { execfile = "sh", arguments = { "-c", "id -u; id -g; id -G" }, uid = NOBODY })
+		-- the supplementary groups are dropped (this process may have none:
+		-- give some to a child interpreter when setpriv(1) is there)
+		local code = luachild [[
+			io.stdout:setvbuf("no")
+			print(system.execute { execfile = "id", arguments = { "-G" } })
+			print(system.execute { execfile = "id", arguments = { "-G" }, uid = 65534, gid = 65534 })
+			print(system.execute { execfile = "id", arguments = { "-G" }, gid = 0 })
+		]]
+		local out, how = output { execfile = "setpriv", arguments = { "--groups", "4,5", interp, "-e", code } }
+		if how then
+			T.same({ "0 4 5\nexit\t0\n65534\nexit\t0\n0\nexit\t0\n" }, out)
+		else
+			print("SKIPPED: no setpriv to test supplementary groups")
+		end
+		-- the program is found and started as the new user
+		local dir = T.tmppath()
+		assert(system.makedir(dir, "rwx", "~"))
+		local script = T.writefile(dir .. "/script", "#!/bin/sh\nexit 4\n")
+		assert(system.grantfile(script, "rwx", "~"))
+		T.same({ false, "permission denied", 13 }, system.execute { execfile = script, uid = NOBODY, gid = NOBODY })
+		T.same({ "exit", 4 }, system.execute { execfile = script })
+		os.remove(script)
+		assert(system.removefile(dir, "~d"))
+	end)
+end)
+
+-- Runs `code` as the interpreter's chunk with the ids given; returns its
+-- standard output and how it ended.
+local function luaas(uid, gid, code)
+	return output { execfile = interp, arguments = { "-e", luachild(code) }, uid = uid, gid = gid }
+end
+
+T.case("uid and gid without the privilege: operation not permitted", function()
+	-- Run as nobody when we are root (and nobody may run this interpreter
+	-- and library), else as ourselves.
+	local code = [[
+		local uid, gid = %d, %d
+		local function show(...)
+			local t = table.pack(...)
+			for i = 1, t.n do t[i] = tostring(t[i]) end
+			return table.concat(t, " ", 1, t.n)
+		end
+		print(show(system.execute { execfile = "true", uid = 0 }))
+		print(show(system.execute { execfile = "true", gid = 0 }))
+		local t = { execfile = "true", uid = 0, gid = gid, stdout = "r" }
+		print(show(system.execute(t)), t.stdout, t.pid)
+		print(show(system.execute { execfile = "true", uid = uid, gid = gid }))
+	]]
+	local uid, gid = myuid, mygid
+	go(function()
+		if myuid == 0 then
+			local how, status = system.execute { execfile = interp, arguments = { "-e", "require 'coutil.system'" },
+				uid = NOBODY, gid = NOBODY, stderr = false }
+			if how ~= "exit" or status ~= 0 then
+				print("SKIPPED: nobody cannot run " .. interp .. " with coutil")
+				return
+			end
+			uid, gid = NOBODY, NOBODY
+		elseif mygid == 0 then
+			print("SKIPPED: group root without user root")
+			return
+		end
+		local failure = "false operation not permitted 1"
+		T.same({ table.concat({ failure, failure, failure .. "\tr\tnil", "exit 0", "" }, "\n"), "exit", 0 },
+			output { execfile = interp, arguments = { "-e", luachild(code:format(uid, gid)) }, uid = uid, gid = gid })
+	end)
+end)
+
+T.case("pgroup: a signal to the group reaches the grandchildren", function()
+	go(function()
+		local mine = procstat(system.procinfo("#"))
+		-- The shell reports its background child's pid, then waits for it;
+		-- on SIGTERM it reports how that child ended.
+		local t = {
+			execfile = "sh",
+			arguments = { "-c", "trap 'wait $p; echo $?; exit 3' TERM; "
+				.. "sleep 30 >/dev/null & p=$!; echo $p; wait $p" },
+			stdout = "r", stderr = false, pgroup = true, -- (sh says "Terminated")
+		}
+		local done
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		local grandchild = math.tointeger(tonumber(readline(t.stdout)))
+		-- Until it runs `sleep`, it is a copy of the shell, whose trap
+		-- would take the signal.
+		while procstat(grandchild).comm ~= "sleep" do system.suspend(0.01) end
+		local child, sleeper = procstat(t.pid), procstat(grandchild)
+		T.same({ t.pid, mine.sid }, child.pgrp, child.sid)
+		T.same({ t.pid, mine.sid, t.pid }, sleeper.pgrp, sleeper.sid, sleeper.ppid)
+		T.same({ true }, system.emitsig(-t.pid, 0))
+		T.same({ true }, system.emitsig(-t.pid, "terminate"))
+		T.same({ "143\n" }, readall(t.stdout)) -- 128 + SIGTERM
+		t.stdout:close()
+		while not done do system.suspend(0.01) end
+		T.same({ "exit", 3 }, table.unpack(done, 1, done.n))
+		assert(not exists(grandchild), "grandchild left")
+		-- without pgroup the child is in our group: there is no group of
+		-- its own to signal
+		t = { execfile = "sleep", arguments = { "30" } }
+		done = nil
+		T.spawn(function() done = table.pack(system.execute(t)) end)
+		T.same({ mine.pgrp, mine.sid }, procstat(t.pid).pgrp, procstat(t.pid).sid)
+		T.same({ false, "no such process", 3 }, system.emitsig(-t.pid, "terminate"))
+		T.same({ true }, system.emitsig(t.pid, "terminate"))
+		while not done do system.suspend(0.01) end
+		T.same({ "terminate", 15 }, table.unpack(done, 1, done.n))
+	end)
+end)
+
+T.case("detach: the child leads a new session and group", function()
+	go(function()
+		local mine = procstat(system.procinfo("#"))
+		for _, pgroup in ipairs { false, true } do -- pgroup adds nothing
+			local t = { execfile = "sleep", arguments = { "30" }, detach = true, pgroup = pgroup }
+			local done
+			T.spawn(function() done = table.pack(system.execute(t)) end)
+			local st = procstat(t.pid)
+			T.same({ t.pid, t.pid, system.procinfo("#") }, st.pgrp, st.sid, st.ppid)
+			assert(st.sid ~= mine.sid)
+			T.same({ true }, system.emitsig(-t.pid, "TERMINATE"))
+			while not done do system.suspend(0.01) end
+			T.same({ "TERMINATE", 9 }, table.unpack(done, 1, done.n))
+			assert(not exists(t.pid), "child not reaped")
+		end
+	end)
+end)
+
+T.case("detach: the child outlives its state, which still reaps it", function()
+	-- A state coroutine starts a detached sleep, stops waiting for it and
+	-- is closed with it running: the process-wide reaper reaps it.
+	local stateco = require "coutil.coroutine"
+	local co = stateco.load [[
+		local system = require "coutil.system"
+		local coroutine = require "coroutine"
+		local t = { execfile = "sleep", arguments = { "30" }, detach = true }
+		local waiting = coroutine.create(function() return system.execute(t) end)
+		coroutine.resume(waiting)
+		coroutine.resume(waiting, "stop") -- the child keeps running
+		return t.pid
+	]]
+	go(function()
+		local ok, pid = system.resume(co)
+		assert(ok == true and math.type(pid) == "integer", tostring(pid))
+		T.same({ "dead" }, co:status())
+		T.same({ true }, co:close())
+		system.suspend(0.1)
+		local st = procstat(pid)
+		T.same({ "S", pid }, st.state, st.sid)
+		T.same({ true }, system.emitsig(pid, "terminate"))
+		assert(ended(pid, true) == nil, "zombie left")
+	end)
+end)
+
+T.case("detach: the child outlives the process that started it", function()
+	-- A child interpreter starts a detached sleep, stops waiting for it
+	-- and exits: the sleep runs on, reparented.
+	local code = luachild [[
+		local t = { execfile = "sleep", arguments = { "30" }, detach = true,
+		            stdin = false, stdout = false, stderr = false }
+		local waiting = coroutine.create(function() return system.execute(t) end)
+		coroutine.resume(waiting)
+		print(t.pid)
+		coroutine.resume(waiting, "stop")
+	]]
+	go(function()
+		local out, how, status = output { execfile = interp, arguments = { "-e", code } }
+		T.same({ "exit", 0 }, how, status)
+		local pid = math.tointeger(tonumber(out))
+		system.suspend(0.1)
+		local st = procstat(pid)
+		assert(st and st.state ~= "Z", "the detached child did not survive")
+		T.same({ pid }, st.sid)
+		assert(st.ppid ~= system.procinfo("#"))
+		T.same({ true }, system.emitsig(pid, "terminate"))
+		-- Its reaping is now the job of its new parent (init, or a
+		-- subreaper), which some containers' init does not do.
+		st = ended(pid)
+		assert(st == nil or st.ppid ~= system.procinfo("#"))
+	end)
+end)
+
 T.done()

@@ -3,12 +3,13 @@
 //! checked before anything is created (so misuse raises, with the field
 //! named). They become the [`Plan`] of the child and a [`Spec`] per
 //! standard stream: inherited, discarded, an object's descriptor (an `io`
-//! file or a connected stream socket) or a new pipe.
+//! file or a connected stream socket) or a new pipe. The extension fields
+//! (`uid`, `gid`, `pgroup`, `detach`: spec/seed-todo.md E2) come last.
 
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 
-use super::spawn::{Plan, candidates};
+use super::spawn::{Group, Plan, candidates};
 use crate::lua::class;
 use crate::lua::{
     Error, LUA_TBOOLEAN, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TUSERDATA,
@@ -88,7 +89,7 @@ fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
 
 /// Index of the first field pushed by the table form.
 const FIELDS: c_int = 2;
-const FIELD_NAMES: [&std::ffi::CStr; 7] = [
+const FIELD_NAMES: [&std::ffi::CStr; 11] = [
     c"execfile",
     c"runpath",
     c"arguments",
@@ -96,9 +97,40 @@ const FIELD_NAMES: [&std::ffi::CStr; 7] = [
     c"stdin",
     c"stdout",
     c"stderr",
+    c"uid",
+    c"gid",
+    c"pgroup",
+    c"detach",
 ];
 
-/// The table form: fields pushed at 2..8, then checked in order.
+/// The id field at `i` named `field` (`uid` or `gid`): absent, or an
+/// integer that is an id (`(uid_t)-1` is not: it means "unchanged" to
+/// `setresuid`).
+fn arg_id(lua: Lua, i: c_int, field: &str) -> Result<Option<u32>, Error> {
+    match lua.type_of(i) {
+        LUA_TNIL => Ok(None),
+        // Not `to_integer` alone: it would convert strings too.
+        LUA_TNUMBER => match lua.to_integer(i) {
+            Some(n) => match u32::try_from(n) {
+                Ok(id) if id != u32::MAX => Ok(Some(id)),
+                _ => Err(bad_field(field, "out of range")),
+            },
+            None => Err(bad_field(field, "must be an integer")),
+        },
+        _ => Err(bad_field(field, "must be an integer")),
+    }
+}
+
+/// The flag field at `i` named `field`: absent (false) or a boolean.
+fn arg_flag(lua: Lua, i: c_int, field: &str) -> Result<bool, Error> {
+    match lua.type_of(i) {
+        LUA_TNIL => Ok(false),
+        LUA_TBOOLEAN => Ok(lua.to_boolean(i)),
+        _ => Err(bad_field(field, "must be a boolean")),
+    }
+}
+
+/// The table form: fields pushed at 2..12, then checked in order.
 pub fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     lua.set_top(1);
     lua.check_stack(FIELD_NAMES.len() as c_int + 4)?;
@@ -157,11 +189,23 @@ pub fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     for (k, field) in STREAMS.iter().enumerate() {
         specs[k] = arg_stream(lua, FIELDS + 4 + k as c_int, field)?;
     }
+    let uid = arg_id(lua, FIELDS + 7, "uid")?;
+    let gid = arg_id(lua, FIELDS + 8, "gid")?;
+    let pgroup = arg_flag(lua, FIELDS + 9, "pgroup")?;
+    let detach = arg_flag(lua, FIELDS + 10, "detach")?;
     let plan = Plan {
         candidates: candidates(&file, env.as_deref()),
         argv,
         env,
         cwd,
+        uid,
+        gid,
+        // A session is a group too (and `setsid` fails in a group leader).
+        group: match (detach, pgroup) {
+            (true, _) => Group::Session,
+            (false, true) => Group::Leader,
+            (false, false) => Group::Inherit,
+        },
     };
     Ok((plan, specs))
 }
@@ -178,6 +222,9 @@ pub fn parse_args(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
         argv,
         env: None,
         cwd: None,
+        uid: None,
+        gid: None,
+        group: Group::Inherit,
     };
     Ok((plan, [Spec::Inherit, Spec::Inherit, Spec::Inherit]))
 }

@@ -2,9 +2,11 @@
 //! vectors, the candidate paths of a `PATH` search, the descriptors of its
 //! standard streams, all numbered 3 or more) is prepared before `clone`,
 //! so the child only makes async-signal-safe calls: it restores the
-//! default disposition of every signal, unblocks them, installs its
-//! streams with `dup2`, clears `O_NONBLOCK` on descriptors 0–2 (as libuv),
-//! changes directory and tries `execve` on each candidate. A failure is
+//! default disposition of every signal, unblocks them, enters a new
+//! session or process group if asked, installs its streams with `dup2`,
+//! clears `O_NONBLOCK` on descriptors 0–2 (as libuv), changes directory,
+//! changes its group and user ids if asked (in libuv's order) and tries
+//! `execve` on each candidate. A failure is
 //! written (its `errno`) to a close-on-exec *error pipe*; the parent reads
 //! that pipe until it is closed, which tells an `exec` that worked
 //! (nothing read) from one that did not (the `errno`, and the child is
@@ -26,6 +28,22 @@ pub struct Plan {
     /// `None`: the parent's environment.
     pub env: Option<Vec<CString>>,
     pub cwd: Option<CString>,
+    /// Fields `uid` and `gid`: the ids to run with.
+    pub uid: Option<libc::uid_t>,
+    pub gid: Option<libc::gid_t>,
+    pub group: Group,
+}
+
+/// The process group of the child (fields `pgroup` and `detach`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Group {
+    /// The caller's group and session.
+    Inherit,
+    /// A new group led by the child (`setpgid(0, 0)`), in our session.
+    Leader,
+    /// A new session (`setsid`), hence also a new group, without a
+    /// controlling terminal.
+    Session,
 }
 
 /// The candidate paths of `file`: itself if it has a `/`, else each
@@ -189,9 +207,9 @@ unsafe fn child(
     sources: &[RawFd; 3],
     report: RawFd,
 ) -> ! {
-    // SAFETY: async-signal-safe calls only (sigaction, sigprocmask, dup2,
-    // fcntl, chdir, execve, write, _exit) on memory prepared before the
-    // fork.
+    // SAFETY: async-signal-safe calls only (sigaction, sigprocmask,
+    // setpgid, setsid, dup2, fcntl, chdir, the raw system calls of
+    // `setid`, execve, write, _exit) on memory prepared before the fork.
     unsafe {
         let fail = |e: c_int| -> ! {
             let bytes = e.to_ne_bytes();
@@ -209,6 +227,16 @@ unsafe fn child(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // Before `clone` returns in the parent (CLONE_VFORK), so a signal
+        // to the group cannot come before the group exists.
+        let grouped = match plan.group {
+            Group::Inherit => 0,
+            Group::Leader => libc::setpgid(0, 0),
+            Group::Session => libc::setsid(),
+        };
+        if grouped < 0 {
+            fail(*errno_location());
+        }
         for (target, &src) in sources.iter().enumerate() {
             if src >= 0 && libc::dup2(src, target as c_int) < 0 {
                 fail(*errno_location());
@@ -222,6 +250,22 @@ unsafe fn child(
         }
         if let Some(cwd) = &plan.cwd
             && libc::chdir(cwd.as_ptr()) != 0
+        {
+            fail(*errno_location());
+        }
+        if plan.uid.is_some() || plan.gid.is_some() {
+            // As libuv: drop the supplementary groups when we may (root
+            // becoming another user must not keep root's groups); failing
+            // without the privilege is expected.
+            setid::groups_none();
+        }
+        if let Some(gid) = plan.gid
+            && setid::gid(gid) != 0
+        {
+            fail(*errno_location());
+        }
+        if let Some(uid) = plan.uid
+            && setid::uid(uid) != 0
         {
             fail(*errno_location());
         }
@@ -244,5 +288,40 @@ unsafe fn child(
             error = libc::EACCES;
         }
         fail(error)
+    }
+}
+
+/// Raw credential system calls for the child. NOTE: not the libc
+/// functions: glibc's `setuid`, `setgid` and `setgroups` apply the change
+/// to every thread of the process, by signalling the threads it lists;
+/// the child shares our memory (CLONE_VM), so it would see the parent's
+/// threads and signal them. The system calls change the calling process
+/// only, which here is the child alone: call them only there.
+mod setid {
+    use std::ffi::c_long;
+
+    // 32-bit x86 and ARM have 16-bit `setuid`; their 32-bit calls have
+    // other names.
+    #[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+    use libc::{SYS_setgid as SETGID, SYS_setgroups as SETGROUPS, SYS_setuid as SETUID};
+    #[cfg(any(target_arch = "x86", target_arch = "arm"))]
+    use libc::{SYS_setgid32 as SETGID, SYS_setgroups32 as SETGROUPS, SYS_setuid32 as SETUID};
+
+    /// `setgroups(0, NULL)`; its failure is ignored.
+    pub fn groups_none() {
+        // SAFETY: no pointer is read for an empty list.
+        unsafe { libc::syscall(SETGROUPS, 0 as c_long, std::ptr::null::<libc::gid_t>()) };
+    }
+
+    /// `setgid(gid)`: 0, or -1 with `errno` set.
+    pub fn gid(gid: libc::gid_t) -> c_long {
+        // SAFETY: integers only.
+        unsafe { libc::syscall(SETGID, gid as c_long) }
+    }
+
+    /// `setuid(uid)`: 0, or -1 with `errno` set.
+    pub fn uid(uid: libc::uid_t) -> c_long {
+        // SAFETY: integers only.
+        unsafe { libc::syscall(SETUID, uid as c_long) }
     }
 }
