@@ -14,7 +14,7 @@ local event = require "coutil.event"
 local system = require "coutil.system"
 
 local create, resume, status = coroutine.create, coroutine.resume, coroutine.status
-local close, running, yield = coroutine.close, coroutine.running, coroutine.yield
+local close, yield = coroutine.close, coroutine.yield
 local isyieldable = coroutine.isyieldable
 local getinfo, gethook, sethook = debug.getinfo, debug.gethook, debug.sethook
 local pack, unpack = table.pack, table.unpack
@@ -29,10 +29,10 @@ local await = {}
 -- What an await interrupted by a deadline returns (libuv's ETIMEDOUT).
 local TIMEDOUT, ETIMEDOUT = "connection timed out", 110
 
--- Raises `bad argument` as luaL_typeerror words it, at `level` (1 is the
--- caller of this function).
 local weak = { __mode = "v" }
 
+-- Raises `bad argument` as luaL_typeerror words it, at `level` (1 is the
+-- caller of this function).
 local function argerror(level, i, name, expected, value, absent)
 	local got = absent and "no value" or type(value)
 	local mt = getmetatable(value)
@@ -86,11 +86,11 @@ end
 -- One keeper coroutine per state sleeps until the earliest head, with a
 -- timer that keeps `system.run` going only while deadlines are pending (a
 -- deadline may be all that ends an event wait, but one whose `within`
--- returned must not delay the end of `run`). A passed deadline leaves its queue and gets a
--- watchdog coroutine (only then), which interrupts the guarded
--- coroutine's awaits until `within` returns; from then on the coroutine
--- is held weakly, so one abandoned inside `within` is collected once its
--- deadline passed.
+-- returned must not delay the end of `run`). A passed deadline leaves its
+-- queue and gets a watchdog coroutine (only then), which interrupts the
+-- guarded coroutine's awaits until `within` returns; from then on the
+-- coroutine is held weakly, so one abandoned inside `within` is collected
+-- once its deadline passed.
 local CO, AT, Q, PREV, NEXT = 1, 2, 3, 4, 5
 local spare = {} -- entries of returned calls, for reuse
 local queues = {} -- duration -> { head = e or false, tail = e or false }
@@ -283,7 +283,7 @@ end
 
 -- Waits until `set.over`; an explicit resume closes every function's
 -- coroutine and its values are returned (as by any await).
-local function settle(set, ...)
+local function settle(set)
 	if set.over then return true end
 	set.waiting = true
 	local r = pack(waitany(set))
