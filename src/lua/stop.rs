@@ -1,5 +1,5 @@
 //! Stopping a suspended coroutine at a safe point, for `coutil.await`'s
-//! `any` (its losers) and `within` (see `await_lib`).
+//! `any` and `all`, which close the coroutines of their functions.
 //!
 //! [`resume_to_lua`] resumes a coroutine that is suspended in an await
 //! function with no values, which cancels the await (an explicit resume),
