@@ -293,10 +293,9 @@ T.case("system.stdin of a child: a pipe, lines split across writes", function()
 end)
 
 -- A real terminal: the child runs under `script`, which gives it a
--- pseudo-terminal as its standard streams (as in sys_stdio.lua). One line
--- only: a child reading a second line already typed (canonical mode hands
--- one line per read) sometimes waits forever, reader or not (a plain
--- `system.stdin:read` twice does too): see doc/devnotes.md.
+-- pseudo-terminal as its standard streams (as in sys_stdio.lua). Two lines
+-- typed at once: canonical mode hands one line per read, and the second
+-- one comes with no new readiness edge.
 local function hasscript()
 	local f = io.popen("command -v script 2>/dev/null")
 	local path = f:read("a")
@@ -313,8 +312,9 @@ if hasscript() then
 				local r = await.reader(system.stdin)
 				io.write("READY\n")
 				io.flush()
-				local line = r:line()
-				io.write("\nRESULT:", tostring(system.stdin):match("^coutil:%a+"), ",", tostring(line), "\n")
+				local line, second = r:line(), r:line()
+				io.write("\nRESULT:", tostring(system.stdin):match("^coutil:%a+"), ",", tostring(line),
+					",", tostring(second), "\n")
 			]])
 			local t = {
 				execfile = "script",
@@ -334,7 +334,7 @@ if hasscript() then
 				until line == nil or line:find("READY", 1, true)
 				assert(t.stdin:write("typed "))
 				system.suspend(0.05)
-				assert(t.stdin:write("line\n"))
+				assert(t.stdin:write("line\nsecond line\n"))
 				return r:all()
 			end)
 			t.stdin:close()
@@ -342,7 +342,7 @@ if hasscript() then
 			while not done do system.suspend(0.01) end
 			os.remove(script)
 			assert(type(out) == "string", "no output from the child: " .. table.concat(seen, "|"))
-			T.same({ "coutil:terminal,typed line" }, out:match("RESULT:([^\r\n]*)"))
+			T.same({ "coutil:terminal,typed line,second line" }, out:match("RESULT:([^\r\n]*)"))
 			T.same({ "exit", 0 }, table.unpack(done, 1, 2))
 		end)
 	end)

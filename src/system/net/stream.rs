@@ -172,9 +172,11 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         Ok(0) => Some(fail::push(lua, fail::EOF)),
         Ok(n) => {
             let mut c = core.borrow_mut();
-            if n < size && !c.hung_up && c.received.is_empty() {
+            if n < size && !c.hung_up && !c.terminal && c.received.is_empty() {
                 // A short read emptied the socket: more data will come
-                // with a readiness edge.
+                // with a readiness edge. Not so for a terminal, which in
+                // canonical mode gives one line per read, typed lines
+                // waiting after it with no new edge to come.
                 c.may_read = false;
             }
             drop(c);
