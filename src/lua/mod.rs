@@ -32,14 +32,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub use mlua_sys as ffi;
 pub use state::Lua;
 pub use stop::Stopped;
+pub use table::Numeric;
 
 /// Type tags, statuses and types of the C API, for the layers above.
 pub use ffi::{
-    LUA_MINSTACK, LUA_OK, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TFUNCTION, LUA_TLIGHTUSERDATA,
-    LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD, LUA_TUSERDATA,
-    LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext, lua_KFunction as KFunction,
-    lua_State as State,
+    LUA_MINSTACK, LUA_NOREF, LUA_OK, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TFUNCTION,
+    LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD,
+    LUA_TUSERDATA, LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext,
+    lua_KFunction as KFunction, lua_State as State,
 };
+
+/// The registry's table of preload loaders (the C API's
+/// `LUA_PRELOAD_TABLE`).
+pub const PRELOAD_TABLE: &CStr = c"_PRELOAD";
 
 unsafe extern "C-unwind" {
     // Part of the Lua 5.4 auxiliary library, not declared by mlua-sys.

@@ -4,7 +4,7 @@
 
 use std::ffi::{CStr, c_int, c_void};
 
-use super::{CFunction, LUA_OK, LUA_REGISTRYINDEX, Lua, Reg, ffi};
+use super::{CFunction, LUA_OK, LUA_REGISTRYINDEX, Lua, PRELOAD_TABLE, Reg, ffi};
 
 /// A module: its `require` name and entry point.
 pub type Module = (&'static CStr, CFunction);
@@ -108,8 +108,7 @@ pub fn add_searcher(lua: Lua, modules: &'static &'static [Module]) {
 /// Registers `modules` in `package.preload` of `lua`'s state. `lua` needs
 /// the `package` library and stack space for 3 values.
 pub fn preload(lua: Lua, modules: &[Module]) {
-    // SAFETY: luaL_getsubtable pushes the registry's preload table.
-    unsafe { ffi::luaL_getsubtable(lua.raw(), LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr()) };
+    lua.get_subtable(LUA_REGISTRYINDEX, PRELOAD_TABLE);
     for (name, open) in modules {
         lua.push_cfunction(*open);
         lua.set_field(-2, name);
