@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod iofile;
 pub mod modules;
 mod state;
+pub mod states;
 mod stop;
 mod table;
 #[cfg(debug_assertions)]
@@ -36,9 +37,9 @@ pub use table::Numeric;
 
 /// Type tags, statuses and types of the C API, for the layers above.
 pub use ffi::{
-    LUA_MINSTACK, LUA_NOREF, LUA_OK, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TFUNCTION,
-    LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD,
-    LUA_TUSERDATA, LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext,
+    LUA_ERRFILE, LUA_MINSTACK, LUA_NOREF, LUA_OK, LUA_REGISTRYINDEX, LUA_SIGNATURE, LUA_TBOOLEAN,
+    LUA_TFUNCTION, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
+    LUA_TTHREAD, LUA_TUSERDATA, LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext,
     lua_KFunction as KFunction, lua_State as State,
 };
 
@@ -216,30 +217,25 @@ macro_rules! delegating {
 
 /// A new state for a unit test, closed when dropped.
 #[cfg(test)]
-pub struct TestState(*mut ffi::lua_State);
+pub struct TestState(states::OwnedState);
 
 #[cfg(test)]
 impl TestState {
     pub fn new() -> TestState {
-        // SAFETY: a new state, owned by the value.
-        TestState(unsafe { ffi::luaL_newstate() })
+        TestState(states::OwnedState::new().expect("memory for a state"))
     }
 
     /// A new state with the standard libraries and the library's modules
     /// in `package.preload`.
     pub fn with_libs() -> TestState {
         let state = TestState::new();
-        // SAFETY: a valid state with an empty stack.
-        unsafe {
-            ffi::luaL_openlibs(state.0);
-            crate::preload(state.0);
-        }
+        state.lua().open_libs();
+        modules::preload(state.lua(), crate::MODULES);
         state
     }
 
     pub fn lua(&self) -> Lua {
-        // SAFETY: valid until the value is dropped.
-        unsafe { Lua::from_raw(self.0) }
+        self.0.lua()
     }
 
     /// Runs `f` inside a C function call, as the library's functions run
@@ -281,14 +277,6 @@ impl TestState {
         let text = String::from_utf8_lossy(lua.to_bytes(-1).unwrap_or(b"(no string)")).into_owned();
         assert_eq!(status, LUA_OK, "{text}");
         text
-    }
-}
-
-#[cfg(test)]
-impl Drop for TestState {
-    fn drop(&mut self) {
-        // SAFETY: made by `new`, closed once.
-        unsafe { ffi::lua_close(self.0) }
     }
 }
 
