@@ -37,14 +37,15 @@ pub use table::Numeric;
 
 /// Type tags, statuses and types of the C API, for the layers above.
 pub use ffi::{
-    LUA_ERRFILE, LUA_MINSTACK, LUA_NOREF, LUA_OK, LUA_REGISTRYINDEX, LUA_SIGNATURE, LUA_TBOOLEAN,
-    LUA_TFUNCTION, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
-    LUA_TTHREAD, LUA_TUSERDATA, LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext,
-    lua_KFunction as KFunction, lua_State as State,
+    LUA_ERRFILE, LUA_MINSTACK, LUA_MULTRET, LUA_NOREF, LUA_OK, LUA_REGISTRYINDEX, LUA_SIGNATURE,
+    LUA_TBOOLEAN, LUA_TFUNCTION, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING,
+    LUA_TTABLE, LUA_TTHREAD, LUA_TUSERDATA, LUA_YIELD, lua_CFunction as CFunction,
+    lua_KContext as KContext, lua_KFunction as KFunction, lua_State as State,
 };
 
-/// The registry's table of preload loaders (the C API's
-/// `LUA_PRELOAD_TABLE`).
+/// The registry's tables of loaded modules and preload loaders (the C
+/// API's `LUA_LOADED_TABLE` and `LUA_PRELOAD_TABLE`).
+pub const LOADED_TABLE: &CStr = c"_LOADED";
 pub const PRELOAD_TABLE: &CStr = c"_PRELOAD";
 
 unsafe extern "C-unwind" {
@@ -210,6 +211,43 @@ macro_rules! delegating {
         ) -> ::std::ffi::c_int {
             // SAFETY: Lua calls this as a C function with its running state.
             unsafe { $crate::lua::entry_delegating(l, $f) }
+        }
+        wrapper as $crate::lua::ffi::lua_CFunction
+    }};
+}
+
+/// Like [`entry`] for a C function that calls a Lua function with its
+/// errors passing through: `before` pushes the function and its
+/// arguments and returns their count; the function is then called with
+/// all its results kept (`LUA_MULTRET`) by this frame, which holds no
+/// Rust value (the longjmp rule); `after` then makes the results, as a
+/// body of [`entry`]. `before` never returns [`Error::Fail`].
+///
+/// # Safety
+/// As for [`entry`].
+pub unsafe fn entry_calling(
+    l: *mut ffi::lua_State,
+    before: fn(Lua) -> Ret,
+    after: fn(Lua) -> Ret,
+) -> c_int {
+    // SAFETY: as the caller promises.
+    let nargs = unsafe { entry(l, before) };
+    // SAFETY: `before` left the function and `nargs` arguments on top;
+    // only plain data is alive in this frame.
+    unsafe { ffi::lua_callk(l, nargs, LUA_MULTRET, 0, None) };
+    // SAFETY: as the caller promises.
+    unsafe { entry(l, after) }
+}
+
+/// Makes a `lua_CFunction` from two bodies for [`entry_calling`].
+#[macro_export]
+macro_rules! calling {
+    ($before:path, $after:path) => {{
+        unsafe extern "C-unwind" fn wrapper(
+            l: *mut $crate::lua::ffi::lua_State,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: Lua calls this as a C function with its running state.
+            unsafe { $crate::lua::entry_calling(l, $before, $after) }
         }
         wrapper as $crate::lua::ffi::lua_CFunction
     }};

@@ -115,3 +115,22 @@ pub fn preload(lua: Lua, modules: &[Module]) {
     }
     lua.pop(1);
 }
+
+/// Keeps the shared object that holds the code at `addr` (a C function,
+/// a static) loaded until the process exits, even after every state that
+/// loaded it is closed (closing a state `dlclose`s the libraries it
+/// loaded, while other states or threads may still run that code).
+pub fn pin_object(addr: *const c_void) {
+    // SAFETY: dladdr only fills `info` for an address of a loaded object;
+    // dlopen of an already loaded object (RTLD_NOLOAD) adds a reference,
+    // never closed, and marks it undeletable.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(
+                info.dli_fname,
+                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            );
+        }
+    }
+}

@@ -18,6 +18,14 @@
 //! thread that holds its owner value ([`state::IndState`], moved as a
 //! whole); everything shared between threads is plain Rust data behind a
 //! `Mutex` (the matcher, a pool's queue, a state coroutine's slot).
+//!
+//! Everything goes through the binding layer's [`Lua`] (independent
+//! states are made, set up and closed by `lua/states.rs`). The `unsafe`
+//! left here is what the design needs: an [`state::IndState`] sent to
+//! another thread, the raw pointers to a task's pool and parking slot kept
+//! in its state's registry (made into references again while the task
+//! runs), and the per-state objects kept under registry keys
+//! (`class::kept`).
 
 pub mod awaitch;
 pub mod channel;
