@@ -161,21 +161,7 @@ pub(crate) fn pin_library() {
     #[cfg(feature = "module")]
     {
         static PINNED: std::sync::Once = std::sync::Once::new();
-        PINNED.call_once(|| {
-            // SAFETY: dladdr fills `info` for an address of this library;
-            // dlopen of an already loaded object only adds a reference
-            // (RTLD_NOLOAD) and marks it undeletable.
-            unsafe {
-                let mut info: libc::Dl_info = std::mem::zeroed();
-                let here = pin_library as *const std::ffi::c_void;
-                if libc::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
-                    libc::dlopen(
-                        info.dli_fname,
-                        libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-                    );
-                }
-            }
-        });
+        PINNED.call_once(|| modules::pin_object(pin_library as *const std::ffi::c_void));
     }
 }
 

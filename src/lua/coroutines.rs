@@ -150,6 +150,27 @@ impl Lua {
         (status, nres)
     }
 
+    /// Resumes this coroutine, a thread of a state that runs no Lua code
+    /// (a state of ours driven from Rust, see `states.rs`), with the
+    /// `nargs` values on top of its stack as arguments; as
+    /// [`resume`](Lua::resume) otherwise.
+    #[inline]
+    pub fn resume_from_host(self, nargs: c_int) -> (c_int, c_int) {
+        let mut nres = 0;
+        // SAFETY: see above; no coroutine resumes it (`from` null), as the
+        // C API allows.
+        let status = unsafe { ffi::lua_resume(self.raw(), std::ptr::null_mut(), nargs, &mut nres) };
+        (status, nres)
+    }
+
+    /// Pushes a new thread of the state and returns a handle on it, valid
+    /// while the thread stays reachable (see the module doc).
+    #[inline]
+    pub fn new_thread(self) -> Lua {
+        // SAFETY: see above; the new thread is on the stack, reachable.
+        unsafe { Lua::from_raw(ffi::lua_newthread(self.raw())) }
+    }
+
     /// Copies the value at `from` into the slot `to`, replacing it.
     #[inline]
     pub fn copy(self, from: c_int, to: c_int) {

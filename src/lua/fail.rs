@@ -46,6 +46,17 @@ pub fn push_io(lua: Lua, e: &io::Error) -> c_int {
     push(lua, code_of(e))
 }
 
+/// The C library's message for error number `code` (`strerror`), as the
+/// auxiliary library's own messages have it (`cannot open f: No such file
+/// or directory`), rather than libuv's.
+pub fn c_text(code: i32) -> Vec<u8> {
+    // SAFETY: strerror returns a NUL-terminated string, static in glibc
+    // for every value (an "Unknown error" text for others), copied at once.
+    unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) }
+        .to_bytes()
+        .to_vec()
+}
+
 /// libuv's message for error number `code`.
 pub fn text(code: i32) -> &'static str {
     use libc::*;

@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod iofile;
 pub mod modules;
 mod state;
+pub mod states;
 mod stop;
 mod table;
 pub mod tally;
@@ -33,14 +34,20 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub use mlua_sys as ffi;
 pub use state::Lua;
 pub use stop::Stopped;
+pub use table::Numeric;
 
 /// Type tags, statuses and types of the C API, for the layers above.
 pub use ffi::{
-    LUA_MINSTACK, LUA_OK, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TFUNCTION, LUA_TLIGHTUSERDATA,
-    LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, LUA_TTHREAD, LUA_TUSERDATA,
-    LUA_YIELD, lua_CFunction as CFunction, lua_KContext as KContext, lua_KFunction as KFunction,
-    lua_State as State,
+    LUA_ERRFILE, LUA_MINSTACK, LUA_MULTRET, LUA_NOREF, LUA_OK, LUA_REGISTRYINDEX, LUA_SIGNATURE,
+    LUA_TBOOLEAN, LUA_TFUNCTION, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING,
+    LUA_TTABLE, LUA_TTHREAD, LUA_TUSERDATA, LUA_YIELD, lua_CFunction as CFunction,
+    lua_KContext as KContext, lua_KFunction as KFunction, lua_State as State,
 };
+
+/// The registry's tables of loaded modules and preload loaders (the C
+/// API's `LUA_LOADED_TABLE` and `LUA_PRELOAD_TABLE`).
+pub const LOADED_TABLE: &CStr = c"_LOADED";
+pub const PRELOAD_TABLE: &CStr = c"_PRELOAD";
 
 unsafe extern "C-unwind" {
     // Part of the Lua 5.4 auxiliary library, not declared by mlua-sys.
@@ -210,32 +217,64 @@ macro_rules! delegating {
     }};
 }
 
+/// Like [`entry`] for a C function that calls a Lua function with its
+/// errors passing through: `before` pushes the function and its
+/// arguments and returns their count; the function is then called with
+/// all its results kept (`LUA_MULTRET`) by this frame, which holds no
+/// Rust value (the longjmp rule); `after` then makes the results, as a
+/// body of [`entry`]. `before` never returns [`Error::Fail`].
+///
+/// # Safety
+/// As for [`entry`].
+pub unsafe fn entry_calling(
+    l: *mut ffi::lua_State,
+    before: fn(Lua) -> Ret,
+    after: fn(Lua) -> Ret,
+) -> c_int {
+    // SAFETY: as the caller promises.
+    let nargs = unsafe { entry(l, before) };
+    // SAFETY: `before` left the function and `nargs` arguments on top;
+    // only plain data is alive in this frame.
+    unsafe { ffi::lua_callk(l, nargs, LUA_MULTRET, 0, None) };
+    // SAFETY: as the caller promises.
+    unsafe { entry(l, after) }
+}
+
+/// Makes a `lua_CFunction` from two bodies for [`entry_calling`].
+#[macro_export]
+macro_rules! calling {
+    ($before:path, $after:path) => {{
+        unsafe extern "C-unwind" fn wrapper(
+            l: *mut $crate::lua::ffi::lua_State,
+        ) -> ::std::ffi::c_int {
+            // SAFETY: Lua calls this as a C function with its running state.
+            unsafe { $crate::lua::entry_calling(l, $before, $after) }
+        }
+        wrapper as $crate::lua::ffi::lua_CFunction
+    }};
+}
+
 /// A new state for a unit test, closed when dropped.
 #[cfg(test)]
-pub struct TestState(*mut ffi::lua_State);
+pub struct TestState(states::OwnedState);
 
 #[cfg(test)]
 impl TestState {
     pub fn new() -> TestState {
-        // SAFETY: a new state, owned by the value.
-        TestState(unsafe { ffi::luaL_newstate() })
+        TestState(states::OwnedState::new().expect("memory for a state"))
     }
 
     /// A new state with the standard libraries and the library's modules
     /// in `package.preload`.
     pub fn with_libs() -> TestState {
         let state = TestState::new();
-        // SAFETY: a valid state with an empty stack.
-        unsafe {
-            ffi::luaL_openlibs(state.0);
-            crate::preload(state.0);
-        }
+        state.lua().open_libs();
+        modules::preload(state.lua(), crate::MODULES);
         state
     }
 
     pub fn lua(&self) -> Lua {
-        // SAFETY: valid until the value is dropped.
-        unsafe { Lua::from_raw(self.0) }
+        self.0.lua()
     }
 
     /// Runs `f` inside a C function call, as the library's functions run
@@ -277,14 +316,6 @@ impl TestState {
         let text = String::from_utf8_lossy(lua.to_bytes(-1).unwrap_or(b"(no string)")).into_owned();
         assert_eq!(status, LUA_OK, "{text}");
         text
-    }
-}
-
-#[cfg(test)]
-impl Drop for TestState {
-    fn drop(&mut self) {
-        // SAFETY: made by `new`, closed once.
-        unsafe { ffi::lua_close(self.0) }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::ffi::{CStr, c_int, c_void};
 
-use super::{CFunction, LUA_OK, LUA_REGISTRYINDEX, Lua, Reg, ffi};
+use super::{CFunction, LUA_OK, LUA_REGISTRYINDEX, Lua, PRELOAD_TABLE, Reg, ffi};
 
 /// A module: its `require` name and entry point.
 pub type Module = (&'static CStr, CFunction);
@@ -108,11 +108,29 @@ pub fn add_searcher(lua: Lua, modules: &'static &'static [Module]) {
 /// Registers `modules` in `package.preload` of `lua`'s state. `lua` needs
 /// the `package` library and stack space for 3 values.
 pub fn preload(lua: Lua, modules: &[Module]) {
-    // SAFETY: luaL_getsubtable pushes the registry's preload table.
-    unsafe { ffi::luaL_getsubtable(lua.raw(), LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr()) };
+    lua.get_subtable(LUA_REGISTRYINDEX, PRELOAD_TABLE);
     for (name, open) in modules {
         lua.push_cfunction(*open);
         lua.set_field(-2, name);
     }
     lua.pop(1);
+}
+
+/// Keeps the shared object that holds the code at `addr` (a C function,
+/// a static) loaded until the process exits, even after every state that
+/// loaded it is closed (closing a state `dlclose`s the libraries it
+/// loaded, while other states or threads may still run that code).
+pub fn pin_object(addr: *const c_void) {
+    // SAFETY: dladdr only fills `info` for an address of a loaded object;
+    // dlopen of an already loaded object (RTLD_NOLOAD) adds a reference,
+    // never closed, and marks it undeletable.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(
+                info.dli_fname,
+                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            );
+        }
+    }
 }

@@ -13,6 +13,13 @@ use std::ffi::{CStr, c_int, c_void};
 
 use super::{Lua, ffi};
 
+/// A number as its subtype says (see [`Lua::to_numeric`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Numeric {
+    Int(i64),
+    Float(f64),
+}
+
 // A binding API: not every method is used by every build.
 #[allow(dead_code)]
 impl Lua {
@@ -80,6 +87,20 @@ impl Lua {
         (ok != 0).then_some(n)
     }
 
+    /// The number at `i`, of type number (checked by the caller): an
+    /// integer or a float as its subtype says (`2.0` stays a float).
+    #[inline]
+    pub fn to_numeric(self, i: c_int) -> Numeric {
+        // SAFETY: see the module doc.
+        unsafe {
+            if ffi::lua_isinteger(self.raw(), i) != 0 {
+                Numeric::Int(ffi::lua_tointegerx(self.raw(), i, std::ptr::null_mut()))
+            } else {
+                Numeric::Float(ffi::lua_tonumberx(self.raw(), i, std::ptr::null_mut()))
+            }
+        }
+    }
+
     /// The number at `i` (or a string convertible to one), or `None`.
     #[inline]
     pub fn to_number(self, i: c_int) -> Option<f64> {
@@ -111,11 +132,18 @@ impl Lua {
         unsafe { ffi::lua_topointer(self.raw(), i) }
     }
 
-    /// The C function at `i`, if it is one without upvalues.
+    /// The C function at `i` (a C closure's too), or `None`.
     #[inline]
     pub fn to_cfunction(self, i: c_int) -> Option<ffi::lua_CFunction> {
         // SAFETY: see the module doc.
         unsafe { ffi::lua_tocfunction(self.raw(), i) }
+    }
+
+    /// Whether the value at `i` is a C function (or C closure).
+    #[inline]
+    pub fn is_cfunction(self, i: c_int) -> bool {
+        // SAFETY: see the module doc.
+        unsafe { ffi::lua_iscfunction(self.raw(), i) != 0 }
     }
 
     #[inline]
@@ -204,6 +232,24 @@ impl Lua {
         unsafe { ffi::lua_getfield(self.raw(), t, name.as_ptr()) }
     }
 
+    /// Pushes the table `t[name]` of the table at `t`, raw, made (and
+    /// stored there) if that is no table (`luaL_getsubtable`); true if it
+    /// existed. Not raw: for tables without metatables (the registry).
+    #[inline]
+    pub fn get_subtable(self, t: c_int, name: &CStr) -> bool {
+        // SAFETY: see the module doc and `get_field`.
+        unsafe { ffi::luaL_getsubtable(self.raw(), t, name.as_ptr()) != 0 }
+    }
+
+    /// Pushes the global table of the state.
+    #[inline]
+    pub fn push_globals(self) {
+        // SAFETY: see the module doc; a raw read of the registry.
+        unsafe {
+            ffi::lua_rawgeti(self.raw(), ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+        }
+    }
+
     /// Pops a key and pushes the next key and value of the table at `t`;
     /// false (nothing pushed) at the end.
     #[inline]
@@ -213,6 +259,17 @@ impl Lua {
     }
 
     // --- metatables, user values, upvalues ---
+
+    /// Marks slot `i` as to-be-closed (`lua_toclose`): the `__close`
+    /// metamethod of its value runs when the slot leaves the stack. The
+    /// value has one (or is false or nil), and no slot from `i` up is
+    /// marked already.
+    #[inline]
+    pub fn to_close(self, i: c_int) {
+        // SAFETY: see the module doc; the caller's value has `__close`
+        // (Lua raises otherwise).
+        unsafe { ffi::lua_toclose(self.raw(), i) }
+    }
 
     /// Pushes the metatable of the value at `i`; false (nothing pushed)
     /// if it has none.
@@ -245,6 +302,14 @@ impl Lua {
     pub fn set_user_value(self, i: c_int, n: c_int) -> bool {
         // SAFETY: see the module doc.
         unsafe { ffi::lua_setiuservalue(self.raw(), i, n) != 0 }
+    }
+
+    /// Pushes upvalue `n` of the function at `f` and returns true, or
+    /// pushes nothing and returns false if it has no such upvalue.
+    #[inline]
+    pub fn get_upvalue(self, f: c_int, n: c_int) -> bool {
+        // SAFETY: see the module doc.
+        unsafe { !ffi::lua_getupvalue(self.raw(), f, n).is_null() }
     }
 
     /// The pseudo-index of upvalue `n` of the running C function.
@@ -302,6 +367,48 @@ impl Lua {
                 mode,
             )
         }
+    }
+
+    /// Loads the file `path` (`None`: standard input) as `luaL_loadfilex`
+    /// does (its descriptor is not close-on-exec: see
+    /// `threads::loadfile`); pushes the function or the error message;
+    /// returns the status.
+    pub fn load_file(self, path: Option<&CStr>, mode: Option<&CStr>) -> c_int {
+        let path = path.map_or(std::ptr::null(), |p| p.as_ptr());
+        let mode = mode.map_or(std::ptr::null(), |m| m.as_ptr());
+        // SAFETY: see the module doc; the strings outlive the call.
+        unsafe { ffi::luaL_loadfilex(self.raw(), path, mode) }
+    }
+
+    /// The binary chunk of the Lua function on top (`lua_dump`, with
+    /// debug information unless `strip`); empty for a C function.
+    pub fn dump(self, strip: bool) -> Vec<u8> {
+        unsafe extern "C-unwind" fn writer(
+            _l: *mut ffi::lua_State,
+            p: *const c_void,
+            size: usize,
+            ud: *mut c_void,
+        ) -> c_int {
+            // SAFETY: `ud` is the Vec given to lua_dump below; `p` points
+            // to `size` bytes.
+            unsafe {
+                let buf = &mut *(ud as *mut Vec<u8>);
+                buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, size));
+            }
+            0
+        }
+        let mut code = Vec::new();
+        // SAFETY: see the module doc; lua_dump only calls `writer`, which
+        // appends to our Vec, and does not allocate in Lua.
+        unsafe {
+            ffi::lua_dump(
+                self.raw(),
+                writer,
+                &mut code as *mut Vec<u8> as *mut c_void,
+                strip as c_int,
+            );
+        }
+        code
     }
 
     /// Concatenates the `n` values on top (popped) as Lua's `..`.

@@ -28,7 +28,7 @@ use super::transfer::{self, Value};
 use crate::lua::awaiting::sys_loop;
 use crate::lua::awaiting::{self, Await, Resumed};
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::lua::{Error, LUA_NOREF, Lua, Reg, Ret};
 use crate::runtime::{OpId, Outcome, Remote, Wait};
 use crate::{afn, cfn, kfn};
 
@@ -136,47 +136,40 @@ fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
 /// by position (from 1), or `LUA_NOREF` if nothing moved.
 fn keep_sources(lua: Lua, values: &[Value]) -> c_int {
     if !values.iter().any(Value::moves) {
-        return ffi::LUA_NOREF;
+        return LUA_NOREF;
     }
-    let l = lua.raw();
-    // SAFETY: a new table filled with stack values, then referenced from
-    // the registry; the caller's stack has room for 2 more values.
-    unsafe {
-        ffi::lua_createtable(l, values.len() as c_int, 0);
-        for (k, v) in values.iter().enumerate() {
-            if v.moves() {
-                ffi::lua_pushvalue(l, 3 + k as c_int);
-                ffi::lua_rawseti(l, -2, k as ffi::lua_Integer + 1);
-            }
+    // The caller's stack has room for 2 more values.
+    lua.new_table(values.len() as c_int, 0);
+    for (k, v) in values.iter().enumerate() {
+        if v.moves() {
+            lua.push_value(3 + k as c_int);
+            lua.raw_set_index(-2, k as i64 + 1);
         }
-        ffi::luaL_ref(l, crate::lua::LUA_REGISTRYINDEX)
     }
+    lua.reference()
 }
 
 /// Gives the moved objects of `values` (not exchanged, if any) back to
 /// the objects kept in `sources` (see [`keep_sources`]), and drops that
 /// table.
 fn give_back(lua: Lua, sources: c_int, values: Option<Vec<Value>>) {
-    if sources == ffi::LUA_NOREF {
+    if sources == LUA_NOREF {
         return;
     }
-    let l = lua.raw();
-    // SAFETY: reads the registry table made by `keep_sources`; 2 stack
-    // slots are used and popped.
-    unsafe {
-        if let Some(values) = values {
-            ffi::lua_rawgeti(l, crate::lua::LUA_REGISTRYINDEX, sources.into());
-            for (k, v) in values.into_iter().enumerate() {
-                if v.moves() {
-                    ffi::lua_rawgeti(l, -1, k as ffi::lua_Integer + 1);
-                    transfer::restore_one(lua, lua.top(), v);
-                    ffi::lua_pop(l, 1);
-                }
+    // The registry table made by `keep_sources`; 2 stack slots are used
+    // and popped.
+    if let Some(values) = values {
+        lua.push_reference(sources);
+        for (k, v) in values.into_iter().enumerate() {
+            if v.moves() {
+                lua.raw_get_index(-1, k as i64 + 1);
+                transfer::restore_one(lua, lua.top(), v);
+                lua.pop(1);
             }
-            ffi::lua_pop(l, 1);
         }
-        ffi::luaL_unref(l, crate::lua::LUA_REGISTRYINDEX, sources);
+        lua.pop(1);
     }
+    lua.unreference(sources);
 }
 
 fn awaitch_k(lua: Lua, ctx: crate::lua::KContext) -> Result<Await, Error> {

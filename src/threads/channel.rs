@@ -15,7 +15,7 @@ use super::matcher::{self, Endpoint, Exchanged};
 use super::transfer::{self, Value};
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, Lua, Reg, Ret, ffi};
+use crate::lua::{Error, Lua, Reg, Ret};
 
 pub struct Channel {
     pub(super) domain: matcher::Domain,
@@ -120,17 +120,13 @@ fn getname(lua: Lua) -> Ret {
 /// names = channel.getnames([names])
 fn getnames(lua: Lua) -> Ret {
     let domain = super::domain_of(lua);
-    let l = lua.raw();
     if lua.is_none_or_nil(1) {
         let names = matcher::names(domain);
-        // SAFETY: plain table operations on a new table at the top.
-        unsafe {
-            ffi::lua_createtable(l, 0, names.len() as c_int);
-            for name in &names {
-                lua.push_bytes(name);
-                lua.push_bool(true);
-                ffi::lua_rawset(l, -3);
-            }
+        lua.new_table(0, names.len() as c_int);
+        for name in &names {
+            lua.push_bytes(name);
+            lua.push_bool(true);
+            lua.raw_set(-3);
         }
         return Ok(1);
     }
@@ -139,25 +135,23 @@ fn getnames(lua: Lua) -> Ret {
     }
     lua.set_top(1);
     let mut keys = Vec::new();
-    // SAFETY: a raw traversal of the table at 1 (lua_next on raw keys
-    // never raises); keys are copied, the table is changed afterwards.
-    unsafe {
-        lua.push_nil();
-        while ffi::lua_next(l, 1) != 0 {
-            ffi::lua_pop(l, 1);
-            if lua.type_of(-1) == crate::lua::LUA_TSTRING {
-                keys.push(lua.to_bytes(-1).unwrap_or_default().to_vec());
-            }
+    // A raw traversal of the table at 1 (`next` on raw keys never
+    // raises); keys are copied, the table is changed afterwards.
+    lua.push_nil();
+    while lua.next(1) {
+        lua.pop(1);
+        if lua.type_of(-1) == crate::lua::LUA_TSTRING {
+            keys.push(lua.to_bytes(-1).unwrap_or_default().to_vec());
         }
-        for key in &keys {
-            lua.push_bytes(key);
-            if matcher::exists(domain, key) {
-                lua.push_bool(true);
-            } else {
-                lua.push_nil();
-            }
-            ffi::lua_rawset(l, 1);
+    }
+    for key in &keys {
+        lua.push_bytes(key);
+        if matcher::exists(domain, key) {
+            lua.push_bool(true);
+        } else {
+            lua.push_nil();
         }
+        lua.raw_set(1);
     }
     Ok(1)
 }

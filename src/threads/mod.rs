@@ -18,6 +18,14 @@
 //! thread that holds its owner value ([`state::IndState`], moved as a
 //! whole); everything shared between threads is plain Rust data behind a
 //! `Mutex` (the matcher, a pool's queue, a state coroutine's slot).
+//!
+//! Everything goes through the binding layer's [`Lua`] (independent
+//! states are made, set up and closed by `lua/states.rs`). The `unsafe`
+//! left here is what the design needs: an [`state::IndState`] sent to
+//! another thread, the raw pointers to a task's pool and parking slot kept
+//! in its state's registry (made into references again while the task
+//! runs), and the per-state objects kept under registry keys
+//! (`class::kept`).
 
 pub mod awaitch;
 pub mod channel;
@@ -40,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::lua::awaiting::state_loop;
 use crate::lua::class::{self, key};
-use crate::lua::{LUA_REGISTRYINDEX, LUA_TUSERDATA, Lua, Reg, ffi};
+use crate::lua::{LUA_REGISTRYINDEX, LUA_TUSERDATA, Lua, Reg};
 
 /// Functions of `coutil.system` defined here.
 pub const SYSTEM: &[&[Reg]] = &[awaitch::SYSTEM, resume::SYSTEM];
@@ -51,15 +59,11 @@ static DOMAINS: AtomicU64 = AtomicU64::new(1);
 /// The channel domain of `lua`'s state: inherited from its creator by an
 /// independent state, else made on first use.
 pub fn domain_of(lua: Lua) -> matcher::Domain {
-    let l = lua.raw();
-    // SAFETY: registry access with a private key; the value stored there
-    // is always an integer set by `set_domain`.
-    let found = unsafe {
-        ffi::lua_rawgetp(l, LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
-        let d = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
-        ffi::lua_pop(l, 1);
-        d as u64
-    };
+    // The value under the private key is nil or an integer set by
+    // `set_domain`.
+    lua.raw_get_ptr(LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
+    let found = lua.to_integer(-1).unwrap_or(0) as u64;
+    lua.pop(1);
     if found != 0 {
         return found;
     }
@@ -70,12 +74,9 @@ pub fn domain_of(lua: Lua) -> matcher::Domain {
 
 /// Sets the channel domain of `lua`'s state.
 pub fn set_domain(lua: Lua, domain: matcher::Domain) {
-    // SAFETY: registry write with a private key (may only fail on memory
-    // exhaustion, with no Rust value alive here).
-    unsafe {
-        ffi::lua_pushinteger(lua.raw(), domain as ffi::lua_Integer);
-        ffi::lua_rawsetp(lua.raw(), LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
-    }
+    // May only fail on memory exhaustion, with no Rust value alive here.
+    lua.push_integer(domain as i64);
+    lua.raw_set_ptr(LUA_REGISTRYINDEX, key(&DOMAIN_KEY));
 }
 
 /// Puts the to-be-closed guard of the object at 1 at 2, above it, and
@@ -85,23 +86,20 @@ pub fn set_domain(lua: Lua, domain: matcher::Domain) {
 /// when their coroutine stops waiting, however that happens (results
 /// delivered, explicit resume, `coroutine.close`), keep such a guard.
 fn push_guard<G: class::Object>(lua: Lua, make: impl FnOnce() -> G) {
-    let l = lua.raw();
     lua.set_top(1);
-    // SAFETY: the object at 1 was made by `class::push`, with one user
-    // value; so is the guard. The guard has a `__close` metamethod and is
-    // the topmost value, as lua_toclose requires. Stack space:
-    // LUA_MINSTACK.
-    unsafe {
-        if ffi::lua_getiuservalue(l, 1, 1) != LUA_TUSERDATA {
-            ffi::lua_pop(l, 1);
-            class::push(lua, make());
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_setiuservalue(l, -2, 1);
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_setiuservalue(l, 1, 1);
-        }
-        ffi::lua_toclose(l, -1);
+    // The object at 1 was made by `class::push`, with one user value; so
+    // is the guard. Stack space: LUA_MINSTACK.
+    if lua.get_user_value(1, 1) != LUA_TUSERDATA {
+        lua.pop(1);
+        class::push(lua, make());
+        lua.push_value(1);
+        lua.set_user_value(-2, 1);
+        lua.push_value(-1);
+        lua.set_user_value(1, 1);
     }
+    // The guard has a `__close` metamethod and is the topmost value, above
+    // the object (no slot of this call is marked yet).
+    lua.to_close(-1);
 }
 
 /// In the `__close` of a guard of class `G` (at 1): pushes the object it
@@ -109,8 +107,7 @@ fn push_guard<G: class::Object>(lua: Lua, make: impl FnOnce() -> G) {
 /// at 1 is no such guard (`__close` can be called by hand with anything).
 fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
     class::test::<G>(lua, 1)?;
-    // SAFETY: reads the user value of a guard (its object).
-    unsafe { ffi::lua_getiuservalue(lua.raw(), 1, 1) };
+    lua.get_user_value(1, 1);
     Some(lua.top())
 }
 

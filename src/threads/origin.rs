@@ -11,13 +11,14 @@
 //! by address; the cache keeps those names and functions alive, so an
 //! address seen before cannot come back as another value.
 
-use std::ffi::{CString, c_int, c_void};
+use std::ffi::{CString, c_int};
 use std::sync::Arc;
 
 use super::matcher::Domain;
 use crate::lua::class::{self, Class, Object};
 use crate::lua::{
-    CFunction, LUA_OK, LUA_REGISTRYINDEX, LUA_TFUNCTION, LUA_TSTRING, LUA_TTABLE, Lua, ffi,
+    CFunction, LUA_OK, LUA_REGISTRYINDEX, LUA_TFUNCTION, LUA_TSTRING, LUA_TTABLE, Lua,
+    PRELOAD_TABLE,
 };
 
 /// A compiled main chunk: the `lua_dump` of the creator's load.
@@ -119,34 +120,9 @@ fn cache<'a>(lua: Lua) -> &'a mut Cache {
     unsafe { class::kept(lua, &CACHE_KEY, make) }
 }
 
-unsafe extern "C-unwind" fn writer(
-    _l: *mut ffi::lua_State,
-    p: *const c_void,
-    size: usize,
-    ud: *mut c_void,
-) -> c_int {
-    // SAFETY: `ud` is the Vec given to lua_dump by `dump`; `p` points to
-    // `size` bytes.
-    unsafe {
-        let buf = &mut *(ud as *mut Vec<u8>);
-        buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, size));
-    }
-    0
-}
-
 /// The dump of the Lua function on top of `lua`'s stack.
 fn dump(lua: Lua) -> Box<[u8]> {
-    let mut code = Vec::new();
-    // SAFETY: lua_dump only calls `writer`, which appends to our Vec.
-    unsafe {
-        ffi::lua_dump(
-            lua.raw(),
-            writer,
-            &mut code as *mut Vec<u8> as *mut c_void,
-            0,
-        );
-    }
-    code.into_boxed_slice()
+    lua.dump(false).into_boxed_slice()
 }
 
 /// What a new state made now by `lua`'s state for `source` is made of:
@@ -190,33 +166,18 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
             return Ok(code);
         }
     }
-    let l = lua.raw();
-    // SAFETY: the load functions run protected and push one value.
-    let status = unsafe {
-        match &source {
-            Source::Text { chunk, name, mode } => ffi::luaL_loadbufferx(
-                l,
-                chunk.as_ptr().cast(),
-                chunk.len(),
-                crate::lua::c_string(name).as_ptr(),
-                mode.map(crate::lua::c_string)
-                    .as_ref()
-                    .map_or(std::ptr::null(), |m| m.as_ptr()),
-            ),
-            Source::File {
-                path: Some(path),
-                mode,
-            } => super::loadfile::load(
-                l,
-                path,
-                mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
-            ),
-            Source::File { path: None, mode } => ffi::luaL_loadfilex(
-                l,
-                std::ptr::null(),
-                mode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
-            ),
-        }
+    // The loads run protected and push one value.
+    let status = match &source {
+        Source::Text { chunk, name, mode } => lua.load(
+            chunk,
+            &crate::lua::c_string(name),
+            mode.map(crate::lua::c_string).as_deref(),
+        ),
+        Source::File {
+            path: Some(path),
+            mode,
+        } => super::loadfile::load(lua, path, mode.as_deref()),
+        Source::File { path: None, mode } => lua.load_file(None, mode.as_deref()),
     };
     let result = if status == LUA_OK {
         Ok(Arc::new(Code(dump(lua))))
@@ -246,35 +207,30 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
 /// table on top of `lua`'s stack, in table order; stops when it returns
 /// false.
 fn walk(lua: Lua, mut each: impl FnMut(c_int, c_int) -> bool) {
-    let l = lua.raw();
-    // SAFETY: lua_next with the raw keys it returns does not raise; the
-    // callback gets the stack indices of the key and the value.
-    unsafe {
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, -2) != 0 {
-            if ffi::lua_type(l, -2) == LUA_TSTRING
-                && ffi::lua_type(l, -1) == LUA_TFUNCTION
-                && !each(lua.top() - 1, lua.top())
-            {
-                ffi::lua_pop(l, 2);
-                return;
-            }
-            ffi::lua_pop(l, 1);
+    // `next` with the raw keys it returns does not raise; the callback
+    // gets the stack indices of the key and the value.
+    lua.push_nil();
+    while lua.next(-2) {
+        if lua.type_of(-2) == LUA_TSTRING
+            && lua.type_of(-1) == LUA_TFUNCTION
+            && !each(lua.top() - 1, lua.top())
+        {
+            lua.pop(2);
+            return;
         }
+        lua.pop(1);
     }
 }
 
 fn address(lua: Lua, i: c_int) -> usize {
-    // SAFETY: reads a stack slot.
-    unsafe { ffi::lua_topointer(lua.raw(), i) as usize }
+    lua.to_pointer(i) as usize
 }
 
 /// What a state made now by `lua`'s state inherits from it.
 fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     let domain = *cache.domain.get_or_insert_with(|| super::domain_of(lua));
-    let l = lua.raw();
-    // SAFETY: getfield on the registry does not raise (no metatable).
-    unsafe { ffi::lua_getfield(l, LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE) };
+    // Not raw, but the registry has no metatable.
+    lua.get_field(LUA_REGISTRYINDEX, PRELOAD_TABLE);
     let is_table = lua.type_of(-1) == LUA_TTABLE;
     if let Some(origin) = &cache.origin {
         let mut seen = 0;
@@ -292,24 +248,22 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
         }
     }
     // First a new table anchors every name and function of the copy
-    // (stack: preload, anchor); a memory error there skips no Rust value.
-    // SAFETY: rawset into a new table only raises on memory exhaustion.
-    unsafe {
-        ffi::lua_createtable(l, 0, 0);
-        if is_table {
-            ffi::lua_pushnil(l);
-            while ffi::lua_next(l, -3) != 0 {
-                ffi::lua_pushvalue(l, -2);
-                ffi::lua_insert(l, -2);
-                ffi::lua_rawset(l, -4);
-            }
+    // (stack: preload, anchor); a memory error there (the only error a
+    // raw set into a new table raises) skips no Rust value.
+    lua.new_table(0, 0);
+    if is_table {
+        lua.push_nil();
+        while lua.next(-3) {
+            lua.push_value(-2);
+            lua.insert(-2);
+            lua.raw_set(-4);
         }
     }
     // Then the marks in the preload table's order, and the copy, without
-    // any allocation in Lua.
+    // any allocation in Lua. The preload table again (stack space checked
+    // in `prepare`):
     cache.marks.clear();
-    // SAFETY: pushes the preload table again (stack space checked above).
-    unsafe { ffi::lua_pushvalue(l, -2) };
+    lua.push_value(-2);
     if is_table {
         walk(lua, |k, v| {
             cache.marks.push((address(lua, k), address(lua, v)));
@@ -319,22 +273,20 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     lua.set_top(lua.top() - 1);
     let mut loaders = Vec::new();
     walk(lua, |k, v| {
-        // SAFETY: the value at `v` is a Lua or C function; lua_dump of a
-        // Lua function does not allocate in Lua.
-        let loader = unsafe {
-            match ffi::lua_tocfunction(l, v) {
-                // A C closure with upvalues cannot work without them: skipped.
-                Some(_) if !ffi::lua_getupvalue(l, v, 1).is_null() => {
-                    ffi::lua_pop(l, 1);
-                    None
-                }
-                Some(f) if ffi::lua_iscfunction(l, v) != 0 => Some(Loader::Native(f)),
-                _ => {
-                    ffi::lua_pushvalue(l, v);
-                    let code = dump(lua);
-                    ffi::lua_pop(l, 1);
-                    Some(Loader::Dumped(code))
-                }
+        // The value at `v` is a Lua or C function; the dump of a Lua
+        // function does not allocate in Lua.
+        let loader = match lua.to_cfunction(v) {
+            // A C closure with upvalues cannot work without them: skipped.
+            Some(_) if lua.get_upvalue(v, 1) => {
+                lua.pop(1);
+                None
+            }
+            Some(f) if lua.is_cfunction(v) => Some(Loader::Native(f)),
+            _ => {
+                lua.push_value(v);
+                let code = dump(lua);
+                lua.pop(1);
+                Some(Loader::Dumped(code))
             }
         };
         if let Some(loader) = loader {
@@ -342,11 +294,9 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
         }
         true
     });
-    // SAFETY: the anchor replaces the previous one (stack: preload, anchor).
-    unsafe {
-        ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, class::key(&ANCHOR_KEY));
-        ffi::lua_pop(l, 1);
-    }
+    // The anchor replaces the previous one (stack: preload, anchor).
+    lua.raw_set_ptr(LUA_REGISTRYINDEX, class::key(&ANCHOR_KEY));
+    lua.pop(1);
     let origin = Origin {
         preload: Arc::new(Preload { loaders }),
         domain,

@@ -21,7 +21,7 @@ use super::transfer;
 use super::workers::Pool;
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{CFunction, Error, Lua, Reg, Ret, fail, ffi};
+use crate::lua::{CFunction, Error, Lua, Reg, Ret, fail};
 
 pub struct PoolRef {
     pool: Arc<Pool>,
@@ -166,8 +166,7 @@ fn resize(lua: Lua) -> Ret {
     if size < 0 {
         return Err(Error::arg(2, "size cannot be negative"));
     }
-    // SAFETY: reads a stack slot.
-    let create = unsafe { ffi::lua_toboolean(lua.raw(), 3) } != 0;
+    let create = lua.to_boolean(3);
     push_result(lua, r.pool.resize(size as usize, create))
 }
 

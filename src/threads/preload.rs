@@ -19,159 +19,136 @@
 //! loader is made undeletable (`RTLD_NODELETE`, as `coutil.so` pins
 //! itself), and stays loaded until the process exits.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 
+use crate::calling;
 use crate::lua::class::key;
-use crate::lua::{Error, Lua, Ret, ffi};
+use crate::lua::modules::pin_object;
+use crate::lua::{
+    CFunction, Error, LOADED_TABLE, LUA_REGISTRYINDEX, LUA_TBOOLEAN, LUA_TNIL, LUA_TNONE,
+    LUA_TSTRING, LUA_TTABLE, Lua, PRELOAD_TABLE, Ret,
+};
 
 static ENABLED_KEY: u8 = 0;
 
+/// The wrapper of a searcher (see [`call_searcher`]).
+const SEARCHER: CFunction = calling!(call_searcher, searched);
+
 /// Is the recording enabled in `lua`'s state?
 fn enabled(lua: Lua) -> bool {
-    // SAFETY: a raw registry read with a private key, popped.
-    unsafe {
-        ffi::lua_rawgetp(lua.raw(), crate::lua::LUA_REGISTRYINDEX, key(&ENABLED_KEY));
-        let on = ffi::lua_toboolean(lua.raw(), -1) != 0;
-        ffi::lua_pop(lua.raw(), 1);
-        on
-    }
+    lua.raw_get_ptr(LUA_REGISTRYINDEX, key(&ENABLED_KEY));
+    let on = lua.to_boolean(-1);
+    lua.pop(1);
+    on
 }
 
 /// previous = threads.preloadclibs([enable])
 pub fn preloadclibs(lua: Lua) -> Ret {
     let enable = match lua.type_of(1) {
-        crate::lua::LUA_TNONE | crate::lua::LUA_TNIL => None,
-        // SAFETY: reads a stack slot.
-        crate::lua::LUA_TBOOLEAN => Some(unsafe { ffi::lua_toboolean(lua.raw(), 1) } != 0),
+        LUA_TNONE | LUA_TNIL => None,
+        LUA_TBOOLEAN => Some(lua.to_boolean(1)),
         _ => return Err(Error::Type(1, c"boolean")),
     };
     let previous = enabled(lua);
     if let Some(on) = enable
         && on != previous
     {
+        // Raw table operations with room checked; a memory error in them
+        // longjmps over this frame, which holds no Rust value with a
+        // destructor.
         lua.check_stack(6)?;
-        // SAFETY: raw table operations with room checked; a memory error
-        // in them longjmps over this frame, which holds no Rust value
-        // with a destructor.
-        unsafe {
-            set_searchers(lua.raw(), on);
-            ffi::lua_pushboolean(lua.raw(), on as c_int);
-            ffi::lua_rawsetp(lua.raw(), crate::lua::LUA_REGISTRYINDEX, key(&ENABLED_KEY));
-        }
+        set_searchers(lua, on);
+        lua.push_bool(on);
+        lua.raw_set_ptr(LUA_REGISTRYINDEX, key(&ENABLED_KEY));
     }
     lua.push_bool(previous);
     Ok(1)
 }
 
-/// Wraps (`on`) the C functions of `package.searchers` in [`searcher`]
+/// Wraps (`on`) the C functions of `package.searchers` in [`SEARCHER`]
 /// closures, or puts the wrapped functions back. Raw accesses only, so no
 /// Lua code runs; a missing `package` or `searchers` table is skipped.
-///
-/// # Safety
-/// `l` is a running state with room for 4 values.
-unsafe fn set_searchers(l: *mut ffi::lua_State, on: bool) {
-    // SAFETY: see the function's contract; every value pushed is popped.
-    unsafe {
-        let top = ffi::lua_gettop(l);
-        let found = ffi::lua_getfield(l, crate::lua::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE)
-            == crate::lua::LUA_TTABLE
-            && {
-                ffi::lua_pushstring(l, c"package".as_ptr());
-                ffi::lua_rawget(l, -2) == crate::lua::LUA_TTABLE
-            }
-            && {
-                ffi::lua_pushstring(l, c"searchers".as_ptr());
-                ffi::lua_rawget(l, -2) == crate::lua::LUA_TTABLE
-            };
-        if found {
-            let searchers = ffi::lua_gettop(l);
-            let n = ffi::lua_rawlen(l, searchers);
-            for k in 1..=n as ffi::lua_Integer {
-                ffi::lua_rawgeti(l, searchers, k);
-                let ours = ffi::lua_tocfunction(l, -1)
-                    .is_some_and(|f| std::ptr::fn_addr_eq(f, searcher as crate::lua::CFunction));
-                if on && !ours && ffi::lua_iscfunction(l, -1) != 0 {
-                    ffi::lua_pushcclosure(l, searcher, 1);
-                    ffi::lua_rawseti(l, searchers, k);
-                } else if !on && ours && !ffi::lua_getupvalue(l, -1, 1).is_null() {
-                    ffi::lua_rawseti(l, searchers, k);
-                    ffi::lua_pop(l, 1);
-                } else {
-                    ffi::lua_pop(l, 1);
-                }
+/// Needs room for 4 values; every value pushed is popped.
+fn set_searchers(lua: Lua, on: bool) {
+    let top = lua.top();
+    // Not raw, but the registry has no metatable.
+    let found = lua.get_field(LUA_REGISTRYINDEX, LOADED_TABLE) == LUA_TTABLE
+        && {
+            lua.push_str(c"package");
+            lua.raw_get(-2) == LUA_TTABLE
+        }
+        && {
+            lua.push_str(c"searchers");
+            lua.raw_get(-2) == LUA_TTABLE
+        };
+    if found {
+        let searchers = lua.top();
+        let n = lua.raw_len(searchers);
+        for k in 1..=n as i64 {
+            lua.raw_get_index(searchers, k);
+            let ours = lua
+                .to_cfunction(-1)
+                .is_some_and(|f| std::ptr::fn_addr_eq(f, SEARCHER));
+            if on && !ours && lua.is_cfunction(-1) {
+                lua.push_cclosure(SEARCHER, 1);
+                lua.raw_set_index(searchers, k);
+            } else if !on && ours && lua.get_upvalue(-1, 1) {
+                lua.raw_set_index(searchers, k);
+                lua.pop(1);
+            } else {
+                lua.pop(1);
             }
         }
-        ffi::lua_settop(l, top);
     }
+    lua.set_top(top);
 }
 
-/// A wrapped searcher (upvalue 1): calls it with the module name and
-/// returns its results, after storing a native loader it returned in
-/// `package.preload[name]`. The searcher's errors go through (no Rust
-/// value lives in this frame).
-unsafe extern "C-unwind" fn searcher(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by `require` (or by hand) as a C closure with one
-    // upvalue; plain stack operations, room checked.
-    unsafe {
-        ffi::lua_settop(l, 1);
-        ffi::luaL_checkstack(l, 6, std::ptr::null());
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_callk(l, 1, ffi::LUA_MULTRET, 0, None);
-        let results = ffi::lua_gettop(l) - 1;
-        if results >= 1
-            && ffi::lua_type(l, 1) == crate::lua::LUA_TSTRING
-            && ffi::lua_iscfunction(l, 2) != 0
-            && let Some(f) = ffi::lua_tocfunction(l, 2)
-        {
-            if ffi::lua_getupvalue(l, 2, 1).is_null() {
-                record(l, f);
-            } else {
-                ffi::lua_pop(l, 1);
-            }
+/// A wrapped searcher (upvalue 1), called by `require` (or by hand) with
+/// the module name: calls it with the name, its errors going through,
+/// then [`searched`] gets its results.
+fn call_searcher(lua: Lua) -> Ret {
+    lua.set_top(1);
+    lua.push_value(Lua::upvalue(1));
+    lua.push_value(1);
+    Ok(1)
+}
+
+/// The results of a wrapped searcher (above the name at 1), returned all
+/// after storing a native loader among them in `package.preload[name]`.
+fn searched(lua: Lua) -> Ret {
+    let results = lua.top() - 1;
+    if results >= 1
+        && lua.type_of(1) == LUA_TSTRING
+        && lua.is_cfunction(2)
+        && let Some(f) = lua.to_cfunction(2)
+        && lua.check_stack(3).is_ok()
+    {
+        if lua.get_upvalue(2, 1) {
+            lua.pop(1);
+        } else {
+            record(lua, f);
         }
-        results
     }
+    Ok(results)
 }
 
 /// Stores the loader `f` (at 2) as `package.preload[name]` (name at 1),
-/// unless it is one of Coutil's modules or there already.
-///
-/// # Safety
-/// As in [`searcher`], with room for 3 values.
-unsafe fn record(l: *mut ffi::lua_State, f: crate::lua::CFunction) {
+/// unless it is one of Coutil's modules or there already. Needs room for
+/// 3 values; pushes are popped.
+fn record(lua: Lua, f: CFunction) {
     if (crate::MODULES.iter()).any(|(_, open)| std::ptr::fn_addr_eq(*open, f)) {
         return;
     }
-    // SAFETY: see the function's contract; pushes are popped.
-    unsafe {
-        ffi::luaL_getsubtable(l, crate::lua::LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_rawget(l, -2);
-        let known = ffi::lua_rawequal(l, -1, 2) != 0;
-        ffi::lua_pop(l, 1);
-        if !known {
-            pin(f);
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_pushvalue(l, 2);
-            ffi::lua_rawset(l, -3);
-        }
-        ffi::lua_pop(l, 1);
+    lua.get_subtable(LUA_REGISTRYINDEX, PRELOAD_TABLE);
+    lua.push_value(1);
+    lua.raw_get(-2);
+    let known = lua.raw_equal(-1, 2);
+    lua.pop(1);
+    if !known {
+        pin_object(f as *const c_void);
+        lua.push_value(1);
+        lua.push_value(2);
+        lua.raw_set(-3);
     }
-}
-
-/// Keeps the shared object holding `f` loaded until the process exits.
-fn pin(f: crate::lua::CFunction) {
-    // SAFETY: dladdr only fills `info` for an address of a loaded object;
-    // dlopen of an already loaded object (RTLD_NOLOAD) adds a reference,
-    // never closed, and marks it undeletable.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(f as *const c_void, &mut info) != 0 && !info.dli_fname.is_null() {
-            libc::dlopen(
-                info.dli_fname,
-                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-            );
-        }
-    }
+    lua.pop(1);
 }

@@ -18,18 +18,23 @@
 //! An [`IndState`] is owned by exactly one Rust value at a time and only
 //! used by the thread that holds it; it closes the state when dropped.
 
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
 use super::origin::{self, Code, Loader, Origin, Source};
 use super::transfer::{self, Value};
 use crate::lua::class::key;
-use crate::lua::{CFunction, LUA_OK, LUA_REGISTRYINDEX, LUA_TFUNCTION, LUA_TSTRING, Lua, ffi};
+use crate::lua::states::{OPEN_PACKAGE, OwnedState, STANDARD_LIBS};
+use crate::lua::{
+    LUA_OK, LUA_REGISTRYINDEX, LUA_TFUNCTION, LUA_TNIL, LUA_TSTRING, Lua, PRELOAD_TABLE, Ret,
+};
 
 /// An independent state and the thread that runs its chunk.
 pub struct IndState {
-    main: *mut ffi::lua_State,
-    co: *mut ffi::lua_State,
+    /// Closes the state when dropped.
+    state: OwnedState,
+    /// Anchored in the state's registry.
+    co: Lua,
     origin: Origin,
     /// The global `require` of a new state.
     require: *const c_void,
@@ -41,22 +46,15 @@ pub struct IndState {
 
 // SAFETY: a Lua state has no affinity to the OS thread that made it; an
 // IndState is the only handle to its state (nothing else keeps the
-// pointers) and is moved between threads as a whole, so at most one thread
-// uses the state at any time. Its Origin is Send (plain data in Arcs).
+// pointers: the `Lua` handles taken from it are used while it is held)
+// and is moved between threads as a whole, so at most one thread uses the
+// state at any time. Its Origin is Send (plain data in Arcs).
 unsafe impl Send for IndState {}
 
-impl Drop for IndState {
-    fn drop(&mut self) {
-        // SAFETY: the state is ours alone (see above) and closed once.
-        unsafe { ffi::lua_close(self.main) }
-    }
-}
-
+/// What `init` gets to set up a new state.
 struct Setup<'a> {
     origin: &'a Origin,
     task: TaskLink,
-    co: *mut ffi::lua_State,
-    require: *const c_void,
 }
 
 /// What a task state knows of its task: raw pointers to its pool and its
@@ -80,18 +78,6 @@ static PARK_KEY: u8 = 0;
 static BODY_KEY: u8 = 0;
 static CHUNK_KEY: u8 = 0;
 
-const STANDARD: &[(&CStr, CFunction)] = &[
-    (c"_G", ffi::luaopen_base),
-    (c"coroutine", ffi::luaopen_coroutine),
-    (c"table", ffi::luaopen_table),
-    (c"io", ffi::luaopen_io),
-    (c"os", ffi::luaopen_os),
-    (c"string", ffi::luaopen_string),
-    (c"math", ffi::luaopen_math),
-    (c"utf8", ffi::luaopen_utf8),
-    (c"debug", ffi::luaopen_debug),
-];
-
 /// Makes an independent state of `creator` with `source` loaded, or
 /// returns the load error message.
 pub fn create(creator: Lua, source: Source) -> Result<IndState, Vec<u8>> {
@@ -110,57 +96,42 @@ impl IndState {
     /// [`load`]: IndState::load
     pub fn new(origin: &Origin, task: TaskLink) -> Result<IndState, Vec<u8>> {
         crate::pin_library();
-        let mut setup = Setup {
-            origin,
-            task,
-            co: std::ptr::null_mut(),
-            require: std::ptr::null(),
-        };
-        // SAFETY: a new state used only here; `init` runs protected and
-        // only reads `setup` through the light userdata, which outlives the
-        // call.
-        unsafe {
-            let l = ffi::luaL_newstate();
-            if l.is_null() {
-                return Err(NO_MEMORY.to_vec());
-            }
-            let mut state = IndState {
-                main: l,
-                co: std::ptr::null_mut(),
-                origin: origin.clone(),
-                require: std::ptr::null(),
-                loaded: None,
-                task: !task.pool.is_null(),
-            };
-            ffi::lua_pushcfunction(l, init);
-            ffi::lua_pushlightuserdata(l, &mut setup as *mut Setup as *mut c_void);
-            if ffi::lua_pcall(l, 1, 0, 0) != LUA_OK {
-                return Err(NO_MEMORY.to_vec());
-            }
-            state.co = setup.co;
-            state.require = setup.require;
-            Ok(state)
+        let state = OwnedState::new().ok_or_else(|| NO_MEMORY.to_vec())?;
+        let main = state.lua();
+        // A new state's main thread has room for `init`'s call and results.
+        let setup = Setup { origin, task };
+        if main.pcall_fn(init, &setup, 2) != LUA_OK {
+            return Err(NO_MEMORY.to_vec());
         }
+        let Some(co) = main.to_thread(-2) else {
+            return Err(NO_MEMORY.to_vec()); // not reached: `init` returns it
+        };
+        let require = main.to_pointer(-1);
+        main.set_top(0);
+        Ok(IndState {
+            state,
+            co,
+            origin: origin.clone(),
+            require,
+            loaded: None,
+            task: !task.pool.is_null(),
+        })
     }
 
     /// Pushes `args` on the thread that runs the chunk and resumes it:
     /// the status and the number of results, or `None` if the values do
     /// not fit on its stack.
     pub fn resume(&self, args: Vec<Value>) -> Option<(c_int, c_int)> {
-        let co = self.co();
         let nargs = args.len() as c_int;
-        transfer::push(co, args).ok()?;
-        let mut nres = 0;
-        // SAFETY: the holder of the IndState is the only user of the
-        // state; the thread holds the chunk (or its yield) and the values.
-        let status = unsafe { ffi::lua_resume(co.raw(), std::ptr::null_mut(), nargs, &mut nres) };
-        Some((status, nres))
+        transfer::push(self.co, args).ok()?;
+        // The holder of the IndState is the only user of the state; the
+        // thread holds the chunk (or its yield) and the values.
+        Some(self.co.resume_from_host(nargs))
     }
 
     /// The thread that runs the chunk.
     pub fn co(&self) -> Lua {
-        // SAFETY: the thread is anchored in the registry of the live state.
-        unsafe { Lua::from_raw(self.co) }
+        self.co
     }
 
     pub fn origin(&self) -> &Origin {
@@ -169,50 +140,39 @@ impl IndState {
 
     /// Puts the chunk on the (empty) stack of the thread that runs it.
     pub fn load(&mut self, code: &Arc<Code>) -> Result<(), Vec<u8>> {
-        let bytes = code.bytes();
-        // SAFETY: the thread is ours and has room for two values (its
-        // stack is empty); a binary load runs protected and pushes one
-        // value; CHUNK_KEY exists in the registry, so setting it does not
+        // The thread is ours and has room for two values (its stack is
+        // empty); a binary load runs protected and pushes one value;
+        // CHUNK_KEY exists in the registry, so setting it does not
         // allocate.
-        unsafe {
-            if self.loaded.as_ref().is_some_and(|c| Arc::ptr_eq(c, code)) {
-                ffi::lua_rawgetp(self.co, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
-                return Ok(());
-            }
-            let status = ffi::luaL_loadbufferx(
-                self.co,
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                c"=?".as_ptr(),
-                c"b".as_ptr(),
-            );
-            if status != LUA_OK {
-                ffi::lua_settop(self.co, 0);
-                return Err(NO_MEMORY.to_vec());
-            }
-            if self.task {
-                ffi::lua_pushvalue(self.co, -1);
-                ffi::lua_rawsetp(self.co, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
-                self.loaded = Some(code.clone());
-            }
+        let co = self.co;
+        if self.loaded.as_ref().is_some_and(|c| Arc::ptr_eq(c, code)) {
+            co.raw_get_ptr(LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+            return Ok(());
+        }
+        if co.load(code.bytes(), c"=?", Some(c"b")) != LUA_OK {
+            co.set_top(0);
+            return Err(NO_MEMORY.to_vec());
+        }
+        if self.task {
+            co.push_value(-1);
+            co.raw_set_ptr(LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+            self.loaded = Some(code.clone());
         }
         Ok(())
     }
 
     /// Stores the parking slot of the task about to run in this state.
     pub fn set_park(&self, park: *const c_void) {
-        // SAFETY: registry write with a private key; a state whose task
-        // link was set at creation already has this key, so no allocation.
-        unsafe {
-            ffi::lua_pushlightuserdata(self.main, park as *mut c_void);
-            ffi::lua_rawsetp(self.main, LUA_REGISTRYINDEX, key(&PARK_KEY));
-        }
+        // A state whose task link was set at creation already has this
+        // key, so no allocation.
+        let main = self.state.lua();
+        main.push_light(park as *mut c_void);
+        main.raw_set_ptr(LUA_REGISTRYINDEX, key(&PARK_KEY));
     }
 
     /// Watches the chunk about to run for its first call.
     pub fn watch(&self) {
-        // SAFETY: sets a hook on our own thread.
-        unsafe { ffi::lua_sethook(self.co, Some(first_call), ffi::LUA_MASKCALL, 0) }
+        self.co.watch_first_call();
     }
 
     /// After the watched chunk returned: can the state run another chunk
@@ -220,89 +180,62 @@ impl IndState {
     /// kept chunk must also be as loaded: its first upvalue the globals,
     /// the others nil.
     pub fn pristine(&self) -> bool {
-        let l = self.main;
-        // SAFETY: reads our own state; lua_next on the raw globals table
-        // does not raise; the main thread's stack is empty between runs
-        // and always has room for 3 values.
-        unsafe {
-            let ours = ffi::lua_gethook(self.co)
-                .is_some_and(|h| std::ptr::fn_addr_eq(h, first_call as ffi::lua_Hook));
-            if !ours {
-                return false;
-            }
-            ffi::lua_sethook(self.co, None, 0, 0);
-            ffi::lua_rawgeti(l, LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
-            ffi::lua_pushnil(l);
-            let only_require = ffi::lua_next(l, -2) != 0
-                && ffi::lua_type(l, -2) == LUA_TSTRING
-                && Lua::from_raw(l).to_bytes(-2) == Some(b"require")
-                && ffi::lua_topointer(l, -1) == self.require
-                && {
-                    ffi::lua_pop(l, 1);
-                    ffi::lua_next(l, -2) == 0
-                }
-                && kept_chunk_fresh(l);
-            ffi::lua_settop(l, 0);
-            ffi::lua_settop(self.co, 0);
-            only_require
+        if !self.co.end_watch() {
+            return false;
         }
+        // Reads our own state; `next` on the raw globals table does not
+        // raise; the main thread's stack is empty between runs and always
+        // has room for 3 values.
+        let main = self.state.lua();
+        main.push_globals();
+        main.push_nil();
+        let only_require = main.next(-2)
+            && main.type_of(-2) == LUA_TSTRING
+            && main.to_bytes(-2) == Some(b"require")
+            && main.to_pointer(-1) == self.require
+            && {
+                main.pop(1);
+                !main.next(-2)
+            }
+            && kept_chunk_fresh(main);
+        main.set_top(0);
+        self.co.set_top(0);
+        only_require
     }
 }
 
-/// Is the chunk kept in `l`'s registry as loaded, its first upvalue the
-/// globals table (at stack index 1), the others nil?
-///
-/// # Safety
-/// `l` is the main thread of an independent state, with the globals at 1
-/// and room for 2 more values.
-unsafe fn kept_chunk_fresh(l: *mut ffi::lua_State) -> bool {
-    // SAFETY: reads of the registry and of the function's upvalues.
-    unsafe {
-        ffi::lua_rawgetp(l, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
-        if ffi::lua_type(l, -1) != LUA_TFUNCTION {
-            return true;
-        }
-        let chunk = ffi::lua_gettop(l);
-        for n in 1.. {
-            if ffi::lua_getupvalue(l, chunk, n).is_null() {
-                break;
-            }
-            let fresh = if n == 1 {
-                ffi::lua_rawequal(l, -1, 1) != 0
-            } else {
-                ffi::lua_isnil(l, -1) != 0
-            };
-            ffi::lua_pop(l, 1);
-            if !fresh {
-                return false;
-            }
-        }
-        true
+/// Is the chunk kept in `main`'s registry as loaded, its first upvalue
+/// the globals table (at stack index 1), the others nil? `main` is the
+/// main thread of an independent state, with the globals at 1 and room
+/// for 2 more values.
+fn kept_chunk_fresh(main: Lua) -> bool {
+    main.raw_get_ptr(LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+    if main.type_of(-1) != LUA_TFUNCTION {
+        return true;
     }
-}
-
-/// The call hook of [`IndState::watch`]: removes itself at the first call
-/// other than the chunk's own start.
-unsafe extern "C-unwind" fn first_call(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
-    // SAFETY: Lua calls the hook with a valid state and activation record;
-    // lua_getstack only fills `caller`.
-    unsafe {
-        let mut caller = std::mem::MaybeUninit::<ffi::lua_Debug>::zeroed();
-        if (*ar).event == ffi::LUA_HOOKTAILCALL || ffi::lua_getstack(l, 1, caller.as_mut_ptr()) != 0
-        {
-            ffi::lua_sethook(l, None, 0, 0);
+    let chunk = main.top();
+    for n in 1.. {
+        if !main.get_upvalue(chunk, n) {
+            break;
+        }
+        let fresh = if n == 1 {
+            main.raw_equal(-1, 1)
+        } else {
+            main.type_of(-1) == LUA_TNIL
+        };
+        main.pop(1);
+        if !fresh {
+            return false;
         }
     }
+    true
 }
 
 fn registry_pointer(lua: Lua, k: &'static u8) -> *const c_void {
-    // SAFETY: registry read with a private key.
-    unsafe {
-        ffi::lua_rawgetp(lua.raw(), LUA_REGISTRYINDEX, key(k));
-        let p = ffi::lua_touserdata(lua.raw(), -1);
-        ffi::lua_pop(lua.raw(), 1);
-        p
-    }
+    lua.raw_get_ptr(LUA_REGISTRYINDEX, key(k));
+    let p = lua.to_userdata(-1);
+    lua.pop(1);
+    p
 }
 
 /// The pool of the task whose state is `lua`'s, or null.
@@ -320,66 +253,60 @@ pub fn is_body(lua: Lua) -> bool {
     registry_pointer(lua, &BODY_KEY) == lua.raw() as *const c_void
 }
 
-unsafe extern "C-unwind" fn init(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by lua_pcall in `IndState::new` with the Setup
-    // pointer; every value below is plain data or borrowed from `setup`,
-    // so a memory error longjmp skips no destructor.
-    unsafe {
-        let setup = &mut *(ffi::lua_touserdata(l, 1) as *mut Setup);
-        let loaders = &setup.origin.preload.loaders;
-        // The preload table made at its final size, before `package`
-        // (which takes the one in the registry).
-        let size = STANDARD.len() + crate::MODULES.len() + loaders.len();
-        ffi::lua_createtable(l, 0, size as c_int);
-        ffi::lua_setfield(l, LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
-        ffi::luaL_requiref(l, c"package".as_ptr(), ffi::luaopen_package, 0);
-        ffi::lua_settop(l, 0);
-        ffi::luaL_getsubtable(l, LUA_REGISTRYINDEX, ffi::LUA_PRELOAD_TABLE);
-        for (name, f) in STANDARD.iter().chain(crate::MODULES) {
-            ffi::lua_pushcfunction(l, *f);
-            ffi::lua_setfield(l, 1, name.as_ptr());
-        }
-        for (name, loader) in loaders {
-            ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
-            match loader {
-                Loader::Native(f) => ffi::lua_pushcfunction(l, *f),
-                Loader::Dumped(code) => {
-                    let status = ffi::luaL_loadbufferx(
-                        l,
-                        code.as_ptr().cast(),
-                        code.len(),
-                        c"=(preload)".as_ptr(),
-                        c"b".as_ptr(),
-                    );
-                    if status != LUA_OK {
-                        ffi::lua_settop(l, 1);
-                        continue;
-                    }
+/// Sets up a new state, protected (see `IndState::new`); returns the
+/// thread that will run the chunk and the global `require`. Every value
+/// here is plain data or borrowed from `setup`, so a memory error's
+/// longjmp skips no destructor.
+fn init(lua: Lua, setup: &Setup) -> Ret {
+    let loaders = &setup.origin.preload.loaders;
+    // The preload table made at its final size, before `package` (which
+    // takes the one in the registry).
+    let size = STANDARD_LIBS.len() + crate::MODULES.len() + loaders.len();
+    lua.new_table(0, size as c_int);
+    lua.set_field(LUA_REGISTRYINDEX, PRELOAD_TABLE);
+    lua.require_lib(c"package", OPEN_PACKAGE, false);
+    lua.set_top(0);
+    lua.get_subtable(LUA_REGISTRYINDEX, PRELOAD_TABLE);
+    for (name, f) in STANDARD_LIBS.iter().chain(crate::MODULES) {
+        lua.push_cfunction(*f);
+        lua.set_field(1, name);
+    }
+    for (name, loader) in loaders {
+        lua.push_bytes(name);
+        match loader {
+            Loader::Native(f) => lua.push_cfunction(*f),
+            Loader::Dumped(code) => {
+                if lua.load(code, c"=(preload)", Some(c"b")) != LUA_OK {
+                    lua.set_top(1);
+                    continue;
                 }
             }
-            ffi::lua_rawset(l, 1);
         }
-        ffi::lua_settop(l, 0);
-        super::set_domain(Lua::from_raw(l), setup.origin.domain);
-        ffi::lua_getglobal(l, c"require".as_ptr());
-        setup.require = ffi::lua_topointer(l, -1);
-        ffi::lua_settop(l, 0);
-        let co = ffi::lua_newthread(l);
-        ffi::luaL_ref(l, LUA_REGISTRYINDEX);
-        let link = setup.task;
-        for (k, p) in [
-            (&POOL_KEY, link.pool),
-            (&PARK_KEY, link.park),
-            (&BODY_KEY, co as *const c_void),
-        ] {
-            if !p.is_null() {
-                ffi::lua_pushlightuserdata(l, p as *mut c_void);
-                ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, key(k));
-            }
-        }
-        ffi::lua_pushboolean(l, 0);
-        ffi::lua_rawsetp(l, LUA_REGISTRYINDEX, key(&CHUNK_KEY));
-        setup.co = co;
+        lua.raw_set(1);
     }
-    0
+    lua.set_top(0);
+    super::set_domain(lua, setup.origin.domain);
+    // The thread, anchored in the registry, stays at 1 as a result.
+    let co = lua.new_thread();
+    lua.push_value(-1);
+    lua.reference();
+    let link = setup.task;
+    for (k, p) in [
+        (&POOL_KEY, link.pool),
+        (&PARK_KEY, link.park),
+        (&BODY_KEY, co.raw() as *const c_void),
+    ] {
+        if !p.is_null() {
+            lua.push_light(p as *mut c_void);
+            lua.raw_set_ptr(LUA_REGISTRYINDEX, key(k));
+        }
+    }
+    lua.push_bool(false);
+    lua.raw_set_ptr(LUA_REGISTRYINDEX, key(&CHUNK_KEY));
+    // The other result: the global `require` (the globals have no
+    // metatable yet).
+    lua.push_globals();
+    lua.get_field(-1, c"require");
+    lua.remove(-2);
+    Ok(2)
 }

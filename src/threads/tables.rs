@@ -18,7 +18,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::transfer::Reason;
-use crate::lua::{Lua, ffi};
+use crate::lua::{Lua, Numeric};
 
 /// The deepest nesting of tables transferred (the outer table is level 1).
 pub const MAX_DEPTH: usize = 100;
@@ -85,9 +85,7 @@ pub struct Seen {
 
 /// Copies the table at `i`.
 pub fn copy(lua: Lua, i: c_int, seen: &mut Seen) -> Result<Arc<Table>, Reason> {
-    let l = lua.raw();
-    // SAFETY: reads stack slots.
-    let (i, p) = unsafe { (ffi::lua_absindex(l, i), ffi::lua_topointer(l, i)) };
+    let (i, p) = (lua.abs_index(i), lua.to_pointer(i));
     if let Some(t) = seen.done.get(&p) {
         return Ok(t.clone());
     }
@@ -107,64 +105,58 @@ pub fn copy(lua: Lua, i: c_int, seen: &mut Seen) -> Result<Arc<Table>, Reason> {
 }
 
 fn entries(lua: Lua, t: c_int, seen: &mut Seen) -> Result<Table, Reason> {
-    let l = lua.raw();
-    // SAFETY: a raw traversal (lua_next on raw keys never raises); each
-    // key and value is read while on the stack, and both are popped
-    // before returning.
-    unsafe {
-        let border = ffi::lua_rawlen(l, t);
-        let mut entries = Vec::with_capacity(border.min(1 << 16) + 4);
-        let mut bytes = Vec::new();
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, t) != 0 {
-            let entry = element(lua, -2, seen, &mut bytes)
-                .and_then(|k| Ok((k, element(lua, -1, seen, &mut bytes)?)));
-            match entry {
-                Ok(entry) => {
-                    entries.push(entry);
-                    ffi::lua_pop(l, 1);
-                }
-                Err(reason) => {
-                    ffi::lua_pop(l, 2);
-                    return Err(reason);
-                }
+    // A raw traversal (`next` on raw keys never raises); each key and
+    // value is read while on the stack, and both are popped before
+    // returning.
+    let border = lua.raw_len(t);
+    let mut entries = Vec::with_capacity(border.min(1 << 16) + 4);
+    let mut bytes = Vec::new();
+    lua.push_nil();
+    while lua.next(t) {
+        let entry = element(lua, -2, seen, &mut bytes)
+            .and_then(|k| Ok((k, element(lua, -1, seen, &mut bytes)?)));
+        match entry {
+            Ok(entry) => {
+                entries.push(entry);
+                lua.pop(1);
+            }
+            Err(reason) => {
+                lua.pop(2);
+                return Err(reason);
             }
         }
-        let narr = c_int::try_from(border.min(entries.len())).unwrap_or(0);
-        let nrec = c_int::try_from(entries.len()).unwrap_or(0) - narr;
-        Ok(Table {
-            narr,
-            nrec,
-            entries,
-            bytes,
-        })
     }
+    let narr = c_int::try_from(border.min(entries.len())).unwrap_or(0);
+    let nrec = c_int::try_from(entries.len()).unwrap_or(0) - narr;
+    Ok(Table {
+        narr,
+        nrec,
+        entries,
+        bytes,
+    })
 }
 
 /// A key or value found in a table (its strings go to `bytes`).
 #[inline(always)]
 fn element(lua: Lua, i: c_int, seen: &mut Seen, bytes: &mut Vec<u8>) -> Result<Plain, Reason> {
-    let l = lua.raw();
-    // SAFETY: reads a stack slot; only string-typed values are read as
-    // strings (lua_tolstring would change a number key in place).
-    unsafe {
-        Ok(match lua.type_of(i) {
-            crate::lua::LUA_TBOOLEAN => Plain::Bool(ffi::lua_toboolean(l, i) != 0),
-            crate::lua::LUA_TNUMBER if ffi::lua_isinteger(l, i) != 0 => {
-                Plain::Int(ffi::lua_tointeger(l, i))
-            }
-            crate::lua::LUA_TNUMBER => Plain::Num(ffi::lua_tonumber(l, i)),
-            crate::lua::LUA_TSTRING => {
-                let s = lua.to_bytes(i).unwrap_or_default();
-                let at = bytes.len();
-                bytes.extend_from_slice(s);
-                Plain::Str { at, len: s.len() }
-            }
-            crate::lua::LUA_TLIGHTUSERDATA => Plain::Light(ffi::lua_touserdata(l, i) as usize),
-            crate::lua::LUA_TTABLE => Plain::Table(copy(lua, i, seen)?),
-            _ => return Err(Reason::Inside(lua.type_name(i))),
-        })
-    }
+    // Only string-typed values are read as strings (`to_bytes` would
+    // change a number key in place).
+    Ok(match lua.type_of(i) {
+        crate::lua::LUA_TBOOLEAN => Plain::Bool(lua.to_boolean(i)),
+        crate::lua::LUA_TNUMBER => match lua.to_numeric(i) {
+            Numeric::Int(n) => Plain::Int(n),
+            Numeric::Float(n) => Plain::Num(n),
+        },
+        crate::lua::LUA_TSTRING => {
+            let s = lua.to_bytes(i).unwrap_or_default();
+            let at = bytes.len();
+            bytes.extend_from_slice(s);
+            Plain::Str { at, len: s.len() }
+        }
+        crate::lua::LUA_TLIGHTUSERDATA => Plain::Light(lua.to_userdata(i) as usize),
+        crate::lua::LUA_TTABLE => Plain::Table(copy(lua, i, seen)?),
+        _ => return Err(Reason::Inside(lua.type_name(i))),
+    })
 }
 
 /// The tables pushed by one transfer that may be pushed again (their copy
@@ -178,8 +170,7 @@ impl Memo {
     /// Drops the registry references.
     pub fn release(self, lua: Lua) {
         for r in self.refs.into_values() {
-            // SAFETY: a reference made by `push`.
-            unsafe { ffi::luaL_unref(lua.raw(), crate::lua::LUA_REGISTRYINDEX, r) };
+            lua.unreference(r);
         }
     }
 }
@@ -187,32 +178,28 @@ impl Memo {
 /// Pushes a new table with the contents of `t` (or the one pushed for it
 /// already in this transfer).
 pub fn push(lua: Lua, t: &Arc<Table>, memo: &mut Memo) {
-    let l = lua.raw();
     let shared = Arc::strong_count(t) > 1;
     let key = Arc::as_ptr(t);
-    // SAFETY: plain stack and table operations on a valid state, with
-    // room checked for a new table, a key and a value (nested tables are
-    // at most MAX_DEPTH deep, checked when they were copied).
-    unsafe {
-        if shared && let Some(&r) = memo.refs.get(&key) {
-            ffi::lua_rawgeti(l, crate::lua::LUA_REGISTRYINDEX, r.into());
-            return;
-        }
-        if lua.check_stack(3).is_err() {
-            lua.push_nil();
-            return;
-        }
-        ffi::lua_createtable(l, t.narr, t.nrec);
-        for (k, v) in &t.entries {
-            push_plain(lua, t, k, memo);
-            push_plain(lua, t, v, memo);
-            ffi::lua_rawset(l, -3);
-        }
-        if shared {
-            ffi::lua_pushvalue(l, -1);
-            let r = ffi::luaL_ref(l, crate::lua::LUA_REGISTRYINDEX);
-            memo.refs.insert(key, r);
-        }
+    if shared && let Some(&r) = memo.refs.get(&key) {
+        lua.push_reference(r);
+        return;
+    }
+    // Room for a new table, a key and a value (nested tables are at most
+    // MAX_DEPTH deep, checked when they were copied).
+    if lua.check_stack(3).is_err() {
+        lua.push_nil();
+        return;
+    }
+    lua.new_table(t.narr, t.nrec);
+    for (k, v) in &t.entries {
+        push_plain(lua, t, k, memo);
+        push_plain(lua, t, v, memo);
+        lua.raw_set(-3);
+    }
+    if shared {
+        lua.push_value(-1);
+        let r = lua.reference();
+        memo.refs.insert(key, r);
     }
 }
 

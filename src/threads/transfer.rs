@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::stateco::{self, Moved};
 use super::tables::{self, Memo, Seen, Table};
-use crate::lua::{Error, Lua, ffi};
+use crate::lua::{Error, Lua, Numeric};
 use crate::memory::Bytes;
 use crate::memory::moving::{self, Movable};
 
@@ -165,25 +165,18 @@ pub fn copy(lua: Lua, i: c_int) -> Result<Value, Refused> {
 
 /// The value at `i` if it is copied as it is (not a table, not moved).
 fn scalar(lua: Lua, i: c_int) -> Option<Value> {
-    let l = lua.raw();
-    // SAFETY: reads a stack slot of a valid state; strings are copied while
-    // they are on the stack.
-    unsafe {
-        Some(match lua.type_of(i) {
-            crate::lua::LUA_TNIL | crate::lua::LUA_TNONE => Value::Nil,
-            crate::lua::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, i) != 0),
-            crate::lua::LUA_TNUMBER => {
-                if ffi::lua_isinteger(l, i) != 0 {
-                    Value::Int(ffi::lua_tointeger(l, i))
-                } else {
-                    Value::Num(ffi::lua_tonumber(l, i))
-                }
-            }
-            crate::lua::LUA_TSTRING => Value::Str(lua.to_bytes(i).unwrap_or_default().into()),
-            crate::lua::LUA_TLIGHTUSERDATA => Value::Light(ffi::lua_touserdata(l, i) as usize),
-            _ => return None,
-        })
-    }
+    // Strings are copied while they are on the stack.
+    Some(match lua.type_of(i) {
+        crate::lua::LUA_TNIL | crate::lua::LUA_TNONE => Value::Nil,
+        crate::lua::LUA_TBOOLEAN => Value::Bool(lua.to_boolean(i)),
+        crate::lua::LUA_TNUMBER => match lua.to_numeric(i) {
+            Numeric::Int(n) => Value::Int(n),
+            Numeric::Float(n) => Value::Num(n),
+        },
+        crate::lua::LUA_TSTRING => Value::Str(lua.to_bytes(i).unwrap_or_default().into()),
+        crate::lua::LUA_TLIGHTUSERDATA => Value::Light(lua.to_userdata(i) as usize),
+        _ => return None,
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -215,7 +208,6 @@ pub fn take_except(lua: Lua, first: c_int, own: Option<c_int>) -> Result<Vec<Val
     let mut values = Vec::with_capacity((top - first + 1).max(0) as usize);
     let mut movers: Vec<Mover> = Vec::new();
     let mut seen = Seen::default();
-    let l = lua.raw();
     for i in first..=top {
         let refused = |reason| Refused { index: i, reason };
         let value = match lua.type_of(i) {
@@ -223,10 +215,8 @@ pub fn take_except(lua: Lua, first: c_int, own: Option<c_int>) -> Result<Vec<Val
                 Value::Table(tables::copy(lua, i, &mut seen).map_err(refused)?)
             }
             crate::lua::LUA_TUSERDATA => {
-                // SAFETY: reads a stack slot.
-                let block = unsafe { ffi::lua_touserdata(l, i) };
-                // SAFETY: compares two stack slots.
-                if own.is_some_and(|o| unsafe { ffi::lua_rawequal(l, i, o) } != 0) {
+                let block = lua.to_userdata(i);
+                if own.is_some_and(|o| lua.raw_equal(i, o)) {
                     return Err(refused(Reason::Running));
                 }
                 if let Some(m) = movers.iter().find(|m| m.block == block) {
