@@ -5,7 +5,7 @@
 //! the command's version line.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_VENDORED").is_none() {
+    if std::env::var_os("CARGO_FEATURE_COMMAND").is_none() {
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic");
