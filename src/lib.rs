@@ -25,8 +25,9 @@ mod runtime;
 mod system;
 mod threads;
 
-/// The Lua C API as the library uses it (for the command's own state).
-pub use lua::ffi;
+/// The Lua C API as the library uses it, and how it makes states (for the
+/// command's own).
+pub use lua::{ffi, new_state};
 
 use std::ffi::c_int;
 

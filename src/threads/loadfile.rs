@@ -115,8 +115,14 @@ pub unsafe fn load(l: *mut ffi::lua_State, path: &CStr, mode: *const c_char) -> 
     };
     let mut data = Vec::new();
     if let Err(e) = file.read_to_end(&mut data) {
+        // NOTE: Lua 5.5 clears `errno` before it reports a read error.
+        let err = if cfg!(feature = "lua55") {
+            None
+        } else {
+            e.raw_os_error()
+        };
         // SAFETY: as promised by the caller.
-        return unsafe { error(l, "read", path, e.raw_os_error()) };
+        return unsafe { error(l, "read", path, err) };
     }
     drop(file);
     let chunk = chunk_of(&data);
@@ -154,6 +160,9 @@ mod tests {
                     n: usize,
                     ud: *mut std::ffi::c_void,
                 ) -> c_int {
+                    if p.is_null() {
+                        return 0; // Lua 5.5's end of the dump
+                    }
                     // SAFETY: `ud` is the Vec below, `p` has `n` bytes.
                     unsafe {
                         let out = &mut *(ud as *mut Vec<u8>);

@@ -120,7 +120,7 @@ impl IndState {
         // only reads `setup` through the light userdata, which outlives the
         // call.
         unsafe {
-            let l = ffi::luaL_newstate();
+            let l = crate::lua::new_state();
             if l.is_null() {
                 return Err(NO_MEMORY.to_vec());
             }
