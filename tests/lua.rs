@@ -27,6 +27,8 @@ struct Host {
     feature: &'static str,
     target: &'static str,
     install: &'static str,
+    /// Where the scripts' output goes.
+    logs: &'static str,
 }
 
 #[cfg(not(feature = "lua55"))]
@@ -35,6 +37,7 @@ const HOST: Host = Host {
     feature: "module",
     target: "target/module",
     install: " (apt-get install lua5.4)",
+    logs: "target/lua-tests",
 };
 #[cfg(feature = "lua55")]
 const HOST: Host = Host {
@@ -42,6 +45,7 @@ const HOST: Host = Host {
     feature: "module55",
     target: "target/module55",
     install: "",
+    logs: "target/lua55/lua-tests",
 };
 
 /// Builds `coutil.so` (feature `module` or `module55`, own target dir) once and returns
@@ -143,7 +147,7 @@ fn run_script(
     var: Option<(&str, &str)>,
 ) {
     let script = log;
-    let logs = root().join("target/lua-tests");
+    let logs = root().join(HOST.logs);
     std::fs::create_dir_all(&logs).unwrap();
     let log = logs.join(format!("{log}.log"));
     let out = std::fs::File::create(&log).unwrap();
