@@ -5,7 +5,7 @@
 //! the command's version line.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_VENDORED").is_none() {
+    if std::env::var_os("CARGO_FEATURE_COMMAND").is_none() {
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic");
@@ -18,7 +18,8 @@ fn main() {
     let Ok(text) = std::fs::read_to_string(&header) else {
         return;
     };
-    // `#define LUA_VERSION_MAJOR "5"` (5.4) or `#define LUA_VERSION_MAJOR_N 5`.
+    // `#define LUA_VERSION_MAJOR "5"` (5.4) or `#define LUA_VERSION_MAJOR_N 5`
+    // (5.5, where `LUA_VERSION_MAJOR` is made from it).
     let define = |name: &str| {
         text.lines().find_map(|line| {
             let rest = line.strip_prefix("#define")?.trim_start();
@@ -28,8 +29,10 @@ fn main() {
                 .then(|| value.trim().trim_matches('"').to_owned())
         })
     };
-    let parts = ["MAJOR", "MINOR", "RELEASE"]
-        .map(|p| define(&format!("LUA_VERSION_{p}")).filter(|v| v.parse::<u32>().is_ok()));
+    let number = |name: &str| define(name).filter(|v| v.parse::<u32>().is_ok());
+    let parts = ["MAJOR", "MINOR", "RELEASE"].map(|p| {
+        number(&format!("LUA_VERSION_{p}")).or_else(|| number(&format!("LUA_VERSION_{p}_N")))
+    });
     let year = text
         .lines()
         .find(|l| l.starts_with("#define LUA_COPYRIGHT"))

@@ -25,8 +25,9 @@ mod runtime;
 mod system;
 mod threads;
 
-/// The Lua C API as the library uses it (for the command's own state).
-pub use lua::ffi;
+/// The Lua C API as the library uses it, and how it makes states (for the
+/// command's own).
+pub use lua::{ffi, new_state};
 
 use std::ffi::c_int;
 
@@ -38,7 +39,7 @@ pub use console::mark_stdin_closed;
 /// What the `coutil` command sets up in the library before running:
 /// `pool:dofile(arg[-1])` and `coroutine.loadfile(arg[-1])` load the
 /// command's chunk (the library itself knows no command).
-#[cfg(feature = "vendored")]
+#[cfg(feature = "command")]
 pub fn setup_command() {
     threads::set_command_chunk(console::command_chunk);
 }
@@ -158,7 +159,7 @@ pub unsafe extern "C-unwind" fn luaopen_coutil_testing(l: *mut lua::State) -> c_
 /// dispatcher threads may still run its code after the state that loaded
 /// it closed (and `dlclose`d it). Only meaningful for the module build.
 pub(crate) fn pin_library() {
-    #[cfg(feature = "module")]
+    #[cfg(feature = "loadable")]
     {
         static PINNED: std::sync::Once = std::sync::Once::new();
         PINNED.call_once(|| modules::pin_object(pin_library as *const std::ffi::c_void));

@@ -18,7 +18,7 @@ fn version_line_names_coutil_and_the_lua_release() {
     let out = run(&["-v"]);
     assert_eq!(out.stderr, "");
     let line = out.stdout.strip_suffix('\n').expect("one line");
-    let head = format!("Coutil {} on Lua 5.4.", env!("CARGO_PKG_VERSION"));
+    let head = format!("Coutil {} on Lua {RELEASE}.", env!("CARGO_PKG_VERSION"));
     let rest = line
         .strip_prefix(&head)
         .unwrap_or_else(|| panic!("{line:?}"));
@@ -304,7 +304,7 @@ fn console_loadable_as_a_chunk() {
 #[test]
 fn native_modules_of_the_system_load() {
     let luv = format!(
-        "/usr/lib/{}-linux-gnu/lua/5.4/luv.so",
+        "/usr/lib/{}-linux-gnu/lua/{RELEASE}/luv.so",
         std::env::consts::ARCH
     );
     if !Path::new(&luv).exists() {
@@ -315,7 +315,7 @@ fn native_modules_of_the_system_load() {
     cmd.args(["-e", "local uv = require 'luv' local t = uv.new_timer() t:start(1, 0, function() print('luv ok') t:close() end) uv.run()"])
         .env_remove("COUTIL_INIT")
         .env_remove("LUA_CPATH")
-        .env_remove("LUA_CPATH_5_4")
+        .env_remove(release_var("LUA_CPATH"))
         .stdin(Stdio::null());
     let out = cmd.output().expect("cannot run coutil");
     assert_eq!(

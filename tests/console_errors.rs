@@ -89,21 +89,23 @@ fn spawn_call_returns_the_coroutine() {
     assert_ok(&run(&["-e", code]), "thread\tsuspended\n");
 }
 
-/// Runs `lua5.4` (when installed) like `Run` runs `coutil`, with its
-/// program name replaced by ours.
-fn lua54(args: &[&str]) -> Option<Output> {
+/// Runs `lua5.4` (`lua5.5` in the 5.5 build; when installed) like `Run`
+/// runs `coutil`, with its program name replaced by ours.
+fn host(args: &[&str]) -> Option<Output> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
-    let out = Command::new("lua5.4")
+    let lua = format!("lua{RELEASE}");
+    let out = Command::new(&lua)
         .args(args)
         .current_dir(dir)
         .env("LUA_PATH", "./?.lua")
         .env_remove("LUA_INIT")
-        .env_remove("LUA_INIT_5_4")
+        .env_remove(release_var("LUA_INIT"))
         .stdin(Stdio::null())
         .output()
         .ok()?;
-    let text =
-        |b: Vec<u8>| String::from_utf8_lossy(&b).replace("lua5.4: ", &format!("{}: ", prog()));
+    let text = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b).replace(&format!("{lua}: "), &format!("{}: ", prog()))
+    };
     Some(Output {
         status: out.status.code()?,
         stdout: text(out.stdout),
@@ -134,13 +136,13 @@ fn errors_are_reported_as_lua_does() {
             "local function f() error('deep') end local function g() f() end g()",
         ],
     ];
-    if lua54(&["-v"]).is_none() {
-        eprintln!("SKIPPED: lua5.4 not installed");
+    if host(&["-v"]).is_none() {
+        eprintln!("SKIPPED: lua{RELEASE} not installed");
         return;
     }
     for args in cases {
         let ours = run(args);
-        let theirs = lua54(args).unwrap();
+        let theirs = host(args).unwrap();
         assert_eq!(ours.stderr, theirs.stderr, "coutil {args:?}");
         assert_eq!(ours.status, theirs.status, "coutil {args:?}");
     }
@@ -150,7 +152,7 @@ fn errors_are_reported_as_lua_does() {
 fn traceback_stops_at_the_command_line_chunk() {
     let out = run(&["error.lua"]);
     let expected = format!(
-        "{}: error.lua:1: boom\nstack traceback:\n\t[C]: in function 'error'\n\terror.lua:1: in local 'fail'\n\terror.lua:2: in main chunk\n\t[C]: in ?\n",
+        "{}: error.lua:1: boom\nstack traceback:\n\t{ERROR_FRAME}\n\terror.lua:1: in local 'fail'\n\terror.lua:2: in main chunk\n\t[C]: in ?\n",
         prog()
     );
     assert_eq!(out.stderr, expected);
@@ -176,7 +178,7 @@ fn spawn_call_traceback_has_no_spawn_frames() {
     let code = "spawn.call(function() local function f() error('inner') end f() end)";
     let out = run(&["-e", code]);
     let expected = format!(
-        "{}: (command line):1: inner\nstack traceback:\n\t[C]: in function 'error'\n\t(command line):1: in local 'f'\n\t(command line):1: in function <(command line):1>\n",
+        "{}: (command line):1: inner\nstack traceback:\n\t{ERROR_FRAME}\n\t(command line):1: in local 'f'\n\t(command line):1: in function <(command line):1>\n",
         prog()
     );
     assert_eq!(out.stderr, expected);

@@ -25,10 +25,29 @@ fn repl_evaluates_lines() {
 fn repl_continues_incomplete_statements() {
     let input = "for i = 1, 2 do\nprint(i)\nend\nlocal t = {\n1,\n}\nreturn 1 +\n2\n";
     let out = run_stdin(&["-i"], input);
-    assert_ok(
-        &out,
-        &format!("{}> >> >> 1\n2\n> >> >> > >> 3\n> \n", version()),
+    let stdout = format!("{}> >> >> 1\n2\n> >> >> > >> 3\n> \n", version());
+    if cfg!(feature = "lua55") {
+        assert_eq!(out.stdout, stdout);
+        assert_eq!(out.stderr, LOCALS_WARNING);
+        assert_eq!(out.status, 0);
+    } else {
+        assert_ok(&out, &stdout);
+    }
+}
+
+const LOCALS_WARNING: &str = "warning: locals do not survive across lines in interactive mode\n";
+
+/// Lua 5.5's `lua` warns of a statement that starts with `local` (not of
+/// a name that starts with it); 5.4's does not.
+#[test]
+fn repl_warns_of_locals_under_lua_55() {
+    let out = run_stdin(
+        &["-i"],
+        "local x = 1\n  local\ny = 2\nlocalx = 3\nprint(x, localx)\n",
     );
+    assert_eq!(out.stdout, format!("{}> > >> > > nil\t3\n> \n", version()));
+    let warnings = if cfg!(feature = "lua55") { 2 } else { 0 };
+    assert_eq!(out.stderr, LOCALS_WARNING.repeat(warnings));
 }
 
 #[test]

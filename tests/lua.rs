@@ -3,6 +3,10 @@
 //! with a message when `lua5.4` is absent), and in the `coutil` command
 //! with an aggressive garbage collector. A script passes when it exits
 //! with status 0 (it prints `N passed, N failed` through testlib).
+//!
+//! Built for Lua 5.5 (`--no-default-features --features vendored55`), the
+//! same scripts run in that command, and `coutil.so` (`module55`) in a
+//! `lua5.5` interpreter when one is installed (Debian has none today).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,19 +20,47 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds `coutil.so` (feature `module`, own target dir) once and returns
+/// The host interpreter for `coutil.so` and the module build for it, for
+/// the Lua release of this build.
+struct Host {
+    lua: &'static str,
+    feature: &'static str,
+    target: &'static str,
+    install: &'static str,
+    /// Where the scripts' output goes.
+    logs: &'static str,
+}
+
+#[cfg(not(feature = "lua55"))]
+const HOST: Host = Host {
+    lua: "lua5.4",
+    feature: "module",
+    target: "target/module",
+    install: " (apt-get install lua5.4)",
+    logs: "target/lua-tests",
+};
+#[cfg(feature = "lua55")]
+const HOST: Host = Host {
+    lua: "lua5.5",
+    feature: "module55",
+    target: "target/module55",
+    install: "",
+    logs: "target/lua55/lua-tests",
+};
+
+/// Builds `coutil.so` (feature `module` or `module55`, own target dir) once and returns
 /// the directory holding `coutil.so` and `memory.so` for `LUA_CPATH`.
 fn module_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = root().join("target/module");
+        let target = root().join(HOST.target);
         let status = Command::new(env!("CARGO"))
             .args([
                 "build",
                 "--lib",
                 "--no-default-features",
                 "--features",
-                "module",
+                HOST.feature,
                 "--target-dir",
             ])
             .arg(&target)
@@ -47,19 +79,32 @@ fn module_dir() -> &'static PathBuf {
     })
 }
 
-fn lua54() -> Option<&'static str> {
-    let found = Command::new("lua5.4")
+/// The host interpreter (`lua5.4`, or `lua5.5` in the 5.5 build) if it is
+/// installed; else says that the test is skipped.
+fn host() -> Option<&'static str> {
+    let lua = HOST.lua;
+    let found = Command::new(lua)
         .arg("-v")
         .stdout(Stdio::null())
         .status()
         .is_ok();
-    found.then_some("lua5.4")
+    if !found {
+        eprintln!("SKIPPED: {lua} is not installed{}", HOST.install);
+    }
+    found.then_some(lua)
 }
 
 /// Runs `program script` with the test environment; panics on failure,
 /// showing the script's output (kept in a log file, not printed on success).
 fn run(program: &Path, script: &str, gc: bool) {
     run_with(program, script, gc, None);
+}
+
+/// Runs `script` in the host interpreter with `coutil.so`, if installed.
+fn run_host(script: &str) {
+    if let Some(lua) = host() {
+        run(lua.as_ref(), script, false);
+    }
 }
 
 /// Like [`run`], with one more environment variable (also in the log name).
@@ -86,6 +131,13 @@ fn run_stress(program: &Path, name: &str, args: &[&str]) {
     );
 }
 
+/// Runs the stress script `name` in the host interpreter, if installed.
+fn run_stress_host(name: &str, args: &[&str]) {
+    if let Some(lua) = host() {
+        run_stress(lua.as_ref(), name, args);
+    }
+}
+
 fn run_script(
     program: &Path,
     path: &Path,
@@ -95,7 +147,7 @@ fn run_script(
     var: Option<(&str, &str)>,
 ) {
     let script = log;
-    let logs = root().join("target/lua-tests");
+    let logs = root().join(HOST.logs);
     std::fs::create_dir_all(&logs).unwrap();
     let log = logs.join(format!("{log}.log"));
     let out = std::fs::File::create(&log).unwrap();
@@ -152,11 +204,14 @@ macro_rules! lua_tests {
                     super::run(env!("CARGO_BIN_EXE_coutil").as_ref(), stringify!($script), false);
                 }
                 #[test]
+                #[cfg(not(feature = "lua55"))]
                 fn lua54() {
-                    match super::lua54() {
-                        Some(lua) => super::run(lua.as_ref(), stringify!($script), false),
-                        None => eprintln!("SKIPPED: lua5.4 is not installed (apt-get install lua5.4)"),
-                    }
+                    super::run_host(stringify!($script));
+                }
+                #[test]
+                #[cfg(feature = "lua55")]
+                fn lua55() {
+                    super::run_host(stringify!($script));
                 }
                 #[test]
                 fn aggressive_gc() {
@@ -220,6 +275,38 @@ fn sys_execute_without_pidfd() {
     );
 }
 
+/// `coutil.so` of this build loads into the `coutil` command (which
+/// exports the Lua API as an interpreter does) and runs its own loop there:
+/// the 5.5 module's check of its symbols when no `lua5.5` is installed.
+#[test]
+fn module_loads_into_the_command() {
+    let so = module_dir().join("coutil.so");
+    let code = format!(
+        "local open = assert(package.loadlib([[{}]], 'luaopen_coutil_system')) \
+         local system, done = open() \
+         coroutine.wrap(function() system.suspend(0.01) done = system._COUTIL end)() \
+         system.run() print(done, _VERSION)",
+        so.display()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_coutil"))
+        .args(["-e", &code])
+        .env_remove("COUTIL_INIT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let lua = if cfg!(feature = "lua55") {
+        "5.5"
+    } else {
+        "5.4"
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Coutil {}\tLua {lua}\n", env!("CARGO_PKG_VERSION")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The stress scripts of `tests/stress/` in reduced size (the full sizes
 /// are their defaults; see doc/devnotes.md), in both builds.
 macro_rules! stress_tests {
@@ -232,11 +319,14 @@ macro_rules! stress_tests {
                         super::super::run_stress(env!("CARGO_BIN_EXE_coutil").as_ref(), stringify!($name), &[$($arg),*]);
                     }
                     #[test]
+                    #[cfg(not(feature = "lua55"))]
                     fn lua54() {
-                        match super::super::lua54() {
-                            Some(lua) => super::super::run_stress(lua.as_ref(), stringify!($name), &[$($arg),*]),
-                            None => eprintln!("SKIPPED: lua5.4 is not installed (apt-get install lua5.4)"),
-                        }
+                        super::super::run_stress_host(stringify!($name), &[$($arg),*]);
+                    }
+                    #[test]
+                    #[cfg(feature = "lua55")]
+                    fn lua55() {
+                        super::super::run_stress_host(stringify!($name), &[$($arg),*]);
                     }
                 }
             )*

@@ -1,4 +1,4 @@
-//! The `coutil` command: Lua 5.4 with the library built in. All of its
+//! The `coutil` command: Lua 5.4 (or 5.5) with the library built in. All of its
 //! behaviour (options, REPL, error reports) is the Lua console chunk
 //! `src/lua/console.lua`; this file only makes the state, adds the
 //! library's searcher and hands the command line to that chunk.
@@ -39,21 +39,30 @@ fn ignores_env(args: &[CString]) -> bool {
     false
 }
 
+/// The built-in Lua's release, as in the names of module directories and
+/// of the versioned path variables (`LUA_PATH_5_4`).
+#[cfg(not(feature = "lua55"))]
+const RELEASE: (&str, &str) = ("5.4", "5_4");
+#[cfg(feature = "lua55")]
+const RELEASE: (&str, &str) = ("5.5", "5_5");
+
 /// Makes modules installed by the system's `lua5.4` packages (Debian's
-/// directories) loadable, as that interpreter does, unless the user chose
-/// the paths with the environment (not read with `-E`).
+/// directories; those of 5.5 in the 5.5 build) loadable, as that
+/// interpreter does, unless the user chose the paths with the environment
+/// (not read with `-E`).
 unsafe fn add_system_paths(l: *mut ffi::lua_State, noenv: bool) {
+    let (dir, var) = RELEASE;
     let dirs = [
         (
             "path",
-            ["LUA_PATH_5_4", "LUA_PATH"],
-            "/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua".to_string(),
+            [format!("LUA_PATH_{var}"), "LUA_PATH".into()],
+            format!("/usr/share/lua/{dir}/?.lua;/usr/share/lua/{dir}/?/init.lua"),
         ),
         (
             "cpath",
-            ["LUA_CPATH_5_4", "LUA_CPATH"],
+            [format!("LUA_CPATH_{var}"), "LUA_CPATH".into()],
             format!(
-                "/usr/lib/{}-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so",
+                "/usr/lib/{}-linux-gnu/lua/{dir}/?.so;/usr/lib/lua/{dir}/?.so",
                 std::env::consts::ARCH
             ),
         ),
@@ -104,7 +113,7 @@ fn main() {
     // SAFETY: a fresh state used only by this thread; every string passed
     // is NUL-terminated and outlives the call.
     let status = unsafe {
-        let l = ffi::luaL_newstate();
+        let l = coutil::new_state();
         if l.is_null() {
             eprintln!("coutil: cannot create state: not enough memory");
             std::process::exit(1);

@@ -16,7 +16,7 @@
 //! when the path names the running `coutil` executable ([`is_command`]).
 
 mod interrupt;
-#[cfg(feature = "vendored")]
+#[cfg(feature = "command")]
 mod line;
 
 use std::ffi::c_int;
@@ -57,7 +57,7 @@ pub fn mark_stdin_closed() {
 /// executable when that is the `coutil` command? A name without `/` that
 /// is not a file of the current directory is looked up in `PATH`, as the
 /// shell found the command.
-#[cfg(feature = "vendored")]
+#[cfg(feature = "command")]
 fn is_command(path: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
@@ -82,7 +82,7 @@ fn is_command(path: &[u8]) -> bool {
 
 /// The console chunk when `path` names the running `coutil` command (see
 /// `threads::set_command_chunk`).
-#[cfg(feature = "vendored")]
+#[cfg(feature = "command")]
 pub fn command_chunk(path: &[u8]) -> Option<&'static [u8]> {
     is_command(path).then_some(CHUNK.as_bytes())
 }
@@ -92,7 +92,7 @@ pub fn command_chunk(path: &[u8]) -> Option<&'static [u8]> {
 /// functions.
 pub fn open(lua: Lua) -> c_int {
     lua.push_functions(FUNCTIONS, false);
-    #[cfg(feature = "vendored")]
+    #[cfg(feature = "command")]
     for (name, f) in line::FUNCTIONS {
         lua.push_cfunction(*f);
         lua.set_field(-2, name);

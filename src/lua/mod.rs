@@ -254,6 +254,21 @@ macro_rules! calling {
     }};
 }
 
+/// `luaL_newstate` (null without memory), with warnings off as in Lua 5.4:
+/// 5.5's turns them on, and its `lua` turns them off again at start.
+pub fn new_state() -> *mut State {
+    // SAFETY: luaL_newstate has no precondition; the control message only
+    // changes the new state's warning function.
+    unsafe {
+        let l = ffi::luaL_newstate();
+        #[cfg(feature = "lua55")]
+        if !l.is_null() {
+            ffi::lua_warning(l, c"@off".as_ptr(), 0);
+        }
+        l
+    }
+}
+
 /// A new state for a unit test, closed when dropped.
 #[cfg(test)]
 pub struct TestState(states::OwnedState);

@@ -167,6 +167,11 @@ local function statement()
 	if line == false then return nil, nil end
 	local chunk, err = load("return " .. line, "=stdin")
 	if not chunk then
+		-- Lua 5.5's lua warns of a statement starting with `local`.
+		if _VERSION ~= "Lua 5.4" and (line:find("^[ \t]*local[ \t]") or line:find("^[ \t]*local$")) then
+			io.stderr:write("warning: locals do not survive across lines in interactive mode\n")
+			io.stderr:flush()
+		end
 		chunk, err = load(line, "=stdin")
 		while not chunk and err:sub(-5) == "<eof>" do
 			local more = read(prompt("_PROMPT2", ">> "))

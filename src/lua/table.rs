@@ -389,6 +389,10 @@ impl Lua {
             size: usize,
             ud: *mut c_void,
         ) -> c_int {
+            // NOTE: Lua 5.5 ends a dump with a call whose `p` is null.
+            if p.is_null() {
+                return 0;
+            }
             // SAFETY: `ud` is the Vec given to lua_dump below; `p` points
             // to `size` bytes.
             unsafe {

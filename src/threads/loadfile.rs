@@ -106,7 +106,13 @@ pub fn load(lua: Lua, path: &CStr, mode: Option<&CStr>) -> c_int {
     };
     let mut data = Vec::new();
     if let Err(e) = file.read_to_end(&mut data) {
-        return error(lua, "read", path, e.raw_os_error());
+        // NOTE: Lua 5.5 clears `errno` before it reports a read error.
+        let err = if cfg!(feature = "lua55") {
+            None
+        } else {
+            e.raw_os_error()
+        };
+        return error(lua, "read", path, err);
     }
     drop(file);
     let chunk = chunk_of(&data);

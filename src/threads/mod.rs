@@ -163,7 +163,7 @@ pub type CommandChunk = fn(&[u8]) -> Option<&'static [u8]>;
 static COMMAND_CHUNK: std::sync::OnceLock<CommandChunk> = std::sync::OnceLock::new();
 
 /// Installs the command's check (once per process).
-#[cfg_attr(not(feature = "vendored"), allow(dead_code))]
+#[cfg_attr(not(feature = "command"), allow(dead_code))]
 pub fn set_command_chunk(check: CommandChunk) {
     let _ = COMMAND_CHUNK.set(check);
 }

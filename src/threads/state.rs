@@ -4,9 +4,9 @@
 //! A new state has only `package` opened, without a `package` global but
 //! with the global `require`; `package.preload` holds the standard
 //! libraries, every `coutil` module, and the creator's preload loaders
-//! ([`Origin`]). Warnings start off (`luaL_newstate`'s handler, turned on
-//! by `@on`). The chunk ([`Code`], compiled by the creator) is loaded on a
-//! new thread of the state, which runs it as a coroutine.
+//! ([`Origin`]). Warnings start off (`lua::new_state`, in Lua 5.4 and
+//! 5.5; turned on by `@on`). The chunk ([`Code`], compiled by the creator)
+//! is loaded on a new thread of the state, which runs it as a coroutine.
 //!
 //! A pool task's state is *watched* while it runs: a call hook removes
 //! itself at the first call made by the chunk. A chunk that returned

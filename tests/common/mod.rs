@@ -10,6 +10,27 @@ use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The release of the Lua built into the command (`5.5` in the build of
+/// feature `vendored55`), as in `lua5.4` and `lua/5.4/`.
+pub const RELEASE: &str = if cfg!(feature = "lua55") {
+    "5.5"
+} else {
+    "5.4"
+};
+
+/// `RELEASE` as in the names of environment variables (`LUA_INIT_5_4`).
+pub fn release_var(name: &str) -> String {
+    format!("{name}_{}", RELEASE.replace('.', "_"))
+}
+
+/// How a traceback names the standard function `error`: 5.5 says that it
+/// is a global.
+pub const ERROR_FRAME: &str = if cfg!(feature = "lua55") {
+    "[C]: in global 'error'"
+} else {
+    "[C]: in function 'error'"
+};
+
 /// The version line (checked by `version_line_names_coutil_and_the_lua_release`).
 pub fn version() -> String {
     let out = Command::new(prog()).arg("-v").output().unwrap();

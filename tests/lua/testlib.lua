@@ -20,7 +20,13 @@ end
 T.system = system
 
 if os.getenv("COUTIL_TEST_GC") == "1" then
-	collectgarbage("incremental", 0, 100) -- pause 0: a cycle never stops
+	-- pause 0: a cycle never stops (the step multiplier stays the default)
+	if _VERSION == "Lua 5.4" then
+		collectgarbage("incremental", 0, 100)
+	else -- 5.5 sets the parameters apart ("incremental" takes none)
+		collectgarbage("incremental")
+		collectgarbage("param", "pause", 0)
+	end
 	collectgarbage("restart")
 end
 
@@ -62,6 +68,18 @@ function T.raises(text, f, ...)
 	return msg
 end
 
+-- The number of values in `expected`: its field `n`, else its largest
+-- integer key, so that `{ a, nil, b }` is three values (`#` gives 3 in
+-- Lua 5.4, a border before the nil in 5.5).
+local function count(expected)
+	if expected.n then return expected.n end
+	local n = #expected
+	for k in pairs(expected) do
+		if math.type(k) == "integer" and k > n then n = k end
+	end
+	return n
+end
+
 -- Checks that the values `...` equal the expected ones, in number and value.
 function T.same(expected, ...)
 	local got = table.pack(...)
@@ -70,15 +88,15 @@ function T.same(expected, ...)
 		for i = 1, t.n do s[i] = tostring(t[i]) end
 		return "(" .. table.concat(s, ", ") .. ")"
 	end
-	local ok = got.n == expected.n or (expected.n == nil and got.n == #expected)
+	local n = count(expected)
+	local ok = got.n == n
 	if ok then
-		for i = 1, math.max(got.n, expected.n or #expected) do
+		for i = 1, n do
 			if got[i] ~= expected[i] then ok = false break end
 		end
 	end
 	if not ok then
-		error("expected " .. show({ n = expected.n or #expected, table.unpack(expected, 1, expected.n or #expected) })
-			.. ", got " .. show(got), 2)
+		error("expected " .. show({ n = n, table.unpack(expected, 1, n) }) .. ", got " .. show(got), 2)
 	end
 end
 

@@ -9,10 +9,12 @@ local stateco = require "coutil.coroutine"
 local threads = require "coutil.threads"
 
 -- The coutil command only adds Debian's module directories when LUA_CPATH
--- is not set, and the tests set it: look there too.
+-- is not set, and the tests set it: look there too, in the directory of
+-- the running Lua release only (a luv.so built for 5.4 cannot load in 5.5).
+local release = _VERSION:match("%d+%.%d+")
 for _, dir in ipairs { "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib" } do
 	if package.searchpath("luv", package.cpath) then break end
-	package.cpath = package.cpath .. ";" .. dir .. "/lua/5.4/?.so"
+	package.cpath = package.cpath .. ";" .. dir .. "/lua/" .. release .. "/?.so"
 end
 local LUV = package.searchpath("luv", package.cpath)
 if not LUV then
