@@ -25,24 +25,17 @@ mod runtime;
 mod system;
 mod threads;
 
-/// The Lua C API as the library uses it, and how it makes states (for the
-/// command's own).
-pub use lua::{ffi, new_state};
+/// The Lua C API as the library uses it (for hosts that embed the library
+/// with [`preload`] or [`add_searcher`]).
+pub use lua::ffi;
 
 use std::ffi::c_int;
 
-/// The chunk of the `coutil` command (`src/lua/console.lua`).
-pub const CONSOLE: &str = console::CHUNK;
+/// The `coutil` command (`src/bin/coutil.rs` reads its command line).
+#[cfg(feature = "command")]
+pub use console::host::{Command, run as run_command};
 
 pub use console::mark_stdin_closed;
-
-/// What the `coutil` command sets up in the library before running:
-/// `pool:dofile(arg[-1])` and `coroutine.loadfile(arg[-1])` load the
-/// command's chunk (the library itself knows no command).
-#[cfg(feature = "command")]
-pub fn setup_command() {
-    threads::set_command_chunk(console::command_chunk);
-}
 
 /// The library's version, as `system._COUTIL` gives it: `"Coutil 0.2.0"`
 /// (the form of Lua's `_VERSION`).

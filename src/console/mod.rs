@@ -15,6 +15,8 @@
 //! `pool:dofile(arg[-1], ...)` (spec console.md §5) loads the console chunk
 //! when the path names the running `coutil` executable ([`is_command`]).
 
+#[cfg(feature = "command")]
+pub mod host;
 mod interrupt;
 #[cfg(feature = "command")]
 mod line;
@@ -38,6 +40,7 @@ const FUNCTIONS: &[Reg] = &[
 ];
 
 /// The console chunk (`src/lua/console.lua`).
+#[cfg(feature = "command")]
 pub const CHUNK: &str = include_str!("../lua/console.lua");
 
 /// The interactive loop (`src/lua/repl.lua`), `console.repl`.

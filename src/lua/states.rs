@@ -114,8 +114,26 @@ impl Lua {
         self.pcall(2, nres)
     }
 
+    /// Pushes a message handler for [`pcall_handled`](Lua::pcall_handled)
+    /// that appends a traceback to a string message (`luaL_traceback`, as
+    /// `lua.c`'s handler; other values get the traceback alone).
+    #[cfg(any(test, feature = "command"))]
+    pub fn push_traceback_handler(self) {
+        unsafe extern "C-unwind" fn traceback(l: *mut ffi::lua_State) -> c_int {
+            // SAFETY: Lua calls the handler with the error value at 1;
+            // `lua_tolstring` gives null for a value that is not a string
+            // or a number, which `luaL_traceback` takes as no message.
+            unsafe {
+                let msg = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
+                ffi::luaL_traceback(l, l, msg, 1);
+            }
+            1
+        }
+        self.push_cfunction(traceback);
+    }
+
     /// Opens the standard libraries (`luaL_openlibs`).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "command"))]
     pub fn open_libs(self) {
         // SAFETY: see above; may raise memory errors, as every push.
         unsafe { ffi::luaL_openlibs(self.raw()) }

@@ -352,6 +352,13 @@ impl Lua {
         unsafe { ffi::lua_pcall(self.raw(), nargs, nres, 0) }
     }
 
+    /// Like [`pcall`](Lua::pcall), with the message handler at index
+    /// `handler` (below the function).
+    pub fn pcall_handled(self, nargs: c_int, nres: c_int, handler: c_int) -> c_int {
+        // SAFETY: see the module doc; errors are caught.
+        unsafe { ffi::lua_pcall(self.raw(), nargs, nres, handler) }
+    }
+
     /// Loads `chunk` as a function named `name` (mode `"t"`, `"b"`,
     /// `"bt"`, or `None` for both); pushes it or the error message;
     /// returns the status.
