@@ -63,6 +63,7 @@ fn span(lua: Lua, top: c_int, len: usize, ia: c_int, ja: c_int) -> Result<Range<
 }
 
 /// s = memory.tostring(m [, i [, j]])
+#[inline]
 pub fn tostring(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let s = match arg_own(lua, 1) {
@@ -76,6 +77,7 @@ pub fn tostring(lua: Lua) -> Ret {
 }
 
 /// b1, b2, ... = memory.get(m, i [, j])
+#[inline]
 pub fn get(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let data = &read(arg_own(lua, 1)?).data;
@@ -98,6 +100,7 @@ pub fn get(lua: Lua) -> Ret {
 }
 
 /// memory.set(m, i, ...)
+#[inline]
 pub fn set(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let slot = arg_own(lua, 1)?;
@@ -132,6 +135,7 @@ pub fn set(lua: Lua) -> Ret {
 }
 
 /// memory.fill(m, s [, i [, j [, o]]])
+#[inline]
 pub fn fill(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let slot = arg_own(lua, 1)?;
