@@ -65,6 +65,12 @@ pub fn push_metatable<T: Object>(lua: Lua) {
                 ffi::lua_pushvalue(l, -1);
             }
             lua.push_functions(class.methods, T::OWN_UPVALUE);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, -3, c"__index".as_ptr());
+            ffi::lua_pushcfunction(l, gc::<T>);
+            ffi::lua_setfield(l, -3, c"__gc".as_ptr());
+            // Set after `__index` and `__gc`: a class's own `__index`
+            // (a function, e.g. `coutil:netaddress`) replaces the table.
             for (name, f) in class.meta {
                 // A metamethod that is also a method (the same C function)
                 // is the same closure, as it would be the same function
@@ -82,9 +88,7 @@ pub fn push_metatable<T: Object>(lua: Lua) {
                 }
                 ffi::lua_setfield(l, -3, name.as_ptr());
             }
-            ffi::lua_setfield(l, -2, c"__index".as_ptr());
-            ffi::lua_pushcfunction(l, gc::<T>);
-            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            ffi::lua_settop(l, -2); // the methods
         }
     }
 }
