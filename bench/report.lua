@@ -1,6 +1,8 @@
 -- Prints the tables of bench/run. Usage: lua5.4 report.lua CASES RESULTS
 -- CASES: lines `workload|group|label|ref|base`, in display order; `ref` may
--- name several rows, separated by `&` (one ratio column each).
+-- name several rows, separated by `&` (one ratio column each); `@base` among
+-- them asks for a ÷base column: the ratio to the row's twin of another build
+-- (same label with ` (base)`, from `bench/run -b`).
 -- RESULTS: lines `workload|group|label|key|value` (one per printed value of
 -- one run; key `fail` marks a failed run).
 local casesfile, resultsfile = ...
@@ -25,9 +27,11 @@ for line in io.lines(casesfile) do
 		grp = { name = g, rows = {}, bylabel = {} }
 		wl.groups[#wl.groups + 1] = grp
 	end
-	local refs = {}
-	for name in ref:gmatch("[^&]+") do refs[#refs + 1] = name end
-	local row = { label = label, refs = refs, base = base, values = {}, fails = 0 }
+	local refs, vsbase = {}, false
+	for name in ref:gmatch("[^&]+") do
+		if name == "@base" then vsbase = true else refs[#refs + 1] = name end
+	end
+	local row = { label = label, refs = refs, base = base, values = {}, fails = 0, vsbase = vsbase }
 	grp.rows[#grp.rows + 1], grp.bylabel[label] = row, row
 	rowof[w .. "|" .. g .. "|" .. label] = row
 end
@@ -79,6 +83,12 @@ local COLUMNS = {
 		return string.format("%.0f%%", (l[#l] - l[1]) / m * 100)
 	end },
 	{ key = "secs", ref = true, cell = ratio("secs") },
+	-- bench/run -b: this row's secs ÷ those of its twin in the base build
+	{ key = "secs", vsbase = true, title = "÷base", cell = function(row, grp)
+		local twin = grp.bylabel[row.label:gsub(" %(base%)$", "") .. " (base)"]
+		local a, b = med(row, "secs"), twin and med(twin, "secs")
+		return fmt("%.2f", a and b and a / b)
+	end },
 	-- copy, smallops: the ref's median secs ÷ this row's, i.e. how many
 	-- times the ref's speed
 	{ key = "secs", ref = true, title = "speed ×",
@@ -148,7 +158,7 @@ for _, wl in ipairs(workloads) do
 				local used = false
 				for _, row in ipairs(shown and grp.rows or {}) do
 					if row.values[col.key] and (not col.ref or row.refs[i])
-						and (not col.base or row.base ~= "") then
+						and (not col.base or row.base ~= "") and (not col.vsbase or row.vsbase) then
 						used = true
 					end
 				end

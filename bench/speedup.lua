@@ -1,17 +1,22 @@
 -- speedup, coutil: CPU-bound work, 100 × (fill a 128 KiB memory with
 -- system.random, blocking `~`, then count the byte values into a 256-entry
--- histogram in Lua, 8 bytes per memory.get call). MODE (the argument):
+-- histogram in Lua). MODE[-1] (the argument):
 --   one   the whole work in one coroutine of the main state;
 --   pool  split across a pool of 2 threads, 2 tasks doing 50 each, each
 --         sending its count back on a channel (the main state awaits both
 --         under system.run()).
+-- The count reads 8 bytes per memory.get call (`get(buf, i, i + 7)`), or
+-- with `-1` one byte per call, `buf:get(j)`: the histogram of the README
+-- of the original Coutil, whose time is mostly that call.
 -- The same chunk does the work in both modes. Timed from before the work
 -- (pool: the threads already started) to the last result.
 local system = require "coutil.system"
 local threads = require "coutil.threads"
 local channel = require "coutil.channel"
 
-local mode = arg[1] or "one"
+local mode, per = (arg[1] or "one"):match("^(%a+)%-?(%d*)$")
+per = tonumber(per) or 8
+assert(per == 1 or per == 8, "bytes per call: 1 or 8")
 local total, size = 100, 131072
 
 local chunk = [[
@@ -36,6 +41,15 @@ local chunk = [[
 	if reply then require("coroutine").yield(reply, "out", sum) end
 	return sum
 ]]
+if per == 1 then
+	chunk = chunk:gsub("\t\tfor i = 1, size, 8 do.-\n\t\tend\n", [[
+		for j = 1, size do
+			local v = buf:get(j)
+			hist[v] = hist[v] + 1
+		end
+]])
+	assert(chunk:find("buf:get(j)", 1, true))
+end
 
 local t0, got
 if mode == "one" then

@@ -31,6 +31,11 @@ pub trait Object: Sized + 'static {
     fn key() -> *const c_void {
         std::ptr::null()
     }
+
+    /// Whether the class's functions (methods and metamethods, but
+    /// `__gc`) are closures with its metatable as first upvalue, for
+    /// [`test_own`]; otherwise plain C functions.
+    const OWN_UPVALUE: bool = false;
 }
 
 /// Defines `Object::key` in an `impl Object for T` block: the address of a
@@ -56,14 +61,34 @@ pub fn push_metatable<T: Object>(lua: Lua) {
             if !T::key().is_null() {
                 register_key(lua, T::key());
             }
-            lua.push_functions(class.methods, false);
-            ffi::lua_setfield(l, -2, c"__index".as_ptr());
-            ffi::lua_pushcfunction(l, gc::<T>);
-            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-            for (name, f) in class.meta {
-                ffi::lua_pushcfunction(l, *f);
-                ffi::lua_setfield(l, -2, name.as_ptr());
+            if T::OWN_UPVALUE {
+                ffi::lua_pushvalue(l, -1);
             }
+            lua.push_functions(class.methods, T::OWN_UPVALUE);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, -3, c"__index".as_ptr());
+            ffi::lua_pushcfunction(l, gc::<T>);
+            ffi::lua_setfield(l, -3, c"__gc".as_ptr());
+            // Set after `__index` and `__gc`: a class's own `__index`
+            // (a function, e.g. `coutil:netaddress`) replaces the table.
+            for (name, f) in class.meta {
+                // A metamethod that is also a method (the same C function)
+                // is the same closure, as it would be the same function
+                // without upvalues (`mt.__len == memory.len`).
+                let method = class.methods.iter().find(|m| m.1 as usize == *f as usize);
+                match method {
+                    Some((method, _)) if T::OWN_UPVALUE => {
+                        ffi::lua_getfield(l, -1, method.as_ptr());
+                    }
+                    _ if T::OWN_UPVALUE => {
+                        ffi::lua_pushvalue(l, -2);
+                        ffi::lua_pushcclosure(l, *f, 1);
+                    }
+                    _ => ffi::lua_pushcfunction(l, *f),
+                }
+                ffi::lua_setfield(l, -3, name.as_ptr());
+            }
+            ffi::lua_settop(l, -2); // the methods
         }
     }
 }
@@ -152,9 +177,10 @@ pub fn test_key(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
 }
 
 /// Like [`test_key`], with a fast path for the functions of a class's
-/// own module, which carry its metatable as first upvalue: that is
-/// compared first, and the registry is only read when it differs (another
-/// module's function, whose first upvalue is something else or nothing).
+/// own module, which carry its metatable as first upvalue (see
+/// [`Object::OWN_UPVALUE`]): that is compared first, and the registry is
+/// only read when it differs (another module's function, whose first
+/// upvalue is something else or nothing).
 #[allow(clippy::not_unsafe_ptr_arg_deref)] // as for `test_key`
 pub fn test_own(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
     let l = lua.raw();
@@ -173,6 +199,31 @@ pub fn test_own(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
             ffi::lua_settop(l, -2);
         }
         ffi::lua_settop(l, -2);
+        if same { p } else { std::ptr::null_mut() }
+    }
+}
+
+/// [`test_own`] for the class's own functions that return their results
+/// from the top of the stack and read their arguments by positive index:
+/// when the value at `i` is an object of the class, its metatable is left
+/// on the stack, one slot above the arguments (its pop was one API call
+/// in seven of `b:get(j)`); otherwise the stack is as it was.
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // as for `test_key`
+#[inline]
+pub fn test_own_keep(lua: Lua, i: c_int, key: *const c_void) -> *mut c_void {
+    let l = lua.raw();
+    // SAFETY: as in `test_own`; one value pushed and left, or none.
+    unsafe {
+        let p = ffi::lua_touserdata(l, i);
+        if p.is_null() || ffi::lua_getmetatable(l, i) == 0 {
+            return std::ptr::null_mut();
+        }
+        if ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(1)) != 0 {
+            return p;
+        }
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key);
+        let same = ffi::lua_rawequal(l, -1, -2) != 0;
+        ffi::lua_settop(l, if same { -2 } else { -3 });
         if same { p } else { std::ptr::null_mut() }
     }
 }

@@ -85,24 +85,41 @@ impl Lua {
     }
 
     /// The integer at `i`, as `luaL_checkinteger` does.
+    #[inline]
     pub fn arg_integer(self, i: c_int) -> Result<i64, Error> {
         let mut ok = 0;
         // SAFETY: see above.
         let n = unsafe { ffi::lua_tointegerx(self.l, i, &mut ok) };
         if ok != 0 {
             Ok(n)
-        } else if self.arg_number(i).is_ok() {
-            Err(Error::arg(i, "number has no integer representation"))
         } else {
-            Err(Error::Type(i, c"number"))
+            Err(self.not_integer(i))
         }
     }
 
+    /// Like `luaL_optinteger`. The value is converted first: absent or nil
+    /// is only looked for when that fails (one API call when present).
+    #[inline]
     pub fn opt_integer(self, i: c_int, default: i64) -> Result<i64, Error> {
-        if self.is_none_or_nil(i) {
+        let mut ok = 0;
+        // SAFETY: see above.
+        let n = unsafe { ffi::lua_tointegerx(self.l, i, &mut ok) };
+        if ok != 0 {
+            Ok(n)
+        } else if self.is_none_or_nil(i) {
             Ok(default)
         } else {
-            self.arg_integer(i)
+            Err(self.not_integer(i))
+        }
+    }
+
+    /// The error for the value at `i`, which is not an integer.
+    #[cold]
+    fn not_integer(self, i: c_int) -> Error {
+        if self.arg_number(i).is_ok() {
+            Error::arg(i, "number has no integer representation")
+        } else {
+            Error::Type(i, c"number")
         }
     }
 

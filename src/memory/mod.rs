@@ -24,6 +24,7 @@
 //! instead of aborting.
 
 mod bytes;
+mod contents;
 pub mod moving;
 mod pack;
 pub mod range;
@@ -34,14 +35,19 @@ use std::ffi::c_int;
 
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, LUA_MINSTACK, LUA_TNIL, LUA_TNUMBER, Lua, Reg, Ret};
+use crate::lua::{CFunction, Error, LUA_TNIL, LUA_TNUMBER, Lua, Reg, Ret};
+use contents::{diff, fill, find, get, set, tostring};
+
+// Also metamethods: one C function each, so that `mt.__len == memory.len`.
+const LEN: CFunction = cfn!(len);
+const TOSTRING: CFunction = cfn!(tostring);
 
 const FUNCTIONS: &[Reg] = &[
     (c"create", cfn!(create)),
     (c"type", cfn!(type_)),
-    (c"len", cfn!(len)),
+    (c"len", LEN),
     (c"resize", cfn!(resize)),
-    (c"tostring", cfn!(tostring)),
+    (c"tostring", TOSTRING),
     (c"get", cfn!(get)),
     (c"set", cfn!(set)),
     (c"fill", cfn!(fill)),
@@ -52,8 +58,8 @@ const FUNCTIONS: &[Reg] = &[
 ];
 
 const META: &[Reg] = &[
-    (c"__len", cfn!(len)),
-    (c"__tostring", cfn!(tostring)),
+    (c"__len", LEN),
+    (c"__tostring", TOSTRING),
     (c"__concat", crate::delegating!(concat)),
     (c"__close", cfn!(close)),
 ];
@@ -82,6 +88,10 @@ impl Object for Memory {
     };
 
     crate::class_key!();
+
+    // Every function of the module has the metatable as first upvalue: the
+    // class check of its arguments then needs no registry lookup.
+    const OWN_UPVALUE: bool = true;
 }
 
 /// The memory at `i`, if it is one. Raw, so that a memory given as two
@@ -196,8 +206,19 @@ pub fn arg_buffer<'a>(lua: Lua, i: c_int) -> Result<&'a mut [u8], Error> {
     buffer_of(lua, i).ok_or(Error::Type(i, c"memory"))
 }
 
-fn arg_memory<'a>(lua: Lua, i: c_int) -> Result<&'a Memory, Error> {
-    memory_ref(lua, i).ok_or(Error::Type(i, c"memory"))
+/// In the module's own functions (see `contents.rs`), the slot of the
+/// memory at `i`, or the argument error `memory expected`: checked once,
+/// then borrowed with `memory_ref_in` or `memory_mut_in` as the function
+/// needs. NOTE: leaves the memory's metatable on the stack (see
+/// `class::test_own_keep`): the caller returns its results from the top,
+/// reads arguments by positive index and has one free slot less.
+#[inline]
+fn arg_own(lua: Lua, i: c_int) -> Result<*mut Option<Memory>, Error> {
+    let p = class::test_own_keep(lua, i, Memory::key());
+    match p.is_null() {
+        false => Ok(p.cast()),
+        true => Err(Error::Type(i, c"memory")),
+    }
 }
 
 /// A size argument: an integer in `0..=MAX_SIZE`.
@@ -236,15 +257,12 @@ fn push_new(lua: Lua, data: Bytes, kind: Kind) {
     class::push(lua, Memory { data, kind });
 }
 
-/// `luaopen_coutil_memory`: the module table, also the memories' `__index`.
+/// `luaopen_coutil_memory`: the module table, which is the memories'
+/// `__index` (its functions have the metatable as upvalue, see
+/// `Object::OWN_UPVALUE`).
 pub fn open(lua: Lua) -> c_int {
-    // Every function gets the metatable as first upvalue: the class check
-    // of its arguments then needs no registry lookup (`class::test_own`).
     class::push_metatable::<Memory>(lua);
-    lua.push_value(-1);
-    lua.push_functions(FUNCTIONS, true);
-    lua.push_value(-1);
-    lua.set_field(-3, c"__index");
+    lua.get_field(-1, c"__index");
     lua.remove(-2);
     1
 }
@@ -279,7 +297,7 @@ fn type_(lua: Lua) -> Ret {
 
 /// n = memory.len(m)
 fn len(lua: Lua) -> Ret {
-    let n = arg_memory(lua, 1)?.data.len();
+    let n = memory_ref_in(Some(arg_own(lua, 1)?)).map_or(0, |m| m.data.len());
     lua.push_integer(n as i64);
     Ok(1)
 }
@@ -316,133 +334,6 @@ fn resize(lua: Lua) -> Ret {
         }
     }
     Ok(0)
-}
-
-/// s = memory.tostring(m [, i [, j]])
-fn tostring(lua: Lua) -> Ret {
-    let s = arg_bytes(lua, 1)?;
-    let r = range::arg_span(lua, s.len(), 2, 3)?;
-    lua.push_bytes(&s[r]);
-    Ok(1)
-}
-
-/// b1, b2, ... = memory.get(m, i [, j])
-fn get(lua: Lua) -> Ret {
-    let data = &arg_memory(lua, 1)?.data;
-    let len = data.len();
-    let i = range::start(lua.arg_integer(2)?, len);
-    let j = range::end(lua.opt_integer(3, i)?, len);
-    let r = range::span(i, j);
-    let n = c_int::try_from(r.len()).map_err(|_| Error::msg("memory slice too long"))?;
-    if n > LUA_MINSTACK {
-        lua.check_stack(n)
-            .map_err(|_| Error::msg("memory slice too long"))?;
-    }
-    // `data` is still the memory's: nothing above ran Lua code.
-    for &b in &data[r] {
-        lua.push_integer(b.into());
-    }
-    Ok(n)
-}
-
-/// memory.set(m, i, ...)
-fn set(lua: Lua) -> Ret {
-    let len = arg_memory(lua, 1)?.data.len();
-    let i = range::start(lua.arg_integer(2)?, len);
-    if i > len as i64 {
-        return Err(Error::arg(2, "index out of bounds"));
-    }
-    let at = (i - 1) as usize;
-    let count = (lua.top() - 2)
-        .max(0)
-        .min((len - at).try_into().unwrap_or(c_int::MAX));
-    // Every value is checked before any is written.
-    for k in 3..3 + count {
-        arg_byte(lua, k)?;
-    }
-    let Some(data) = buffer_of(lua, 1) else {
-        return Ok(0);
-    };
-    for (k, b) in (3..3 + count).zip(&mut data[at..]) {
-        *b = arg_byte(lua, k)?;
-    }
-    Ok(0)
-}
-
-/// memory.fill(m, s [, i [, j [, o]]])
-fn fill(lua: Lua) -> Ret {
-    let len = arg_memory(lua, 1)?.data.len();
-    let r = range::arg_span(lua, len, 3, 4)?;
-    if lua.type_of(2) == LUA_TNUMBER {
-        let b = arg_byte(lua, 2)?;
-        if let Some(data) = buffer_of(lua, 1) {
-            data[r].fill(b);
-        }
-        return Ok(0);
-    }
-    let s = arg_bytes(lua, 2)?;
-    let o = range::start(lua.opt_integer(5, 1)?, s.len());
-    if r.is_empty() || o > s.len() as i64 {
-        return Ok(0);
-    }
-    // The pattern is copied first: it may be `m` itself.
-    let s = &s[(o - 1) as usize..];
-    let pattern = copy(&s[..s.len().min(r.len())])?;
-    if let Some(data) = buffer_of(lua, 1) {
-        repeat(&mut data[r], &pattern);
-    }
-    Ok(0)
-}
-
-/// [first, last] = memory.find(m, s [, i [, j [, o]]])
-fn find(lua: Lua) -> Ret {
-    let data = &arg_memory(lua, 1)?.data;
-    let s = arg_bytes(lua, 2)?;
-    let i = range::start(lua.opt_integer(3, 1)?, data.len());
-    let j = range::end(lua.opt_integer(4, -1)?, data.len());
-    let o = range::start(lua.opt_integer(5, 1)?, s.len());
-    let hay = &data[range::span(i, j)];
-    let s = s.get((o - 1) as usize..).unwrap_or_default();
-    let s = &s[..s.len().min(hay.len())];
-    let found = match s.split_first() {
-        None => Some(0),
-        Some((&first, rest)) => {
-            (0..=hay.len() - s.len()).find(|&k| hay[k] == first && &hay[k + 1..k + s.len()] == rest)
-        }
-    };
-    match found {
-        Some(k) => {
-            let first = i + k as i64;
-            lua.push_integer(first);
-            lua.push_integer(first + s.len() as i64 - 1);
-            Ok(2)
-        }
-        None => {
-            lua.push_nil();
-            Ok(1)
-        }
-    }
-}
-
-/// [pos, less] = memory.diff(a, b)
-fn diff(lua: Lua) -> Ret {
-    let a = arg_bytes(lua, 1)?;
-    let b = arg_bytes(lua, 2)?;
-    match a.iter().zip(b).position(|(x, y)| x != y) {
-        Some(k) => {
-            lua.push_integer(k as i64 + 1);
-            lua.push_bool(a[k] < b[k]);
-        }
-        None if a.len() != b.len() => {
-            lua.push_integer(a.len().min(b.len()) as i64 + 1);
-            lua.push_bool(a.len() < b.len());
-        }
-        None => {
-            lua.push_nil();
-            lua.push_bool(false);
-        }
-    }
-    Ok(2)
 }
 
 /// `__close`: a resizable memory frees its bytes and becomes an empty

@@ -87,6 +87,28 @@ T.case("len requires a memory", function()
 	T.raises("(memory expected, got FILE*)", memory.len, io.stdout)
 end)
 
+-- issue 16: the checks compare metatables by identity, never by name
+T.case("a userdata of another library named memory is rejected", function()
+	local f = assert(io.tmpfile())
+	local own = getmetatable(f)
+	local fake = { __name = "memory", __index = memory, __len = memory.len, __tostring = memory.tostring }
+	debug.setmetatable(f, fake)
+	for _, call in ipairs {
+		function() return memory.len(f) end,
+		function() return memory.get(f, 1) end,
+		function() return memory.get(f, 1, 8) end,
+		function() return memory.set(f, 1, 0) end,
+		function() return memory.fill(f, 0) end,
+		function() return f:get(1) end,
+		function() return #f end,
+	} do
+		T.raises("(memory expected, got memory)", call)
+	end
+	T.raises("(string or memory expected, got memory)", memory.tostring, f, 1, 8)
+	debug.setmetatable(f, own)
+	f:close()
+end)
+
 -- metamethods -----------------------------------------------------------------
 
 T.case("__len is len", function()
