@@ -166,13 +166,10 @@ pub fn buffer_of<'a>(lua: Lua, i: c_int) -> Option<&'a mut [u8]> {
 /// The value at `i` must be a memory object (checked by [`arg_buffer`]
 /// in the same C frame).
 pub unsafe fn kept_buffer<'a>(lua: Lua, i: c_int) -> &'a mut [u8] {
-    // SAFETY: the caller promises a memory; a collected slot is refilled
-    // as in `memory_mut`.
-    let slot = unsafe { class::unchecked::<Memory>(lua, i) }.expect("a memory");
-    let m = slot.get_or_insert(Memory {
-        data: Bytes::new(),
-        kind: Kind::Other,
-    });
+    // The caller promises a memory; a collected slot is refilled as in
+    // `memory_mut`.
+    let p = class::block(lua, i).cast::<Option<Memory>>();
+    let m = memory_mut_in(Some(p)).expect("a memory");
     &mut m.data[..]
 }
 

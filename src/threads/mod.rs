@@ -108,7 +108,9 @@ fn push_guard<G: class::Object>(lua: Lua, make: impl FnOnce() -> G) {
 /// guards and returns its index, or `None` (nothing pushed) if the value
 /// at 1 is no such guard (`__close` can be called by hand with anything).
 fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
-    class::test::<G>(lua, 1)?;
+    if !class::is::<G>(lua, 1) {
+        return None;
+    }
     // SAFETY: reads the user value of a guard (its object).
     unsafe { ffi::lua_getiuservalue(lua.raw(), 1, 1) };
     Some(lua.top())

@@ -129,7 +129,7 @@ fn close(lua: Lua) -> Result<Await, Error> {
     arg_open(lua, 1)?;
     let (blocking, _) = arg_mode(lua, 2, b"")?;
     start(lua, blocking)?;
-    let Some(File { fd, .. }) = class::check::<File>(lua, 1)?.take() else {
+    let Some(File { fd, .. }) = class::with_checked::<File, _>(lua, 1, Option::take)? else {
         return Err(Error::msg("closed file"));
     };
     perform(lua, blocking, move || {
@@ -141,9 +141,8 @@ fn close(lua: Lua) -> Result<Await, Error> {
 
 /// `__close`: closes the file if it is still open.
 fn close_now(lua: Lua) -> Ret {
-    if let Some(slot) = class::test::<File>(lua, 1) {
-        drop(slot.take());
-    }
+    let taken = class::with::<File, _>(lua, 1, Option::take);
+    drop(taken);
     Ok(0)
 }
 
@@ -227,8 +226,8 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 4, ctx) {
         Resumed::User(n) => Ok(Await::Done(n)),
         Resumed::Loop => {
-            let Some(Received(mut data)) = class::test::<Received>(lua, 6).and_then(Option::take)
-            else {
+            let taken = class::with::<Received, _>(lua, 6, Option::take);
+            let Some(Received(mut data)) = taken.flatten() else {
                 return Ok(Await::Done(lua.top() - 5));
             };
             let len = memory::buffer_of(lua, 2).map_or(0, |b| b.len());
@@ -248,7 +247,7 @@ fn write(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
     let (blocking, _) = arg_mode(lua, 6, b"")?;
     start(lua, blocking)?;
-    if class::test::<File>(lua, 2).is_some() {
+    if class::is::<File>(lua, 2) {
         let src = arg_open(lua, 2)?;
         let (i, j) = (lua.arg_integer(3)?, lua.arg_integer(4)?);
         if i < 1 || j < i {

@@ -137,10 +137,10 @@ fn submit<T: Send + 'static>(
 /// The descriptor of the open file (a `coutil:file`) at `arg`, or the
 /// error `closed file`.
 fn arg_open(lua: Lua, arg: c_int) -> Result<std::sync::Arc<std::os::fd::OwnedFd>, Error> {
-    match crate::lua::class::check::<file::File>(lua, arg)? {
-        Some(file) => Ok(file.fd.clone()),
-        None => Err(Error::msg("closed file")),
-    }
+    let fd = crate::lua::class::with_checked::<file::File, _>(lua, arg, |slot| {
+        Some(slot.as_ref()?.fd.clone())
+    })?;
+    fd.ok_or_else(|| Error::msg("closed file"))
 }
 
 fn push_result(lua: Lua, result: OpResult) -> Result<c_int, Error> {

@@ -9,6 +9,7 @@ use crate::cfn;
 use crate::lua::class::{Class, Object};
 use crate::lua::{Error, Lua, Ret, fail};
 
+#[derive(Clone)]
 struct Cpu {
     model: Vec<u8>,
     speed: i64,

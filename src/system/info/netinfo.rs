@@ -12,6 +12,7 @@ use crate::lua::class::{Class, Object};
 use crate::lua::{Error, Lua, Ret, fail};
 use crate::system::net::address;
 
+#[derive(Clone)]
 struct Iface {
     name: Vec<u8>,
     internal: bool,

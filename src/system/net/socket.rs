@@ -200,7 +200,7 @@ pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
 /// close (R2): what it cancelled is delivered by that run.
 fn close<const K: u8>(lua: Lua) -> Ret {
     this::<K>(lua)?;
-    if let Some(core) = class::self_slot(lua).and_then(Option::take) {
+    if let Some(core) = class::take_self(lua) {
         shut(lua, &core);
         awaiting::keep_until_closed(lua, 1);
     }
@@ -301,7 +301,7 @@ fn getaddress<const K: u8>(lua: Lua) -> Ret {
     };
     match addr.as_socket() {
         Some(sa) if into => {
-            *address::check(lua, 3)? = sa;
+            address::set(lua, 3, sa)?;
             lua.push_value(3);
         }
         Some(sa) => address::push(lua, sa),

@@ -107,8 +107,9 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
     match sys::recv_from(raw, &mut buf[r]) {
         Ok((n, from)) => {
             // SAFETY: as above.
-            if let (Some(from), Some(addr)) = (from, unsafe { address::kept(lua, 5) }) {
-                *addr = from;
+            if let Some(from) = from {
+                // SAFETY: as above.
+                unsafe { address::set_kept(lua, 5, from) };
             }
             lua.push_integer(n.min(size) as i64);
             lua.push_bool(n > size);
