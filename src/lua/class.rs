@@ -96,7 +96,12 @@ pub fn push_metatable<T: Object>(lua: Lua) {
                 }
                 ffi::lua_setfield(l, -3, name.as_ptr());
             }
-            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            // A class's own `__index` metamethod replaces its (empty)
+            // methods table.
+            match class.meta.iter().any(|(name, _)| *name == c"__index") {
+                true => ffi::lua_pop(l, 1),
+                false => ffi::lua_setfield(l, -2, c"__index".as_ptr()),
+            }
             ffi::lua_pushcfunction(l, gc::<T>);
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
         }
