@@ -162,8 +162,11 @@ pub fn fill(lua: Lua) -> Ret {
 /// [first, last] = memory.find(m, s [, i [, j [, o]]])
 pub fn find(lua: Lua) -> Ret {
     with_args(lua, |top| {
-        let data = &read(arg_own(lua, 1)?).data;
+        let slot = arg_own(lua, 1)?;
+        // NOTE: `s` first: converting a number may run Lua code (a GC
+        // step, finalizers), which could resize or close the memory.
         let s = arg_bytes(lua, 2)?;
+        let data = &read(slot).data[..];
         let i = range::start(opt(lua, top, 3, 1)?, data.len());
         let j = range::end(opt(lua, top, 4, -1)?, data.len());
         let o = range::start(opt(lua, top, 5, 1)?, s.len());
@@ -192,6 +195,11 @@ pub fn find(lua: Lua) -> Ret {
 
 /// [pos, less] = memory.diff(a, b)
 pub fn diff(lua: Lua) -> Ret {
+    // Numbers are converted first, in order: a conversion may run Lua code
+    // (a GC step, finalizers), which could resize or close a memory.
+    for k in 1..=2 {
+        arg_bytes(lua, k)?;
+    }
     let a = arg_bytes(lua, 1)?;
     let b = arg_bytes(lua, 2)?;
     match a.iter().zip(b).position(|(x, y)| x != y) {

@@ -31,6 +31,7 @@ pub mod range;
 
 pub use bytes::{Bytes, Scratch};
 
+use std::borrow::Cow;
 use std::ffi::c_int;
 
 use crate::cfn;
@@ -198,6 +199,22 @@ pub fn arg_bytes<'a>(lua: Lua, i: c_int) -> Result<&'a [u8], Error> {
     bytes_of(lua, i).ok_or(Error::Type(i, c"string or memory"))
 }
 
+/// The bytes of the string or memory argument `i` (else the argument
+/// error `string or memory expected`) for a caller that runs Lua code
+/// while it uses them (e.g. compiling a chunk, which allocates and so may
+/// run finalizers): a string is borrowed (immutable, alive while on the
+/// stack), a memory is copied, since it could be resized or closed
+/// meanwhile.
+pub fn arg_stable_bytes<'a>(lua: Lua, i: c_int) -> Result<Cow<'a, [u8]>, Error> {
+    match memory_ref(lua, i) {
+        Some(m) => copy(&m.data).map(Cow::Owned),
+        None => lua
+            .to_bytes(i)
+            .map(Cow::Borrowed)
+            .ok_or(Error::Type(i, c"string or memory")),
+    }
+}
+
 /// [`buffer_of`], or the argument error `memory expected`.
 pub fn arg_buffer<'a>(lua: Lua, i: c_int) -> Result<&'a mut [u8], Error> {
     buffer_of(lua, i).ok_or(Error::Type(i, c"memory"))
@@ -310,6 +327,8 @@ fn resize(lua: Lua) -> Ret {
     let pattern = match lua.is_none_or_nil(3) {
         true => Vec::new(),
         false => {
+            // Checked (a number converted) before the length is read: a
+            // conversion may run Lua code, which could resize `m`.
             let s = arg_bytes(lua, 3)?;
             let old = memory_ref(lua, 1).map_or(0, |m| m.data.len());
             copy(&s[..s.len().min(n.saturating_sub(old))])?

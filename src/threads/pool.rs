@@ -231,7 +231,10 @@ fn fail_msg(lua: Lua, msg: &[u8]) -> Ret {
 /// true | false, msg = threads.dostring(pool, chunk [, chunkname [, mode, ...]])
 fn dostring(lua: Lua) -> Ret {
     let pool = check(lua, 1)?;
-    let chunk = crate::memory::arg_bytes(lua, 2)?;
+    // A memory is copied: compiling runs Lua code (finalizers), which
+    // could resize or close it.
+    let chunk = crate::memory::arg_stable_bytes(lua, 2)?;
+    let chunk = &chunk[..];
     let name = opt_name(lua, 3)?.unwrap_or_else(|| up_to_nul(chunk));
     let mode = opt_name(lua, 4)?;
     add(lua, &pool, Source::Text { chunk, name, mode }, 5)

@@ -180,7 +180,10 @@ fn push_new(lua: Lua, source: Source) -> Ret {
 
 /// co | false, msg = coroutine.load(chunk [, chunkname [, mode]])
 fn load(lua: Lua) -> Ret {
-    let chunk = crate::memory::arg_bytes(lua, 1)?;
+    // A memory is copied: compiling runs Lua code (finalizers), which
+    // could resize or close it.
+    let chunk = crate::memory::arg_stable_bytes(lua, 1)?;
+    let chunk = &chunk[..];
     let name = opt_name(lua, 2)?.unwrap_or_else(|| up_to_nul(chunk));
     let mode = opt_name(lua, 3)?;
     push_new(lua, Source::Text { chunk, name, mode })
