@@ -191,14 +191,6 @@ pub fn with_pair<T: Object, R>(
     }
 }
 
-/// The block of the userdata at `i` without a class check (null for a
-/// value that is no userdata), for modules that keep raw access on their
-/// hot paths (see `memory`); dereferencing it is theirs to justify.
-pub fn block(lua: Lua, i: c_int) -> *mut c_void {
-    // SAFETY: a stack read.
-    unsafe { ffi::lua_touserdata(lua.raw(), i) }
-}
-
 /// Runs `f` on the slot of the object at `i` without a class check, or
 /// returns `None` for a value that is not a full userdata (e.g. nil).
 ///

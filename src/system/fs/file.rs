@@ -194,15 +194,14 @@ fn read(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
     let (blocking, _) = arg_mode(lua, 6, b"")?;
     start(lua, blocking)?;
-    let len = memory::arg_buffer(lua, 2)?.len();
+    let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
     let span = range::arg_span(lua, len, 3, 4)?;
     let offset = arg_offset(lua, 5)?;
     if blocking {
-        let buf = &mut memory::arg_buffer(lua, 2)?[span];
-        return Ok(Await::Done(push_count(
-            lua,
-            sys::read(fd.as_fd(), buf, offset),
-        )));
+        let read = memory::with_arg_buffer(lua, 2, |b| {
+            sys::read(fd.as_fd(), range::part_mut(b, span), offset)
+        })?;
+        return Ok(Await::Done(push_count(lua, read)));
     }
     let size = span.len();
     let id = submit(
@@ -230,7 +229,7 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
             let Some(Received(mut data)) = taken.flatten() else {
                 return Ok(Await::Done(lua.top() - 5));
             };
-            let len = memory::buffer_of(lua, 2).map_or(0, |b| b.len());
+            let len = memory::with_buffer(lua, 2, |b| b.len()).unwrap_or(0);
             let span = range::arg_span(lua, len, 3, 4)?;
             let n = data.len().min(span.len());
             data.truncate(n);
@@ -259,19 +258,19 @@ fn write(lua: Lua) -> Result<Await, Error> {
             Ok(Box::new(Count(n)) as Box<dyn Reply>)
         });
     }
-    let len = memory::arg_bytes(lua, 2)?.len();
+    let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
     let span = range::arg_span(lua, len, 3, 4)?;
     let offset = arg_offset(lua, 5)?;
-    let bytes = &memory::arg_bytes(lua, 2)?[span];
     if blocking {
-        return Ok(Await::Done(push_count(
-            lua,
-            sys::write(fd.as_fd(), bytes, offset),
-        )));
+        let written = memory::with_arg_bytes(lua, 2, |b| {
+            sys::write(fd.as_fd(), range::part(b, span), offset)
+        })?;
+        return Ok(Await::Done(push_count(lua, written)));
     }
     // No zero fill: the buffer (usually a pooled one) is written once, by
     // the copy.
-    let data = Scratch::copy_from(bytes).map_err(|_| Error::msg("not enough memory"))?;
+    let data = memory::with_arg_bytes(lua, 2, |b| Scratch::copy_from(range::part(b, span)))?
+        .map_err(|_| Error::msg("not enough memory"))?;
     perform(lua, false, move || {
         let n = sys::write(fd.as_fd(), &data, offset)?;
         Ok(Box::new(Count(n as u64)) as Box<dyn Reply>)

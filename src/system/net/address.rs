@@ -171,21 +171,23 @@ fn address(lua: Lua) -> Ret {
     let addr = if nargs < 2 {
         zero(v6)
     } else {
-        let data = memory::arg_bytes(lua, 2)?;
         if nargs == 2 {
-            parse_uri(data, v6)?
+            memory::with_arg_bytes(lua, 2, |data| parse_uri(data, v6))??
         } else {
+            memory::with_arg_bytes(lua, 2, |_| ())?;
             let port = arg_port(lua, 3)?;
             let binary = match lua.opt_bytes(4)? {
                 None | Some(b"t") => false,
                 Some(b"b") => true,
                 Some(_) => return Err(Error::arg(4, "invalid mode")),
             };
-            let ip = if binary {
-                from_binary(data, v6).ok_or(Error::arg(2, "invalid binary address"))?
-            } else {
-                parse_literal(data, v6).ok_or_else(invalid_argument)?
+            // The data is read after the other arguments: converting a
+            // number to the mode's string may run Lua code.
+            let parse = |data: &[u8]| match binary {
+                true => from_binary(data, v6).ok_or(Error::arg(2, "invalid binary address")),
+                false => parse_literal(data, v6).ok_or_else(invalid_argument),
             };
+            let ip = memory::with_arg_bytes(lua, 2, parse)??;
             SocketAddr::new(ip, port)
         }
     };
@@ -285,8 +287,8 @@ fn newindex(lua: Lua) -> Ret {
             addr.set_ip(ip);
         }
         2 => {
-            let bytes = memory::arg_bytes(lua, 3)?;
-            let ip = from_binary(bytes, v6).ok_or(Error::arg(3, "wrong byte size"))?;
+            let ip = memory::with_arg_bytes(lua, 3, |bytes| from_binary(bytes, v6))?
+                .ok_or(Error::arg(3, "wrong byte size"))?;
             addr.set_ip(ip);
         }
         3 => {

@@ -9,6 +9,7 @@
 
 use std::ffi::c_int;
 use std::io;
+use std::ops::Range;
 use std::os::fd::{OwnedFd, RawFd};
 
 use socket2::{Domain as SockDomain, Socket, Type};
@@ -17,6 +18,7 @@ use super::class::{self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSI
 use super::netio::{Domain, Shared};
 use super::sys;
 use crate::lua::{Error, Lua};
+use crate::memory::{self, range};
 
 /// The descriptor of the socket object passed as argument `i` of a share
 /// stream's `write`, if any.
@@ -74,19 +76,30 @@ pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
     class::push(lua, sock, kind, domain, is_socket, true)
 }
 
-/// Reads into `buf`: bytes read and, on share streams, the descriptors
-/// that came with them (queued in `received`).
-pub fn recv(core: &Shared, buf: &mut [u8]) -> io::Result<usize> {
-    let mut c = core.borrow_mut();
-    let raw = c.raw();
-    if c.domain == Domain::Share && c.socket {
-        let mut fds = Vec::new();
-        let n = sys::recv_with_fds(raw, buf, &mut fds);
-        c.received.extend(fds);
-        n
-    } else {
-        sys::recv(raw, buf, c.socket)
-    }
+/// Reads into the bytes `r` of the memory at `arg` (else the argument
+/// error `memory expected`): bytes read and, on share streams, the
+/// descriptors that came with them (queued in `received`).
+pub fn recv(
+    lua: Lua,
+    core: &Shared,
+    arg: c_int,
+    r: Range<usize>,
+) -> Result<io::Result<usize>, Error> {
+    let (raw, socket, share) = {
+        let c = core.borrow();
+        (c.raw(), c.socket, c.domain == Domain::Share && c.socket)
+    };
+    let mut fds = Vec::new();
+    let fds_ref = &mut fds;
+    let n = memory::with_arg_buffer(lua, arg, move |b| {
+        let buf = range::part_mut(b, r);
+        match share {
+            true => sys::recv_with_fds(raw, buf, fds_ref),
+            false => sys::recv(raw, buf, socket),
+        }
+    })?;
+    core.borrow_mut().received.extend(fds);
+    Ok(n)
 }
 
 /// Pushes the next received descriptor as a socket object, if any; returns

@@ -117,7 +117,7 @@ fn connected(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
 /// bytes [, sock] | false, msg, code = sock:read(buffer [, i [, j]])
 pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
-    memory::arg_buffer(lua, 2)?;
+    memory::with_arg_buffer(lua, 2, |_| ())?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
     let sl = sys_loop(lua);
@@ -159,15 +159,15 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         lua.push_value(-2);
         return Ok(Some(2));
     }
-    // SAFETY: `read` checked that its kept argument 2 is a memory.
-    let buf = unsafe { memory::kept_buffer(lua, 2) };
-    let r = range::arg_span(lua, buf.len(), 3, 4)?;
+    // `read` checked its kept argument 2, a memory.
+    let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
+    let r = range::arg_span(lua, len, 3, 4)?;
     if r.is_empty() {
         // As libuv, which cannot read into an empty buffer.
         return Ok(Some(fail::push(lua, libc::ENOBUFS)));
     }
     let size = r.len();
-    let result = share::recv(core, &mut buf[r]);
+    let result = share::recv(lua, core, 2, r)?;
     Ok(match result {
         Ok(0) => Some(fail::push(lua, fail::EOF)),
         Ok(n) => {
@@ -197,8 +197,8 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
 pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     awaiting::require_coroutine(lua)?;
-    let data = memory::arg_bytes(lua, 2)?;
-    let r = range::arg_span(lua, data.len(), 3, 4)?;
+    let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
+    let r = range::arg_span(lua, len, 3, 4)?;
     let passed = if K == PIPESHARE && core.borrow().domain == Domain::Share {
         share::passed(lua, 5)?
     } else {
@@ -211,7 +211,7 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
         // A socket travels with data: nothing would carry it.
         return Ok(Await::Done(fail::push(lua, libc::EINVAL)));
     }
-    awaits::write(lua, sys_loop(lua), &core, &data[r], passed, None)
+    awaits::write(lua, sys_loop(lua), &core, (2, r), passed, None)
 }
 
 /// Why a stream cannot be written, as libuv checks before writing: a
