@@ -239,7 +239,7 @@ pub fn adopt(lua: Lua, pid: libc::pid_t) -> std::io::Result<Rc<RefCell<Child>>> 
         let raw = w.raw();
         child.borrow_mut().watch = Some(w);
         let handler: Rc<RefCell<dyn SourceHandler>> = child.clone();
-        state_loop(lua).register_handler(&mut SourceFd(&raw), handler)
+        state_loop(&lua).register_handler(&mut SourceFd(&raw), handler)
     });
     match registered {
         Ok(token) => child.borrow_mut().token = Some(token),
@@ -262,7 +262,7 @@ pub fn adopt(lua: Lua, pid: libc::pid_t) -> std::io::Result<Rc<RefCell<Child>>> 
 /// Drops the children that ended and that nobody waits for: their watch
 /// leaves the loop and is closed.
 pub fn sweep(lua: Lua) {
-    let sl = state_loop(lua);
+    let sl = state_loop(&lua);
     children(lua).borrow_mut().retain(|child| {
         let mut c = child.borrow_mut();
         if let Some(op) = c.waiter

@@ -81,7 +81,7 @@ fn random(lua: Lua) -> Result<Await, Error> {
     lua.set_top(3);
     let id = awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Other,
         Wait::Work(job),
         deliver,

@@ -414,7 +414,7 @@ fn seen_before(lua: Lua) -> bool {
 /// Drops listeners whose operation was released without its continuation
 /// running (the coroutine was closed while it waited).
 fn prune(lua: Lua, listeners: &mut Listeners) {
-    let sl = state_loop(lua);
+    let sl = state_loop(&lua);
     listeners
         .by_thread
         .retain(|_, l| l.op.is_none_or(|id| sl.waiter(id).is_some()));
@@ -462,7 +462,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
             ls.by_thread.insert(thread, listener);
         }
     }
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let waited = awaiting::wait(lua, sl, awaiting::Kind::Signal, Wait::External, deliver);
     let mut ls = listeners.borrow_mut();
     let id = match waited {
@@ -520,7 +520,7 @@ fn awaitsig_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
                 .take();
             drop(stale);
         }
-        let sl = state_loop(lua);
+        let sl = state_loop(&lua);
         let running = sl.is_running();
         if !running {
             ls.by_thread.retain(|_, l| l.op.is_some());

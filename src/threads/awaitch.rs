@@ -75,7 +75,7 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
         Exchanged::Empty(values) => values,
         Exchanged::Queued => unreachable!("nothing was given to queue"),
     };
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let id = match awaiting::wait(lua, sl, awaiting::Kind::Channel, Wait::External, deliver) {
         Ok(id) => id,
         Err(e) => {
@@ -126,7 +126,7 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
 /// its waiter leaves the channel.
 /// The channel is the object at `at`, if it is one and open.
 fn end_wait(lua: Lua, at: c_int, matched: bool) -> Option<Waiting> {
-    let park = park::park_ref(lua);
+    let park = park::park_ref(&lua);
     let (waiting, removed) = class::with::<Channel, _>(lua, at, |slot| {
         let ch = slot.as_mut()?;
         let waiting = ch.waiting.take()?;

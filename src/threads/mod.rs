@@ -125,7 +125,7 @@ fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
 /// park when it yields (with no values), and a match of one of those
 /// `awaitch` calls queues it again.
 fn park_run(lua: Lua, active: usize) -> bool {
-    let Some(park) = park::park_ref(lua) else {
+    let Some(park) = park::park_ref(&lua) else {
         return false;
     };
     if active == 0
@@ -137,7 +137,7 @@ fn park_run(lua: Lua, active: usize) -> bool {
     }
     // Completions already posted would not wake a parked task: take them
     // first (without blocking); any of them means no parking.
-    if !state_loop(lua).would_block() {
+    if !state_loop(&lua).would_block() {
         return false;
     }
     park.requested.store(true, Ordering::Relaxed);

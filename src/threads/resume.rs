@@ -115,7 +115,7 @@ fn resume(lua: Lua) -> Result<Await, Error> {
     let job = Box::new(move || Box::new(resumption.run()) as Outcome);
     let id = match awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Coroutine,
         Wait::Work(job),
         deliver,

@@ -92,7 +92,7 @@ fn execute(lua: Lua) -> Result<Await, Error> {
     }
     let id = awaiting::wait(
         lua,
-        state_loop(lua),
+        state_loop(&lua),
         awaiting::Kind::Process,
         Wait::External,
         deliver,

@@ -131,7 +131,7 @@ fn submit<T: Send + 'static>(
 ) -> Result<crate::runtime::OpId, Error> {
     awaiting::require_coroutine(lua)?;
     let work = Wait::Work(Box::new(move || Box::new(job()) as Outcome));
-    awaiting::wait(lua, state_loop(lua), awaiting::Kind::File, work, deliver)
+    awaiting::wait(lua, state_loop(&lua), awaiting::Kind::File, work, deliver)
 }
 
 /// The descriptor of the open file (a `coutil:file`) at `arg`, or the

@@ -179,7 +179,7 @@ pub fn retry(
             };
             match attempt(lua, &core)? {
                 Some(n) => Ok(Await::Done(n)),
-                None => park(lua, sys_loop(lua), &core, keep, (slot, k), Then::Wait),
+                None => park(lua, sys_loop(&lua), &core, keep, (slot, k), Then::Wait),
             }
         }
     }

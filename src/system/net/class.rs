@@ -84,7 +84,7 @@ fn push_with(
     core.tally = Some(Tally::new(lua, NAMES[kind as usize]));
     setup(&mut core);
     let core: Shared = Rc::new(RefCell::new(core));
-    let token = state_loop(lua).register_handler(&mut SourceFd(&raw), core.clone())?;
+    let token = state_loop(&lua).register_handler(&mut SourceFd(&raw), core.clone())?;
     core.borrow_mut().token = Some(token);
     // SAFETY: objects with a socket class's metatable all hold an
     // Option<Shared>, made here.

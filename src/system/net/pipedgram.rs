@@ -76,7 +76,7 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
     };
     let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
     let r = range::arg_span(lua, len, 3, 4)?;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let to = match to {
         None => None,
         Some(Ok(addr)) => Some(addr),
@@ -91,7 +91,7 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     memory::with_arg_buffer(lua, 2, |_| ())?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     let then = if core.borrow().may_read {

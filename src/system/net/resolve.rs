@@ -370,7 +370,7 @@ fn findaddr(lua: Lua) -> Result<Await, Error> {
     let job = Box::new(move || Box::new(lookup(query).map(|e| (e, passive))) as Outcome);
     let id = awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Dns,
         Wait::Work(job),
         deliver_list,
@@ -516,7 +516,7 @@ fn nameaddr(lua: Lua) -> Result<Await, Error> {
     });
     let id = awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Dns,
         Wait::Work(job),
         deliver_names,

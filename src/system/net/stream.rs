@@ -31,7 +31,7 @@ pub fn connect<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     awaiting::require_coroutine(lua)?;
     let domain = core.borrow().domain;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let wait = (Slot::Connector, kfn!(connect_k));
     if domain == Domain::Pair {
         // Connected from the start, to its other end only: the loop
@@ -120,7 +120,7 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     memory::with_arg_buffer(lua, 2, |_| ())?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     if share::push_received(lua, &core) {
@@ -211,7 +211,7 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
         // A socket travels with data: nothing would carry it.
         return Ok(Await::Done(fail::push(lua, libc::EINVAL)));
     }
-    awaits::write(lua, sys_loop(lua), &core, (2, r), passed, None)
+    awaits::write(lua, sys_loop(&lua), &core, (2, r), passed, None)
 }
 
 /// Why a stream cannot be written, as libuv checks before writing: a
@@ -248,5 +248,5 @@ pub fn shutdown<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if let Some(code) = refused {
         return Ok(Await::Done(fail::push(lua, code)));
     }
-    awaits::shutdown(lua, sys_loop(lua), &core)
+    awaits::shutdown(lua, sys_loop(&lua), &core)
 }

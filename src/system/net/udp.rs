@@ -69,7 +69,7 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
     };
     let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
     let r = range::arg_span(lua, len, 3, 4)?;
-    awaits::write(lua, sys_loop(lua), &core, (2, r), None, to)
+    awaits::write(lua, sys_loop(&lua), &core, (2, r), None, to)
 }
 
 /// bytes, truncated | false, msg, code = udp:read(buffer [, i [, j [, address]]])
@@ -81,7 +81,7 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     if !lua.is_none_or_nil(5) {
         ip_arg(lua, 5, core.borrow().domain)?;
     }
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     let then = if core.borrow().may_read {
