@@ -169,7 +169,7 @@ pub fn fill(lua: Lua) -> Ret {
             return Ok(0);
         }
         // SAFETY: used until copied below, reading an integer in between.
-        let s = unsafe { raw_bytes(lua, 2) }.ok_or(Error::Type(2, c"string or memory"))?;
+        let s = unsafe { raw_bytes(&lua, 2) }.ok_or(Error::Type(2, c"string or memory"))?;
         let o = range::start(opt(lua, top, 5, 1)?, s.len());
         if r.is_empty() || o > s.len() as i64 {
             return Ok(0);
@@ -191,7 +191,7 @@ pub fn find(lua: Lua) -> Ret {
         // step, finalizers), which could resize or close the memory.
         // SAFETY: both only read, until the pushes of integers; reading
         // integer arguments runs no Lua code.
-        let s = unsafe { raw_bytes(lua, 2) }.ok_or(Error::Type(2, c"string or memory"))?;
+        let s = unsafe { raw_bytes(&lua, 2) }.ok_or(Error::Type(2, c"string or memory"))?;
         // SAFETY: as `s`.
         let data = &unsafe { read(slot) }.data[..];
         let i = range::start(opt(lua, top, 3, 1)?, data.len());
@@ -226,13 +226,13 @@ pub fn diff(lua: Lua) -> Ret {
     // (a GC step, finalizers), which could resize or close a memory.
     for k in 1..=2 {
         // SAFETY: only converts (or checks) the value; the slice is dropped.
-        unsafe { raw_bytes(lua, k) }.ok_or(Error::Type(k, c"string or memory"))?;
+        unsafe { raw_bytes(&lua, k) }.ok_or(Error::Type(k, c"string or memory"))?;
     }
     // SAFETY: both only read, until the pushes of a number and a boolean;
     // taking them runs no Lua code now.
-    let a = unsafe { raw_bytes(lua, 1) }.unwrap_or_default();
+    let a = unsafe { raw_bytes(&lua, 1) }.unwrap_or_default();
     // SAFETY: as `a`.
-    let b = unsafe { raw_bytes(lua, 2) }.unwrap_or_default();
+    let b = unsafe { raw_bytes(&lua, 2) }.unwrap_or_default();
     match a.iter().zip(b).position(|(x, y)| x != y) {
         Some(k) => {
             lua.push_integer(k as i64 + 1);

@@ -172,8 +172,8 @@ fn with_memory_anywhere<R>(
 /// # Safety
 /// As [`memory_in`]: the slice is not used across a call that can run Lua
 /// code, nor while a `&mut` to the memory exists.
-unsafe fn raw_bytes<'a>(lua: Lua, i: c_int) -> Option<&'a [u8]> {
-    match slot(lua, i) {
+unsafe fn raw_bytes(lua: &Lua, i: c_int) -> Option<&[u8]> {
+    match slot(*lua, i) {
         // SAFETY: as the caller promises.
         Some(p) => Some(&unsafe { memory_in(p) }.data),
         None => lua.to_bytes(i),
@@ -226,8 +226,8 @@ pub fn with_arg_buffer<R>(
 /// run finalizers): a string is borrowed (immutable, alive while on the
 /// stack), a memory is copied, since it could be resized or closed
 /// meanwhile.
-pub fn arg_stable_bytes<'a>(lua: Lua, i: c_int) -> Result<Cow<'a, [u8]>, Error> {
-    match with_memory(lua, i, |m| copy(&m.data)) {
+pub fn arg_stable_bytes(lua: &Lua, i: c_int) -> Result<Cow<'_, [u8]>, Error> {
+    match with_memory(*lua, i, |m| copy(&m.data)) {
         Some(copied) => copied.map(Cow::Owned),
         None => lua
             .to_bytes(i)
@@ -241,7 +241,7 @@ pub fn arg_stable_bytes<'a>(lua: Lua, i: c_int) -> Result<Cow<'a, [u8]>, Error> 
 pub fn push_range(lua: Lua, i: c_int, r: Range<usize>) -> bool {
     // SAFETY: the slice is only read by `lua_pushlstring`, which copies
     // it into the new string before it can run a GC step (thus Lua code).
-    let Some(bytes) = (unsafe { raw_bytes(lua, i) }) else {
+    let Some(bytes) = (unsafe { raw_bytes(&lua, i) }) else {
         return false;
     };
     let r = range::clip(r, bytes.len());

@@ -383,7 +383,7 @@ pub fn unpack(lua: Lua) -> Ret {
         // Fetched again for each item: pushing a string may run Lua code.
         // SAFETY: only read until one push, which copies a string before
         // it can run Lua code (`get_int` and the checks run none).
-        let data = unsafe { raw_bytes(lua, 1) }.unwrap_or_default();
+        let data = unsafe { raw_bytes(&lua, 1) }.unwrap_or_default();
         let here = data.get(pos..pos + item.size).ok_or_else(short)?;
         match item.opt {
             Opt::Int | Opt::Uint => {

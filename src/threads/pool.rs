@@ -233,10 +233,10 @@ fn dostring(lua: Lua) -> Ret {
     let pool = check(lua, 1)?;
     // A memory is copied: compiling runs Lua code (finalizers), which
     // could resize or close it.
-    let chunk = crate::memory::arg_stable_bytes(lua, 2)?;
+    let chunk = crate::memory::arg_stable_bytes(&lua, 2)?;
     let chunk = &chunk[..];
-    let name = opt_name(lua, 3)?.unwrap_or_else(|| up_to_nul(chunk));
-    let mode = opt_name(lua, 4)?;
+    let name = opt_name(&lua, 3)?.unwrap_or_else(|| up_to_nul(chunk));
+    let mode = opt_name(&lua, 4)?;
     add(lua, &pool, Source::Text { chunk, name, mode }, 5)
 }
 

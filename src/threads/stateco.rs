@@ -142,7 +142,7 @@ pub fn up_to_nul(bytes: &[u8]) -> &[u8] {
 
 /// An optional string argument up to its first NUL (`string expected`
 /// else).
-pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
+pub fn opt_name(lua: &Lua, i: c_int) -> Result<Option<&[u8]>, Error> {
     if lua.is_none_or_nil(i) {
         return Ok(None);
     }
@@ -154,7 +154,7 @@ pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
 
 /// [`opt_name`] as a C string.
 pub fn opt_c_string(lua: Lua, i: c_int) -> Result<Option<CString>, Error> {
-    Ok(opt_name(lua, i)?.map(|s| CString::new(s).unwrap_or_default()))
+    Ok(opt_name(&lua, i)?.map(|s| CString::new(s).unwrap_or_default()))
 }
 
 /// Pushes a new state coroutine for `source`, or `false, msg`.
@@ -182,10 +182,10 @@ fn push_new(lua: Lua, source: Source) -> Ret {
 fn load(lua: Lua) -> Ret {
     // A memory is copied: compiling runs Lua code (finalizers), which
     // could resize or close it.
-    let chunk = crate::memory::arg_stable_bytes(lua, 1)?;
+    let chunk = crate::memory::arg_stable_bytes(&lua, 1)?;
     let chunk = &chunk[..];
-    let name = opt_name(lua, 2)?.unwrap_or_else(|| up_to_nul(chunk));
-    let mode = opt_name(lua, 3)?;
+    let name = opt_name(&lua, 2)?.unwrap_or_else(|| up_to_nul(chunk));
+    let mode = opt_name(&lua, 3)?;
     push_new(lua, Source::Text { chunk, name, mode })
 }
 

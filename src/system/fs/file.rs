@@ -89,7 +89,7 @@ impl Reply for Opened {
 
 /// file | false, msg, code = system.openfile(path [, mode [, perm]])
 pub fn openfile(lua: Lua) -> Result<Await, Error> {
-    let (blocking, mode) = arg_mode(lua, 2, b"rwaftnNx")?;
+    let (blocking, mode) = arg_mode(&lua, 2, b"rwaftnNx")?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
     let mode = if lua.is_none_or_nil(2) { b"r" } else { mode };
@@ -127,7 +127,7 @@ pub fn openfile(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:close([mode])
 fn close(lua: Lua) -> Result<Await, Error> {
     arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 2, b"")?;
+    let (blocking, _) = arg_mode(&lua, 2, b"")?;
     start(lua, blocking)?;
     let Some(File { fd, .. }) = class::with_checked::<File, _>(lua, 1, Option::take)? else {
         return Err(Error::msg("closed file"));
@@ -192,7 +192,7 @@ fn deliver_read(co: Lua, o: Option<Outcome>) -> c_int {
 /// count | false, msg, code = file:read(buffer [, i [, j [, offset [, mode]]]])
 fn read(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 6, b"")?;
+    let (blocking, _) = arg_mode(&lua, 6, b"")?;
     start(lua, blocking)?;
     let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
     let span = range::arg_span(lua, len, 3, 4)?;
@@ -244,7 +244,7 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 /// count | false, msg, code = file:write(data [, i [, j [, offset [, mode]]]])
 fn write(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 6, b"")?;
+    let (blocking, _) = arg_mode(&lua, 6, b"")?;
     start(lua, blocking)?;
     if class::is::<File>(lua, 2) {
         let src = arg_open(lua, 2)?;
@@ -280,7 +280,7 @@ fn write(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:resize(size [, mode])
 fn resize(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 3, b"")?;
+    let (blocking, _) = arg_mode(&lua, 3, b"")?;
     start(lua, blocking)?;
     let size = lua.arg_integer(2)?;
     perform(lua, blocking, move || {
@@ -307,7 +307,7 @@ fn flush(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:touch([mode, times...])
 fn touch(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (prefix, body) = arg_prefixed(lua, 2, b"~", b"amb")?;
+    let (prefix, body) = arg_prefixed(&lua, 2, b"~", b"amb")?;
     let blocking = !prefix.is_empty();
     start(lua, blocking)?;
     let times = arg_times(lua, 2, body)?;
@@ -319,7 +319,7 @@ fn touch(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:own(uid, gid [, mode])
 fn own(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 4, b"")?;
+    let (blocking, _) = arg_mode(&lua, 4, b"")?;
     start(lua, blocking)?;
     let (uid, gid) = (arg_id(lua, 2)?, arg_id(lua, 3)?);
     perform(lua, blocking, move || {

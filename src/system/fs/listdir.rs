@@ -47,7 +47,7 @@ impl Reply for Listed {
 
 /// iterator, nil, nil, closing = system.listdir(path [, mode])
 pub fn listdir(lua: Lua) -> Result<Await, Error> {
-    let (blocking, _) = arg_mode(lua, 2, b"")?;
+    let (blocking, _) = arg_mode(&lua, 2, b"")?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
     perform_raising(lua, blocking, move || {

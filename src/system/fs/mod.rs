@@ -196,7 +196,7 @@ fn raising_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 
 /// The mode string at `arg` (default empty): whether it has `~`; every
 /// other character must be in `allowed`.
-fn arg_mode<'a>(lua: Lua, arg: c_int, allowed: &[u8]) -> Result<(bool, &'a [u8]), Error> {
+fn arg_mode<'a>(lua: &'a Lua, arg: c_int, allowed: &[u8]) -> Result<(bool, &'a [u8]), Error> {
     let mode = lua.opt_bytes(arg)?.unwrap_or_default();
     match mode.iter().find(|&c| *c != b'~' && !allowed.contains(c)) {
         Some(&c) => Err(Error::mode_char(arg, c)),
@@ -207,7 +207,7 @@ fn arg_mode<'a>(lua: Lua, arg: c_int, allowed: &[u8]) -> Result<(bool, &'a [u8])
 /// A mode string at `arg` whose `prefix` characters (any order) must come
 /// before the others, which must be in `body`: the prefix and the rest.
 fn arg_prefixed<'a>(
-    lua: Lua,
+    lua: &'a Lua,
     arg: c_int,
     prefix: &[u8],
     body: &[u8],

@@ -61,7 +61,7 @@ struct Snapshot<E> {
 }
 
 /// Checks the characters of the `which` at `i`.
-fn check_which<'a, E: Entry>(lua: Lua, i: c_int) -> Result<&'a [u8], Error> {
+fn check_which<'a, E: Entry>(lua: &'a Lua, i: c_int) -> Result<&'a [u8], Error> {
     let which: &'a [u8] = lua.arg_bytes(i)?;
     match which.iter().find(|&&c| !E::known(c)) {
         Some(&c) => Err(Error::mode_char(i, c)),
@@ -90,7 +90,7 @@ where
     Snapshot<E>: Object,
 {
     with_snapshot::<E, _>(lua, |_| ())?;
-    let which = check_which::<E>(lua, 2)?;
+    let which = check_which::<E>(&lua, 2)?;
     let k = lua.arg_integer(3)?;
     let entry = with_snapshot::<E, _>(lua, |snap| {
         usize::try_from(k)

@@ -151,7 +151,7 @@ pub fn netinfo(lua: Lua) -> Ret {
     match lua.arg_option(1, &["all", "name", "id"], None)? {
         0 => {
             if !lua.is_none_or_nil(2) {
-                check_which::<Iface>(lua, 2)?;
+                check_which::<Iface>(&lua, 2)?;
             }
             let entries = iface_entries()?;
             push_iterator(lua, entries, 2)
