@@ -9,14 +9,23 @@
 //! frees its bytes and leaves an empty `"other"` memory. The metatable's
 //! `__index` is the module table itself, so `m:get(1)` works.
 //!
-//! Other modules borrow the bytes of an argument in place with
-//! [`bytes_of`] (string or memory, for senders) and [`buffer_of`] (memory
-//! only, for receivers), and apply the position rules of [`range`].
+//! Other modules borrow the bytes of an argument in place only in a scoped
+//! borrow: [`with_bytes`] (string or memory, for senders) and
+//! [`with_buffer`] (memory only, for receivers) run a `Send` closure, which
+//! cannot reach the state, so no Lua code can resize or free the memory
+//! while the slice lives, and the slice cannot outlive the closure; they
+//! apply the position rules of [`range`] (`range::part` clips a range
+//! computed before). Bytes needed across a C API call are copied
+//! ([`arg_stable_bytes`] for a chunk to compile, the rest of a write in
+//! the socket queue); [`push_range`] pushes a part as a string.
 //!
 //! Aliasing: an argument may be given twice (`memory.fill(m, m)`), so the
-//! functions copy a source before borrowing a destination mutably, and never
-//! hold a mutable borrow across a call that can run Lua code (an allocation
-//! can run finalizers, which could resize the memory).
+//! module's own functions copy a source before borrowing a destination
+//! mutably, and never hold a borrow across a call that can run Lua code (an
+//! allocation can run finalizers, which could resize the memory; converting
+//! a number argument to a string is one): they keep raw access on their hot
+//! paths, through the `unsafe` `memory_in`/`memory_mut_in`/`raw_bytes`
+//! and `contents.rs`'s `read`/`write`, whose contracts say so.
 //!
 //! Sizes are limited to `isize::MAX` bytes (Rust's allocation limit, also
 //! Lua's largest string on 64-bit targets); larger or negative sizes raise
