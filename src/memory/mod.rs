@@ -229,6 +229,23 @@ pub fn with_arg_buffer<R>(
     with_buffer(lua, i, f).ok_or(Error::Type(i, c"memory"))
 }
 
+/// Runs `f` on the bytes of the memory argument `i` (else the argument
+/// error `memory expected`) in the range of the optional positions at `ia`
+/// and `ja` (as `range::arg_span`): one class check, for the reads of an
+/// await's continuation (whose positions were checked by the await).
+pub fn with_arg_span<R>(
+    lua: Lua,
+    i: c_int,
+    (ia, ja): (c_int, c_int),
+    f: impl FnOnce(&mut [u8]) -> R + Send,
+) -> Result<R, Error> {
+    let (start, end) = (lua.opt_integer(ia, 1)?, lua.opt_integer(ja, -1)?);
+    with_arg_buffer(lua, i, |b| {
+        let r = range::span(range::start(start, b.len()), range::end(end, b.len()));
+        f(&mut b[r])
+    })
+}
+
 /// The bytes of the string or memory argument `i` (else the argument
 /// error `string or memory expected`) for a caller that runs Lua code
 /// while it uses them (e.g. compiling a chunk, which allocates and so may

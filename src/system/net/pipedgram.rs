@@ -109,12 +109,9 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 
 fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
     // `read` checked its kept argument 2, a memory.
-    let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
-    let r = range::arg_span(lua, len, 3, 4)?;
-    let size = r.len();
     let raw = core.borrow().raw();
-    let received =
-        memory::with_arg_buffer(lua, 2, |b| sys::recv_from_local(raw, range::part_mut(b, r)))?;
+    let (size, received) =
+        memory::with_arg_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from_local(raw, b)))?;
     match received {
         Ok((n, from)) => {
             lua.push_integer(n.min(size) as i64);

@@ -9,7 +9,6 @@
 
 use std::ffi::c_int;
 use std::io;
-use std::ops::Range;
 use std::os::fd::{OwnedFd, RawFd};
 
 use socket2::{Domain as SockDomain, Socket, Type};
@@ -18,7 +17,7 @@ use super::class::{self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSI
 use super::netio::{Domain, Shared};
 use super::sys;
 use crate::lua::{Error, Lua};
-use crate::memory::{self, range};
+use crate::memory;
 
 /// The descriptor of the socket object passed as argument `i` of a share
 /// stream's `write`, if any.
@@ -76,27 +75,24 @@ pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
     class::push(lua, sock, kind, domain, is_socket, true)
 }
 
-/// Reads into the bytes `r` of the memory at `arg` (else the argument
-/// error `memory expected`): bytes read and, on share streams, the
-/// descriptors that came with them (queued in `received`).
-pub fn recv(
-    lua: Lua,
-    core: &Shared,
-    arg: c_int,
-    r: Range<usize>,
-) -> Result<io::Result<usize>, Error> {
+/// Reads into `buffer[i..j]` (arguments 2 to 4, see
+/// `memory::with_arg_span`): the size of that range and, unless it is
+/// empty, the bytes read; on share streams, the descriptors that came with
+/// them are queued in `received`.
+pub fn recv(lua: Lua, core: &Shared) -> Result<(usize, Option<io::Result<usize>>), Error> {
     let (raw, socket, share) = {
         let c = core.borrow();
         (c.raw(), c.socket, c.domain == Domain::Share && c.socket)
     };
     let mut fds = Vec::new();
     let fds_ref = &mut fds;
-    let n = memory::with_arg_buffer(lua, arg, move |b| {
-        let buf = range::part_mut(b, r);
-        match share {
-            true => sys::recv_with_fds(raw, buf, fds_ref),
-            false => sys::recv(raw, buf, socket),
-        }
+    let n = memory::with_arg_span(lua, 2, (3, 4), move |buf| {
+        let n = match (buf.is_empty(), share) {
+            (true, _) => None,
+            (false, true) => Some(sys::recv_with_fds(raw, buf, fds_ref)),
+            (false, false) => Some(sys::recv(raw, buf, socket)),
+        };
+        (buf.len(), n)
     })?;
     core.borrow_mut().received.extend(fds);
     Ok(n)

@@ -159,15 +159,12 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         lua.push_value(-2);
         return Ok(Some(2));
     }
-    // `read` checked its kept argument 2, a memory.
-    let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
-    let r = range::arg_span(lua, len, 3, 4)?;
-    if r.is_empty() {
+    // `read` checked its kept arguments 2 to 4.
+    let (size, result) = share::recv(lua, core)?;
+    let Some(result) = result else {
         // As libuv, which cannot read into an empty buffer.
         return Ok(Some(fail::push(lua, libc::ENOBUFS)));
-    }
-    let size = r.len();
-    let result = share::recv(lua, core, 2, r)?;
+    };
     Ok(match result {
         Ok(0) => Some(fail::push(lua, fail::EOF)),
         Ok(n) => {

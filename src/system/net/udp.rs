@@ -100,11 +100,9 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
     // `read` checked its kept arguments: a memory at 2, nil or an
     // address at 5.
-    let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
-    let r = range::arg_span(lua, len, 3, 4)?;
-    let size = r.len();
     let raw = core.borrow().raw();
-    let received = memory::with_arg_buffer(lua, 2, |b| sys::recv_from(raw, range::part_mut(b, r)))?;
+    let (size, received) =
+        memory::with_arg_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from(raw, b)))?;
     match received {
         Ok((n, from)) => {
             if let Some(from) = from {
