@@ -229,21 +229,40 @@ pub fn with_arg_buffer<R>(
     with_buffer(lua, i, f).ok_or(Error::Type(i, c"memory"))
 }
 
-/// Runs `f` on the bytes of the memory argument `i` (else the argument
-/// error `memory expected`) in the range of the optional positions at `ia`
-/// and `ja` (as `range::arg_span`): one class check, for the reads of an
-/// await's continuation (whose positions were checked by the await).
-pub fn with_arg_span<R>(
+/// Runs `f` on the bytes of the memory at `i` in the range of the optional
+/// positions at `ia` and `ja` (as `range::arg_span`), without a class
+/// check: for the reads of an await's continuation, whose memory and
+/// positions the await checked and kept on the stack. A scoped borrow as
+/// [`with_buffer`]. (A class check here, `class::test_own` from a socket
+/// method, costs about 400 instructions: +9% for `bench/run tcp-serial`.)
+///
+/// # Safety
+/// The value at `i` is a memory (checked with [`with_arg_buffer`] by the
+/// await, and kept since on the stack of the coroutine it suspended).
+/// NOTE: `debug.setlocal` can replace a suspended C frame's values; the
+/// debug library is trusted, as Lua itself does.
+pub unsafe fn with_kept_span<R>(
     lua: Lua,
     i: c_int,
     (ia, ja): (c_int, c_int),
     f: impl FnOnce(&mut [u8]) -> R + Send,
 ) -> Result<R, Error> {
     let (start, end) = (lua.opt_integer(ia, 1)?, lua.opt_integer(ja, -1)?);
-    with_arg_buffer(lua, i, |b| {
-        let r = range::span(range::start(start, b.len()), range::end(end, b.len()));
-        f(&mut b[r])
-    })
+    // SAFETY: as the caller promises, a block made by `class::push` for a
+    // memory; exclusive while the Send closure runs, as in `with_memory`.
+    let done = unsafe {
+        class::with_unchecked::<Memory, _>(lua, i, |slot| {
+            let b = &mut slot
+                .get_or_insert(Memory {
+                    data: Bytes::new(),
+                    kind: Kind::Other,
+                })
+                .data[..];
+            let r = range::span(range::start(start, b.len()), range::end(end, b.len()));
+            f(&mut b[r])
+        })
+    };
+    done.ok_or(Error::Type(i, c"memory"))
 }
 
 /// The bytes of the string or memory argument `i` (else the argument

@@ -110,8 +110,10 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
     // `read` checked its kept argument 2, a memory.
     let raw = core.borrow().raw();
-    let (size, received) =
-        memory::with_arg_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from_local(raw, b)))?;
+    // SAFETY: `read` checked its kept argument 2, a memory.
+    let (size, received) = unsafe {
+        memory::with_kept_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from_local(raw, b)))
+    }?;
     match received {
         Ok((n, from)) => {
             lua.push_integer(n.min(size) as i64);

@@ -75,10 +75,10 @@ pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
     class::push(lua, sock, kind, domain, is_socket, true)
 }
 
-/// Reads into `buffer[i..j]` (arguments 2 to 4, see
-/// `memory::with_arg_span`): the size of that range and, unless it is
-/// empty, the bytes read; on share streams, the descriptors that came with
-/// them are queued in `received`.
+/// Reads into `buffer[i..j]` (arguments 2 to 4, which the caller's await
+/// checked; see `memory::with_kept_span`): the size of that range and,
+/// unless it is empty, the bytes read; on share streams, the descriptors
+/// that came with them are queued in `received`.
 pub fn recv(lua: Lua, core: &Shared) -> Result<(usize, Option<io::Result<usize>>), Error> {
     let (raw, socket, share) = {
         let c = core.borrow();
@@ -86,15 +86,20 @@ pub fn recv(lua: Lua, core: &Shared) -> Result<(usize, Option<io::Result<usize>>
     };
     let mut fds = Vec::new();
     let fds_ref = &mut fds;
-    let n = memory::with_arg_span(lua, 2, (3, 4), move |buf| {
-        let n = match (buf.is_empty(), share) {
-            (true, _) => None,
-            (false, true) => Some(sys::recv_with_fds(raw, buf, fds_ref)),
-            (false, false) => Some(sys::recv(raw, buf, socket)),
-        };
-        (buf.len(), n)
-    })?;
-    core.borrow_mut().received.extend(fds);
+    // SAFETY: the socket `read`s checked their kept argument 2, a memory.
+    let n = unsafe {
+        memory::with_kept_span(lua, 2, (3, 4), move |buf| {
+            let n = match (buf.is_empty(), share) {
+                (true, _) => None,
+                (false, true) => Some(sys::recv_with_fds(raw, buf, fds_ref)),
+                (false, false) => Some(sys::recv(raw, buf, socket)),
+            };
+            (buf.len(), n)
+        })
+    }?;
+    if !fds.is_empty() {
+        core.borrow_mut().received.extend(fds);
+    }
     Ok(n)
 }
 

@@ -101,8 +101,9 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
     // `read` checked its kept arguments: a memory at 2, nil or an
     // address at 5.
     let raw = core.borrow().raw();
+    // SAFETY: `read` checked its kept argument 2, a memory.
     let (size, received) =
-        memory::with_arg_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from(raw, b)))?;
+        unsafe { memory::with_kept_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from(raw, b))) }?;
     match received {
         Ok((n, from)) => {
             if let Some(from) = from {
