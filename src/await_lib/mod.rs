@@ -31,7 +31,7 @@ pub const NATIVES: &[Reg] = &[
 /// `lua::tally`); counters kept as operations are armed and delivered and
 /// objects opened and closed, nothing scanned.
 fn stats(lua: Lua) -> Ret {
-    let sl = awaiting::state_loop(lua);
+    let sl = awaiting::state_loop(&lua);
     lua.new_table(0, 3);
     let open = sl.tallies().open();
     lua.new_table(0, open.len() as c_int);
@@ -54,7 +54,7 @@ fn stats(lua: Lua) -> Ret {
 /// waiting(): `{ co1, kind1, co2, kind2, ... }`, the coroutines waiting in
 /// loop operations now and what for (scanned on each call).
 fn waiting(lua: Lua) -> Ret {
-    let waiters = awaiting::state_loop(lua).waiters();
+    let waiters = awaiting::state_loop(&lua).waiters();
     lua.new_table(2 * waiters.len() as c_int, 0);
     for (n, (key, kind)) in waiters.into_iter().enumerate() {
         lua.push_reference(key);
@@ -80,7 +80,7 @@ fn enter(lua: Lua) -> Ret {
         return Ok(0);
     }
     // As `system.time()`: milliseconds of the cached loop time.
-    let now = (awaiting::state_loop(lua).now_ns() / 1_000_000) as f64 / 1e3;
+    let now = (awaiting::state_loop(&lua).now_ns() / 1_000_000) as f64 / 1e3;
     let spare = lua.raw_len(4);
     if spare > 0 {
         lua.raw_get_index(4, spare as i64);
@@ -116,7 +116,7 @@ fn sleep(lua: Lua) -> Result<Await, Error> {
     // `as` saturates, and makes NaN 0.
     let ms = (lua.arg_number(1)? * 1000.0) as u64;
     let strong = lua.to_boolean(3);
-    let sl = awaiting::state_loop(lua);
+    let sl = awaiting::state_loop(&lua);
     let wait = if ms == 0 { Wait::Idle } else { Wait::Timer(ms) };
     let id = awaiting::wait(lua, sl, awaiting::Kind::Hidden, wait, deliver_nothing)?;
     sl.set_weak(id, !strong);
@@ -130,7 +130,7 @@ fn sleep(lua: Lua) -> Result<Await, Error> {
 fn hold(lua: Lua) -> Ret {
     lua.raw_get_index(1, 1);
     if let Some(bits) = lua.to_integer(-1) {
-        awaiting::state_loop(lua).set_weak(OpId::from_bits(bits as u64), !lua.to_boolean(2));
+        awaiting::state_loop(&lua).set_weak(OpId::from_bits(bits as u64), !lua.to_boolean(2));
     }
     Ok(0)
 }

@@ -14,7 +14,7 @@ use memchr::memmem;
 use crate::cfn;
 use crate::lua::class;
 use crate::lua::{Error, LUA_OK, LUA_TBOOLEAN, Lua, Reg, Ret};
-use crate::memory::{self, Memory};
+use crate::memory::{self, Memory, range};
 
 /// The Lua half of the reader.
 const CHUNK: &str = include_str!("../lua/coutil/reader.lua");
@@ -37,26 +37,25 @@ pub fn reader(lua: Lua) -> Ret {
     Ok(2)
 }
 
-/// The bytes of the memory at 1 and the 0-based range `i-1..j` of the
-/// positions at 2 and 3 (`1 <= i`, `i - 1 <= j <= #buf`), and the 0-based
-/// offset of the position at `at` (absent: `i`) where a search starts,
-/// within `i-1..=j`.
-fn args<'a>(lua: Lua, at: i32) -> Result<(&'a [u8], usize, usize, usize), Error> {
-    let buf = memory::bytes_of(lua, 1).ok_or(Error::Type(1, c"memory"))?;
+/// The 0-based range `i-1..j` of the positions at 2 and 3 (`1 <= i`,
+/// `i - 1 <= j <= #buf`) in the memory at 1, and the 0-based offset of the
+/// position at `at` (absent: `i`) where a search starts, within `i-1..=j`.
+fn args(lua: Lua, at: i32) -> Result<(usize, usize, usize), Error> {
+    let len = memory::with_bytes(lua, 1, <[u8]>::len).ok_or(Error::Type(1, c"memory"))?;
     let pos = |n: i32| -> Result<usize, Error> {
         lua.to_integer(n)
             .and_then(|v| usize::try_from(v).ok())
             .ok_or(Error::Type(n, c"number"))
     };
     let (i, j) = (pos(2)?, pos(3)?);
-    if i == 0 || j > buf.len() || i - 1 > j {
+    if i == 0 || j > len || i - 1 > j {
         return Err(Error::arg(2, "out of range"));
     }
     let from = if lua.is_none_or_nil(at) { i } else { pos(at)? };
     if from < i || from - 1 > j {
         return Err(Error::arg(at, "out of range"));
     }
-    Ok((buf, i - 1, j, from - 1))
+    Ok((i - 1, j, from - 1))
 }
 
 /// Whether the value at `k` is `true`: only that keeps the end of line,
@@ -70,18 +69,26 @@ fn keeps(lua: Lua, k: i32) -> bool {
 /// whose `\n` is at or after `from`, without its end (`\n` or `\r\n`)
 /// unless `keep`, and the position after its `\n`; nothing if no `\n`.
 fn line(lua: Lua) -> Ret {
-    let (buf, i, j, from) = args(lua, 5)?;
-    let Some(p) = memchr::memchr(b'\n', &buf[from..j]).map(|p| from + p) else {
+    let (i, j, from) = args(lua, 5)?;
+    let keep = keeps(lua, 4);
+    // The scan in a borrow, then the push of the line (copied from the
+    // memory by the push itself).
+    let found = memory::with_bytes(lua, 1, |buf| {
+        let buf = buf.get(..j)?;
+        let p = from + memchr::memchr(b'\n', &buf[from..])?;
+        let end = if keep {
+            p + 1
+        } else if p > i && buf[p - 1] == b'\r' {
+            p - 1
+        } else {
+            p
+        };
+        Some((p, end))
+    });
+    let Some((p, end)) = found.flatten() else {
         return Ok(0);
     };
-    let end = if keeps(lua, 4) {
-        p + 1
-    } else if p > i && buf[p - 1] == b'\r' {
-        p - 1
-    } else {
-        p
-    };
-    lua.push_bytes(&buf[i..end]);
+    memory::push_range(lua, 1, i..end);
     lua.push_integer(p as i64 + 2);
     Ok(2)
 }
@@ -90,16 +97,19 @@ fn line(lua: Lua) -> Ret {
 /// for a delimiter (a non-empty string) starting at or after `from`; the
 /// delimiter is kept only with `keep`.
 fn upto(lua: Lua) -> Ret {
-    let (buf, i, j, from) = args(lua, 6)?;
+    let (i, j, from) = args(lua, 6)?;
     let delim = lua.arg_bytes(4)?;
     if delim.is_empty() {
         return Err(Error::arg(4, "empty delimiter"));
     }
-    let Some(p) = memmem::find(&buf[from..j], delim).map(|p| from + p) else {
+    let found = memory::with_bytes(lua, 1, |buf| {
+        Some(from + memmem::find(buf.get(from..j)?, delim)?)
+    });
+    let Some(p) = found.flatten() else {
         return Ok(0);
     };
     let next = p + delim.len();
-    lua.push_bytes(&buf[i..if keeps(lua, 5) { next } else { p }]);
+    memory::push_range(lua, 1, i..if keeps(lua, 5) { next } else { p });
     lua.push_integer(next as i64 + 1);
     Ok(2)
 }
@@ -107,9 +117,11 @@ fn upto(lua: Lua) -> Ret {
 /// n = shift(buf, i, j): moves `buf[i..j]` to the start of `buf`; returns
 /// its length, the new `j`.
 fn shift(lua: Lua) -> Ret {
-    let (_, i, j, _) = args(lua, 4)?;
-    let buf = memory::buffer_of(lua, 1).ok_or(Error::Type(1, c"memory"))?;
-    buf.copy_within(i..j, 0);
+    let (i, j, _) = args(lua, 4)?;
+    memory::with_buffer(lua, 1, |buf| {
+        buf.copy_within(range::clip(i..j, buf.len()), 0)
+    })
+    .ok_or(Error::Type(1, c"memory"))?;
     lua.push_integer((j - i) as i64);
     Ok(1)
 }

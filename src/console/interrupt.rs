@@ -127,7 +127,7 @@ pub fn releaseint(lua: Lua) -> Ret {
 /// `false` when `releaseint` ended the wait first.
 pub fn awaitint(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
-    let sl = state_loop(lua);
+    let sl = state_loop(&lua);
     let id = awaiting::wait(lua, sl, awaiting::Kind::Signal, Wait::External, deliver)?;
     let remote = sl.remote(id);
     match remote {

@@ -112,7 +112,7 @@ fn readline(lua: Lua) -> Result<Await, Error> {
     });
     let id = awaiting::wait(
         lua,
-        state_loop(lua),
+        state_loop(&lua),
         awaiting::Kind::Read,
         Wait::Work(job),
         deliver,

@@ -141,7 +141,7 @@ fn readstdin(lua: Lua) -> Result<Await, Error> {
     });
     let id = awaiting::wait(
         lua,
-        state_loop(lua),
+        state_loop(&lua),
         awaiting::Kind::Read,
         Wait::Work(job),
         deliver,

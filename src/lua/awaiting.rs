@@ -199,7 +199,7 @@ pub fn resumed(lua: Lua, keep: c_int, ctx: ffi::lua_KContext) -> Resumed {
         push_delivery(lua, delivery);
         return Resumed::Loop;
     }
-    cancel(lua, state_loop(lua), OpId::from_bits(ctx as u64));
+    cancel(lua, state_loop(&lua), OpId::from_bits(ctx as u64));
     Resumed::User(top - keep)
 }
 
@@ -229,8 +229,11 @@ fn token() -> *mut c_void {
 
 /// The loop of `lua`'s state, created on first use and kept in the
 /// registry (its userdata is never moved, so the reference stays valid as
-/// long as the state lives). Pushes nothing.
-pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
+/// long as the state lives). Pushes nothing. The reference borrows the
+/// caller's `Lua` handle, so it cannot be kept past the function holding
+/// that handle (e.g. stored in a job or an op); it is shared, and the
+/// loop's state is behind `Cell`/`RefCell`, so aliasing is not a concern.
+pub fn state_loop(lua: &Lua) -> &SysLoop {
     let l = lua.raw();
     // SAFETY: registry access with a private light userdata key; the block
     // stored there is always a SysLoop made below and lives until the state
@@ -270,8 +273,8 @@ pub fn state_loop<'a>(lua: Lua) -> &'a SysLoop {
 
 /// The loop of the running function, a `coutil.system` function or a
 /// socket method: its first upvalue, a light userdata pointing to the
-/// state's SysLoop.
-pub fn sys_loop<'a>(lua: Lua) -> &'a SysLoop {
+/// state's SysLoop. Bounded by the `Lua` handle, as [`state_loop`].
+pub fn sys_loop(lua: &Lua) -> &SysLoop {
     // SAFETY: only called by functions made with the loop as first upvalue
     // (`system::open`, socket methods), which lives as long as the state.
     unsafe { &*(ffi::lua_touserdata(lua.raw(), ffi::lua_upvalueindex(1)) as *const SysLoop) }
@@ -317,7 +320,7 @@ unsafe extern "C-unwind" fn loop_gc(l: *mut ffi::lua_State) -> c_int {
 /// Nothing is delivered if the loop is borrowed (a finalizer run by a
 /// collection in the middle of a loop call).
 pub fn deliver_now(lua: Lua, ids: &[OpId]) {
-    let sl = state_loop(lua);
+    let sl = state_loop(&lua);
     for &id in ids {
         if sl.take_completed(id) {
             deliver(lua, sl, id);
@@ -446,7 +449,7 @@ pub fn still_waits(sl: &SysLoop, id: OpId) -> bool {
 /// Cancels the operation `id` of a coroutine that no longer waits for it
 /// (closed with `coroutine.close`).
 pub fn abandon(lua: Lua, id: OpId) {
-    cancel(lua, state_loop(lua), id);
+    cancel(lua, state_loop(&lua), id);
 }
 
 /// Cancels `id` after an explicit resume and drops its reference.
@@ -528,7 +531,7 @@ unsafe extern "C-unwind" fn continuation(
             let delivery = &mut *(ffi::lua_touserdata(l, 2) as *mut Delivery);
             return push_delivery(lua, delivery);
         }
-        let _ = catch_unwind(AssertUnwindSafe(|| cancel(lua, state_loop(lua), id)));
+        let _ = catch_unwind(AssertUnwindSafe(|| cancel(lua, state_loop(&lua), id)));
         ffi::lua_gettop(l)
     }
 }
@@ -567,7 +570,7 @@ macro_rules! kfn {
 /// Completes the armed operation `id` of `lua`'s loop: it is delivered in
 /// the current or next iteration, with `outcome` passed to its `Deliver`.
 pub fn complete(lua: Lua, id: OpId, outcome: Option<Outcome>) {
-    state_loop(lua).complete(id, outcome);
+    state_loop(&lua).complete(id, outcome);
 }
 
 /// Resumes the coroutine of operation `id`, taken for delivery, from the
@@ -769,7 +772,7 @@ pub fn keep_until_closed(lua: Lua, i: c_int) {
         ffi::lua_pushvalue(lua.raw(), i);
         ffi::luaL_ref(lua.raw(), ffi::LUA_REGISTRYINDEX)
     };
-    state_loop(lua).closed.borrow_mut().push(key);
+    state_loop(&lua).closed.borrow_mut().push(key);
 }
 
 /// Whether `system.run` has anything to do: operations, or closed objects

@@ -6,8 +6,22 @@
 //! is never used after its destructor ran. The metatable has `__name`,
 //! `__index` (the methods), `__gc` (drops the value) and any extra
 //! metamethods the class lists (`__close`, `__tostring`, `__len`, …).
+//!
+//! Borrows are scoped: code outside this module reaches a slot only inside
+//! a closure ([`with`], [`with_checked`], [`with_kept`], …), whose
+//! reference is higher-ranked, so it cannot outlive the call. The closure
+//! must be `Send`, which [`Lua`] is not: it cannot reach the state, so no
+//! C API call runs while the reference lives — no Lua code, no garbage
+//! collection, no finalizer, no longjmp, and no second borrow of the same
+//! object (getting one needs the state). This holds as long as no
+//! [`Object`] holds a handle to its own state (none does: a state
+//! coroutine holds another state). Two objects at once go through
+//! [`with_pair`], which checks that they are distinct. No guard with a
+//! destructor is involved, so a longjmp elsewhere cannot leave an object
+//! marked as borrowed.
 
 use std::ffi::{CStr, c_int, c_void};
+use std::marker::PhantomData;
 
 use super::{Error, Lua, Reg, ffi};
 
@@ -25,7 +39,7 @@ pub trait Object: Sized + 'static {
     const CLASS: &'static Class;
 
     /// The address of a private static of the class, under which the
-    /// registry keeps its metatable too, so that [`test`] compares
+    /// registry keeps its metatable too, so that [`with`] compares
     /// metatables by identity instead of looking them up by name (see
     /// [`test_key`]). Null: by name.
     fn key() -> *const c_void {
@@ -93,9 +107,8 @@ pub fn push_metatable<T: Object>(lua: Lua) {
     }
 }
 
-/// Pushes a new object holding `value`; returns a reference to its slot,
-/// valid while the object is alive.
-pub fn push<'a, T: Object>(lua: Lua, value: T) -> &'a mut Option<T> {
+/// Pushes a new object holding `value`.
+pub fn push<T: Object>(lua: Lua, value: T) {
     let l = lua.raw();
     // SAFETY: the new userdata block is sized and aligned for Option<T>
     // (Lua aligns userdata for any standard type; Object types need at most
@@ -106,46 +119,100 @@ pub fn push<'a, T: Object>(lua: Lua, value: T) -> &'a mut Option<T> {
         p.write(Some(value));
         push_metatable::<T>(lua);
         ffi::lua_setmetatable(l, -2);
-        &mut *p
     }
 }
 
-/// The slot of the object at `i` if it belongs to `T`'s class.
-pub fn test<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
+/// The block of the object at `i` if it belongs to `T`'s class, else null.
+fn slot_ptr<T: Object>(lua: Lua, i: c_int) -> *mut Option<T> {
+    let p = if T::key().is_null() {
+        // SAFETY: a stack read on a valid state; pushes and pops the
+        // metatable.
+        unsafe { ffi::luaL_testudata(lua.raw(), i, T::CLASS.name.as_ptr()) }
+    } else {
+        test_key(lua, i, T::key())
+    };
+    p.cast()
+}
+
+/// Whether the value at `i` is an object of `T`'s class.
+pub fn is<T: Object>(lua: Lua, i: c_int) -> bool {
+    !slot_ptr::<T>(lua, i).is_null()
+}
+
+/// Runs `f` on the slot of the object at `i` if it belongs to `T`'s class.
+///
+/// `f` is `Send`, so it cannot hold the state (see the module doc): while
+/// it runs, nothing else can reach the object.
+pub fn with<T: Object, R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&mut Option<T>) -> R + Send,
+) -> Option<R> {
+    let p = slot_ptr::<T>(lua, i);
     // SAFETY: the metatable was checked, so the block was made by
-    // `push::<T>` and holds an initialised Option<T>.
+    // `push::<T>` and holds an initialised Option<T>; the object is on
+    // the stack, so alive, and `f` can make no C API call (it is Send and
+    // `Lua` is not), so no other reference to the slot exists while it
+    // runs.
+    unsafe { p.as_mut() }.map(f)
+}
+
+/// Like [`with`], or the argument error `<class> expected, got <type>`.
+pub fn with_checked<T: Object, R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&mut Option<T>) -> R + Send,
+) -> Result<R, Error> {
+    with::<T, R>(lua, i, f).ok_or(Error::Type(i, T::CLASS.name))
+}
+
+/// Runs `f` on the slots of two objects of `T`'s class, at `i` and `j`,
+/// when both are; if they are the same object, `f` gets it once, as
+/// `Err(slot)`.
+#[allow(clippy::type_complexity)] // the two cases are the point
+pub fn with_pair<T: Object, R>(
+    lua: Lua,
+    i: c_int,
+    j: c_int,
+    f: impl FnOnce(Result<(&mut Option<T>, &mut Option<T>), &mut Option<T>>) -> R + Send,
+) -> Option<R> {
+    let (p, q) = (slot_ptr::<T>(lua, i), slot_ptr::<T>(lua, j));
+    if p.is_null() || q.is_null() {
+        return None;
+    }
+    // SAFETY: as in `with`, for each block; when they are the same block
+    // only one reference is made.
     unsafe {
-        let p = if T::key().is_null() {
-            ffi::luaL_testudata(lua.raw(), i, T::CLASS.name.as_ptr())
-        } else {
-            test_key(lua, i, T::key())
-        };
-        (p as *mut Option<T>).as_mut()
+        match p == q {
+            true => Some(f(Err(&mut *p))),
+            false => Some(f(Ok((&mut *p, &mut *q)))),
+        }
     }
 }
 
-/// The slot of the object at `i` without a class check, or `None` for a
-/// value that is not a full userdata (e.g. nil).
+/// Runs `f` on the slot of the object at `i` without a class check, or
+/// returns `None` for a value that is not a full userdata (e.g. nil).
 ///
 /// # Safety
-/// The value at `i` must be nil or an object of `T`'s class (checked
-/// earlier, e.g. an await's argument kept on its stack).
-pub unsafe fn unchecked<'a, T: Object>(lua: Lua, i: c_int) -> Option<&'a mut Option<T>> {
-    // SAFETY: as the caller promises, a non-null block was made by
-    // `push::<T>` and holds an initialised Option<T>.
-    unsafe { unchecked_at(lua, i) }
-}
-
-/// Like [`test`], or the argument error `<class> expected, got <type>`.
-pub fn check<'a, T: Object>(lua: Lua, i: c_int) -> Result<&'a mut Option<T>, Error> {
-    test::<T>(lua, i).ok_or(Error::Type(i, T::CLASS.name))
+/// The value at `i` must be nil or an object holding an `Option<P>`
+/// (checked earlier, e.g. an await's argument kept on its stack).
+pub unsafe fn with_unchecked<P, R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&mut Option<P>) -> R + Send,
+) -> Option<R> {
+    // SAFETY: as the caller promises, a non-null block holds an
+    // initialised Option<P>; exclusive while `f` runs, as in `with`.
+    unsafe { (ffi::lua_touserdata(lua.raw(), i) as *mut Option<P>).as_mut() }.map(f)
 }
 
 unsafe extern "C-unwind" fn gc<T: Object>(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this with a valid state.
     let lua = unsafe { Lua::from_raw(l) };
     // `__gc` can be called by hand with any value: only drop our own.
-    if let Some(slot) = test::<T>(lua, 1) {
+    // SAFETY: as in `with`: a block of the class, and nothing else runs
+    // while the value is taken.
+    if let Some(slot) = unsafe { slot_ptr::<T>(lua, 1).as_mut() } {
         let value = slot.take();
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value))).is_err() {
             lua.warn(b"[coutil] gc: internal error (panic)");
@@ -305,29 +372,37 @@ pub unsafe fn push_keyed<P>(lua: Lua, value: P, key: *const c_void) {
     }
 }
 
-/// The slot of the object at `i` if its metatable is the one under `key`.
+/// Runs `f` on the slot of the object at `i` if its metatable is the one
+/// under `key`; as [`with`].
 ///
 /// # Safety
 /// As for [`push_keyed`]: objects with that metatable hold an `Option<P>`.
-pub unsafe fn test_keyed<'a, P>(
+pub unsafe fn with_keyed<P, R>(
     lua: Lua,
     i: c_int,
     key: *const c_void,
-) -> Option<&'a mut Option<P>> {
-    // SAFETY: as the caller promises.
-    unsafe { (test_key(lua, i, key) as *mut Option<P>).as_mut() }
+    f: impl FnOnce(&mut Option<P>) -> R + Send,
+) -> Option<R> {
+    // SAFETY: as the caller promises; exclusive while `f` runs, as in
+    // `with`.
+    unsafe { (test_key(lua, i, key) as *mut Option<P>).as_mut() }.map(f)
 }
 
-/// In a method made by [`make_metatable`]: the slot of its self (the
-/// first argument) if that has the method's class, compared by identity
-/// with the method's second upvalue (no registry lookup).
+/// In a method made by [`make_metatable`]: runs `f` on the slot of its
+/// self (the first argument) if that has the method's class, compared by
+/// identity with the method's second upvalue (no registry lookup); as
+/// [`with`].
 ///
 /// # Safety
 /// Only in such a method; objects of the class hold an `Option<P>`.
-pub unsafe fn method_self<'a, P>(lua: Lua) -> Option<&'a mut Option<P>> {
+pub unsafe fn with_method_self<P, R>(
+    lua: Lua,
+    f: impl FnOnce(&mut Option<P>) -> R + Send,
+) -> Option<R> {
     let l = lua.raw();
     // SAFETY: the running function is a closure made by `make_metatable`,
-    // with the class metatable as second upvalue.
+    // with the class metatable as second upvalue; exclusive while `f`
+    // runs, as in `with`.
     unsafe {
         let p = ffi::lua_touserdata(l, 1) as *mut Option<P>;
         if p.is_null() || ffi::lua_getmetatable(l, 1) == 0 {
@@ -335,18 +410,8 @@ pub unsafe fn method_self<'a, P>(lua: Lua) -> Option<&'a mut Option<P>> {
         }
         let same = ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
         ffi::lua_pop(l, 1);
-        if same { p.as_mut() } else { None }
+        if same { p.as_mut().map(f) } else { None }
     }
-}
-
-/// The slot of the object at `i`, without a class check.
-///
-/// # Safety
-/// The value at `i` must be nil or an object holding an `Option<P>`
-/// (checked earlier, e.g. an await's argument kept on its stack).
-pub unsafe fn unchecked_at<'a, P>(lua: Lua, i: c_int) -> Option<&'a mut Option<P>> {
-    // SAFETY: as the caller promises.
-    unsafe { (ffi::lua_touserdata(lua.raw(), i) as *mut Option<P>).as_mut() }
 }
 
 /// A registry key: the address of a private static of the caller.
@@ -354,38 +419,75 @@ pub fn key(k: &'static u8) -> *const c_void {
     k as *const u8 as *const c_void
 }
 
-/// The object of class `T` kept in the registry under `k` (see [`kept`]),
-/// if it was made. Pushes nothing.
-///
-/// # Safety
-/// `k` must be used with these functions for `T` only (a private static of
-/// the module of `T`), so the userdata found there holds an `Option<T>`.
-pub unsafe fn find_kept<'a, T: Object>(lua: Lua, k: &'static u8) -> Option<&'a mut T> {
-    // SAFETY: a raw registry read; by the caller's promise the value there
-    // is nil or a userdata made by `push::<T>`, which the registry keeps
-    // until the state closes.
-    unsafe {
-        ffi::lua_rawgetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(k));
-        let p = ffi::lua_touserdata(lua.raw(), -1) as *mut Option<T>;
-        ffi::lua_pop(lua.raw(), 1);
-        p.as_mut().and_then(|slot| slot.as_mut())
+/// A registry key for the one object of class `T` a state keeps (see
+/// [`with_kept`]): a static of the module of `T`. Its type ties what is
+/// stored under its address to `T`, so the objects found there need no
+/// class check.
+pub struct KeptKey<T> {
+    /// Not zero-sized, so that every key has an address of its own.
+    _unique: u8,
+    _of: PhantomData<fn() -> T>,
+}
+
+impl<T> KeptKey<T> {
+    #[allow(clippy::new_without_default)] // only for statics
+    pub const fn new() -> Self {
+        KeptKey {
+            _unique: 0,
+            _of: PhantomData,
+        }
+    }
+
+    fn raw(&'static self) -> *const c_void {
+        (self as *const Self).cast()
     }
 }
 
-/// The object of class `T` kept in the registry under `k` for the life of
-/// the state, made with `make` on first use. Pushes nothing.
-///
-/// # Safety
-/// As for [`find_kept`].
-pub unsafe fn kept<'a, T: Object>(lua: Lua, k: &'static u8, make: impl FnOnce() -> T) -> &'a mut T {
-    // SAFETY: as promised by the caller; the new object is stored under
-    // `k` at once.
+/// The block of the object kept in the registry under `k`, or null.
+fn kept_ptr<T: Object>(lua: Lua, k: &'static KeptKey<T>) -> *mut Option<T> {
+    // SAFETY: a raw registry read, popped at once.
     unsafe {
-        if let Some(found) = find_kept::<T>(lua, k) {
-            return found;
-        }
-        let slot = push(lua, make());
-        ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, key(k));
-        slot.as_mut().expect("just made")
+        ffi::lua_rawgetp(lua.raw(), ffi::LUA_REGISTRYINDEX, k.raw());
+        let p = ffi::lua_touserdata(lua.raw(), -1);
+        ffi::lua_pop(lua.raw(), 1);
+        p.cast()
     }
+}
+
+/// Runs `f` on the object of class `T` kept in the registry under `k`
+/// (see [`with_kept`]), if it was made and is not dropped; as [`with`].
+/// Pushes nothing.
+pub fn with_found<T: Object, R>(
+    lua: Lua,
+    k: &'static KeptKey<T>,
+    f: impl FnOnce(&mut T) -> R + Send,
+) -> Option<R> {
+    let p = kept_ptr(lua, k);
+    // SAFETY: only `with_kept` stores a value under `k`, an object made by
+    // `push::<T>`, which the registry keeps alive; exclusive while `f`
+    // runs, as in `with`.
+    unsafe { p.as_mut() }.and_then(Option::as_mut).map(f)
+}
+
+/// Runs `f` on the object of class `T` kept in the registry under `k` for
+/// the life of the state, made with `make` on first use; as [`with`].
+/// Pushes nothing.
+pub fn with_kept<T: Object, R>(
+    lua: Lua,
+    k: &'static KeptKey<T>,
+    make: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> R + Send,
+) -> R {
+    let mut p = kept_ptr(lua, k);
+    // SAFETY: as in `with_found`.
+    if unsafe { p.as_ref() }.is_none_or(Option::is_none) {
+        push(lua, make());
+        // SAFETY: the object just made, stored under `k` at once.
+        unsafe {
+            p = ffi::lua_touserdata(lua.raw(), -1).cast();
+            ffi::lua_rawsetp(lua.raw(), ffi::LUA_REGISTRYINDEX, k.raw());
+        }
+    }
+    // SAFETY: as in `with_found`; `p` is not null and holds a value.
+    f(unsafe { &mut *p }.as_mut().expect("just made"))
 }

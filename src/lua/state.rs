@@ -124,12 +124,15 @@ impl Lua {
     }
 
     /// The bytes of the string (or number, converted in place) at `i`. The
-    /// slice lives as long as the value stays on the stack.
-    pub fn arg_bytes<'a>(self, i: c_int) -> Result<&'a [u8], Error> {
+    /// slice borrows the handle, so it cannot outlive the function holding
+    /// it; within that function it stays valid as long as the value stays on
+    /// the stack (which the borrow cannot check: see "Binding layer" in
+    /// doc/devnotes.md).
+    pub fn arg_bytes(&self, i: c_int) -> Result<&[u8], Error> {
         self.to_bytes(i).ok_or(Error::Type(i, c"string"))
     }
 
-    pub fn opt_bytes<'a>(self, i: c_int) -> Result<Option<&'a [u8]>, Error> {
+    pub fn opt_bytes(&self, i: c_int) -> Result<Option<&[u8]>, Error> {
         if self.is_none_or_nil(i) {
             Ok(None)
         } else {
@@ -137,8 +140,11 @@ impl Lua {
         }
     }
 
-    /// The bytes of a string or number at `i`, or `None` for other types.
-    pub fn to_bytes<'a>(self, i: c_int) -> Option<&'a [u8]> {
+    /// The bytes of a string or number at `i`, or `None` for other types;
+    /// as [`Lua::arg_bytes`].
+    // NOTE: `&self` although `Lua` is Copy: the slice borrows the handle.
+    #[allow(clippy::wrong_self_convention)]
+    pub fn to_bytes(&self, i: c_int) -> Option<&[u8]> {
         let mut len = 0;
         // SAFETY: see above; Lua keeps the string alive while it is on the
         // stack, which the caller guarantees for the slice's lifetime.

@@ -42,7 +42,7 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(lua: Lua, name: &'static CStr) -> Tally {
-        let of = state_loop(lua).tallies();
+        let of = state_loop(&lua).tallies();
         of.add(name, 1);
         Tally { of, name }
     }

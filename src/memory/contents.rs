@@ -16,17 +16,29 @@
 use std::ffi::c_int;
 use std::ops::Range;
 
-use super::{Memory, arg_byte, arg_bytes, arg_own, copy, range, repeat};
+use super::{Memory, arg_byte, arg_own, copy, range, raw_bytes, repeat};
 use crate::lua::{Error, LUA_MINSTACK, LUA_TNUMBER, Lua, Ret};
 
-/// The memory in `slot` (from [`arg_own`]) to read; see `memory_ref_in`.
-fn read<'a>(slot: *mut Option<Memory>) -> &'a Memory {
-    super::memory_ref_in(Some(slot)).expect("a slot")
+/// The memory in `slot` (from [`arg_own`]) to read.
+///
+/// # Safety
+/// As `memory_in`: the reference is not used across a call that can run
+/// Lua code (reading integer arguments, checking the stack and pushing
+/// numbers run none), nor while a `&mut` to the memory exists.
+#[inline(always)]
+unsafe fn read<'a>(slot: *mut Option<Memory>) -> &'a Memory {
+    // SAFETY: as the caller promises.
+    unsafe { super::memory_in(slot) }
 }
 
-/// The memory in `slot` to write; no other borrow of it may be alive.
-fn write<'a>(slot: *mut Option<Memory>) -> &'a mut Memory {
-    super::memory_mut_in(Some(slot)).expect("a slot")
+/// The memory in `slot` to write.
+///
+/// # Safety
+/// As [`read`], and no other reference to the memory is alive.
+#[inline(always)]
+unsafe fn write<'a>(slot: *mut Option<Memory>) -> &'a mut Memory {
+    // SAFETY: as the caller promises.
+    unsafe { super::memory_mut_in(slot) }
 }
 
 /// Runs the body of a function that uses [`arg_own`] with the count of
@@ -67,7 +79,9 @@ fn span(lua: Lua, top: c_int, len: usize, ia: c_int, ja: c_int) -> Result<Range<
 pub fn tostring(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let s = match arg_own(lua, 1) {
-            Ok(slot) => &read(slot).data[..],
+            // SAFETY: used until the push, which copies it before any Lua
+            // code can run; reading the positions runs none.
+            Ok(slot) => &unsafe { read(slot) }.data[..],
             Err(_) => lua.to_bytes(1).ok_or(Error::Type(1, c"string or memory"))?,
         };
         let r = span(lua, top, s.len(), 2, 3)?;
@@ -80,7 +94,10 @@ pub fn tostring(lua: Lua) -> Ret {
 #[inline]
 pub fn get(lua: Lua) -> Ret {
     with_args(lua, |top| {
-        let data = &read(arg_own(lua, 1)?).data;
+        let slot = arg_own(lua, 1)?;
+        // SAFETY: used until the pushes of integers; reading integer
+        // arguments and checking the stack run no Lua code.
+        let data = &unsafe { read(slot) }.data;
         let len = data.len();
         let i = range::start(lua.arg_integer(2)?, len);
         let j = range::end(opt(lua, top, 3, i)?, len);
@@ -104,7 +121,8 @@ pub fn get(lua: Lua) -> Ret {
 pub fn set(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let slot = arg_own(lua, 1)?;
-        let len = read(slot).data.len();
+        // SAFETY: read at once.
+        let len = unsafe { read(slot) }.data.len();
         let i = range::start(lua.arg_integer(2)?, len);
         if i > len as i64 {
             return Err(Error::arg(2, "index out of bounds"));
@@ -115,7 +133,9 @@ pub fn set(lua: Lua) -> Ret {
             .min((len - at).try_into().unwrap_or(c_int::MAX));
         // Every value is checked before any is written: a few at once,
         // more in two passes.
-        let dst = &mut write(slot).data[at..at + count as usize];
+        // SAFETY: the only reference to the memory (the values are read
+        // from the stack as integers, which runs no Lua code).
+        let dst = &mut unsafe { write(slot) }.data[at..at + count as usize];
         let mut few = [0u8; 16];
         if let Some(values) = few.get_mut(..count as usize) {
             for (k, b) in (3..).zip(values.iter_mut()) {
@@ -139,14 +159,17 @@ pub fn set(lua: Lua) -> Ret {
 pub fn fill(lua: Lua) -> Ret {
     with_args(lua, |top| {
         let slot = arg_own(lua, 1)?;
-        let len = read(slot).data.len();
+        // SAFETY: read at once.
+        let len = unsafe { read(slot) }.data.len();
         let r = span(lua, top, len, 3, 4)?;
         if lua.type_of(2) == LUA_TNUMBER {
             let b = arg_byte(lua, 2)?;
-            write(slot).data[r].fill(b);
+            // SAFETY: the only reference, used at once.
+            unsafe { write(slot) }.data[r].fill(b);
             return Ok(0);
         }
-        let s = arg_bytes(lua, 2)?;
+        // SAFETY: used until copied below, reading an integer in between.
+        let s = unsafe { raw_bytes(&lua, 2) }.ok_or(Error::Type(2, c"string or memory"))?;
         let o = range::start(opt(lua, top, 5, 1)?, s.len());
         if r.is_empty() || o > s.len() as i64 {
             return Ok(0);
@@ -154,7 +177,8 @@ pub fn fill(lua: Lua) -> Ret {
         // The pattern is copied first: it may be `m` itself.
         let s = &s[(o - 1) as usize..];
         let pattern = copy(&s[..s.len().min(r.len())])?;
-        repeat(&mut write(slot).data[r], &pattern);
+        // SAFETY: the only reference (the pattern was copied), used at once.
+        repeat(&mut unsafe { write(slot) }.data[r], &pattern);
         Ok(0)
     })
 }
@@ -162,8 +186,14 @@ pub fn fill(lua: Lua) -> Ret {
 /// [first, last] = memory.find(m, s [, i [, j [, o]]])
 pub fn find(lua: Lua) -> Ret {
     with_args(lua, |top| {
-        let data = &read(arg_own(lua, 1)?).data;
-        let s = arg_bytes(lua, 2)?;
+        let slot = arg_own(lua, 1)?;
+        // NOTE: `s` first: converting a number may run Lua code (a GC
+        // step, finalizers), which could resize or close the memory.
+        // SAFETY: both only read, until the pushes of integers; reading
+        // integer arguments runs no Lua code.
+        let s = unsafe { raw_bytes(&lua, 2) }.ok_or(Error::Type(2, c"string or memory"))?;
+        // SAFETY: as `s`.
+        let data = &unsafe { read(slot) }.data[..];
         let i = range::start(opt(lua, top, 3, 1)?, data.len());
         let j = range::end(opt(lua, top, 4, -1)?, data.len());
         let o = range::start(opt(lua, top, 5, 1)?, s.len());
@@ -192,8 +222,17 @@ pub fn find(lua: Lua) -> Ret {
 
 /// [pos, less] = memory.diff(a, b)
 pub fn diff(lua: Lua) -> Ret {
-    let a = arg_bytes(lua, 1)?;
-    let b = arg_bytes(lua, 2)?;
+    // Numbers are converted first, in order: a conversion may run Lua code
+    // (a GC step, finalizers), which could resize or close a memory.
+    for k in 1..=2 {
+        // SAFETY: only converts (or checks) the value; the slice is dropped.
+        unsafe { raw_bytes(&lua, k) }.ok_or(Error::Type(k, c"string or memory"))?;
+    }
+    // SAFETY: both only read, until the pushes of a number and a boolean;
+    // taking them runs no Lua code now.
+    let a = unsafe { raw_bytes(&lua, 1) }.unwrap_or_default();
+    // SAFETY: as `a`.
+    let b = unsafe { raw_bytes(&lua, 2) }.unwrap_or_default();
     match a.iter().zip(b).position(|(x, y)| x != y) {
         Some(k) => {
             lua.push_integer(k as i64 + 1);

@@ -9,14 +9,23 @@
 //! frees its bytes and leaves an empty `"other"` memory. The metatable's
 //! `__index` is the module table itself, so `m:get(1)` works.
 //!
-//! Other modules borrow the bytes of an argument in place with
-//! [`bytes_of`] (string or memory, for senders) and [`buffer_of`] (memory
-//! only, for receivers), and apply the position rules of [`range`].
+//! Other modules borrow the bytes of an argument in place only in a scoped
+//! borrow: [`with_bytes`] (string or memory, for senders) and
+//! [`with_buffer`] (memory only, for receivers) run a `Send` closure, which
+//! cannot reach the state, so no Lua code can resize or free the memory
+//! while the slice lives, and the slice cannot outlive the closure; they
+//! apply the position rules of [`range`] (`range::part` clips a range
+//! computed before). Bytes needed across a C API call are copied
+//! ([`arg_stable_bytes`] for a chunk to compile, the rest of a write in
+//! the socket queue); [`push_range`] pushes a part as a string.
 //!
 //! Aliasing: an argument may be given twice (`memory.fill(m, m)`), so the
-//! functions copy a source before borrowing a destination mutably, and never
-//! hold a mutable borrow across a call that can run Lua code (an allocation
-//! can run finalizers, which could resize the memory).
+//! module's own functions copy a source before borrowing a destination
+//! mutably, and never hold a borrow across a call that can run Lua code (an
+//! allocation can run finalizers, which could resize the memory; converting
+//! a number argument to a string is one): they keep raw access on their hot
+//! paths, through the `unsafe` `memory_in`/`memory_mut_in`/`raw_bytes`
+//! and `contents.rs`'s `read`/`write`, whose contracts say so.
 //!
 //! Sizes are limited to `isize::MAX` bytes (Rust's allocation limit, also
 //! Lua's largest string on 64-bit targets); larger or negative sizes raise
@@ -31,7 +40,9 @@ pub mod range;
 
 pub use bytes::{Bytes, Scratch};
 
+use std::borrow::Cow;
 use std::ffi::c_int;
+use std::ops::Range;
 
 use crate::cfn;
 use crate::lua::class::{self, Class, Object};
@@ -112,98 +123,192 @@ fn slot_anywhere(lua: Lua, i: c_int) -> Option<*mut Option<Memory>> {
     (!p.is_null()).then_some(p.cast())
 }
 
-fn memory_ref<'a>(lua: Lua, i: c_int) -> Option<&'a Memory> {
-    memory_ref_in(slot(lua, i))
-}
-
-fn memory_mut<'a>(lua: Lua, i: c_int) -> Option<&'a mut Memory> {
-    memory_mut_in(slot(lua, i))
-}
-
-fn memory_ref_in<'a>(slot: Option<*mut Option<Memory>>) -> Option<&'a Memory> {
+/// The memory in `p` to read. A memory whose value was dropped by `__gc`
+/// reads as an empty "other".
+///
+/// # Safety
+/// `p` is the slot of a memory on the stack (from [`slot`],
+/// [`slot_anywhere`] or [`arg_own`]). While the reference is used, no
+/// `&mut` to the same memory exists and no call that can run Lua code is
+/// made (an allocation can run finalizers, which can resize or close the
+/// memory); C API calls that only read the stack or push numbers are fine.
+unsafe fn memory_in<'a>(p: *mut Option<Memory>) -> &'a Memory {
     const EMPTY: &Memory = &Memory {
         data: Bytes::new(),
         kind: Kind::Other,
     };
-    // SAFETY: see `slot`; the value lives while it is on the stack. A
-    // memory whose value was dropped by `__gc` reads as an empty "other".
-    slot.map(|p| unsafe { (*p).as_ref() }.unwrap_or(EMPTY))
+    // SAFETY: as the caller promises, a live, initialised slot (see `slot`).
+    unsafe { (*p).as_ref() }.unwrap_or(EMPTY)
 }
 
-fn memory_mut_in<'a>(slot: Option<*mut Option<Memory>>) -> Option<&'a mut Memory> {
-    slot.map(|p| {
-        // SAFETY: see `slot`; callers hold no other borrow of this memory.
-        // An empty Bytes owns no allocation, so refilling a collected slot
-        // leaks nothing even though its `__gc` already ran.
-        unsafe { &mut *p }.get_or_insert(Memory {
-            data: Bytes::new(),
-            kind: Kind::Other,
-        })
+/// The memory in `p` to write. A collected slot is refilled with an empty
+/// "other" memory: an empty Bytes owns no allocation, so this leaks
+/// nothing even though its `__gc` already ran.
+///
+/// # Safety
+/// As [`memory_in`], and no other reference to the same memory exists
+/// while this one is used.
+unsafe fn memory_mut_in<'a>(p: *mut Option<Memory>) -> &'a mut Memory {
+    // SAFETY: as the caller promises.
+    unsafe { &mut *p }.get_or_insert(Memory {
+        data: Bytes::new(),
+        kind: Kind::Other,
     })
 }
 
-/// The bytes of the string, number or memory at `i`. The slice is valid
-/// while the value stays on the stack and the memory is not resized.
-pub fn bytes_of<'a>(lua: Lua, i: c_int) -> Option<&'a [u8]> {
-    match memory_ref(lua, i) {
-        Some(m) => Some(&m.data),
+/// Runs `f` on the memory at `i`, if it is one. `f` is `Send`, so it
+/// cannot reach the state (see `class::with`): while it runs, nothing
+/// else can reach the memory, nor resize or free it.
+fn with_memory<R>(lua: Lua, i: c_int, f: impl FnOnce(&mut Memory) -> R + Send) -> Option<R> {
+    // SAFETY: a slot of the stack, and `f` can make no C API call.
+    slot(lua, i).map(|p| f(unsafe { memory_mut_in(p) }))
+}
+
+/// [`with_memory`] for any caller (see [`slot_anywhere`]).
+fn with_memory_anywhere<R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&mut Memory) -> R + Send,
+) -> Option<R> {
+    // SAFETY: as in `with_memory`.
+    slot_anywhere(lua, i).map(|p| f(unsafe { memory_mut_in(p) }))
+}
+
+/// The bytes of the string, number or memory at `i`, for the module's own
+/// functions, which push parts of them (pushing a string copies it before
+/// any Lua code can run).
+///
+/// # Safety
+/// As [`memory_in`]: the slice is not used across a call that can run Lua
+/// code, nor while a `&mut` to the memory exists.
+unsafe fn raw_bytes(lua: &Lua, i: c_int) -> Option<&[u8]> {
+    match slot(*lua, i) {
+        // SAFETY: as the caller promises.
+        Some(p) => Some(&unsafe { memory_in(p) }.data),
         None => lua.to_bytes(i),
     }
 }
 
-/// The bytes of the memory at `i`, to write in place (never resized).
-/// NOTE: the slice dangles once the memory is resized, closed or collected;
-/// a caller keeping it across a yield must anchor the memory and re-fetch.
-pub fn buffer_of<'a>(lua: Lua, i: c_int) -> Option<&'a mut [u8]> {
-    memory_mut(lua, i).map(|m| &mut m.data[..])
+/// Runs `f` on the bytes of the string, number or memory at `i`; `None`
+/// if the value is none of these. `f` is `Send`, so it cannot reach the
+/// state (see `class::with`): the bytes cannot change, move or be freed
+/// while it runs, and the slice cannot outlive it. A caller that needs
+/// the bytes across a C API call (`awaiting::wait`, a push, a job for the
+/// worker pool) copies them in `f`.
+pub fn with_bytes<R>(lua: Lua, i: c_int, f: impl FnOnce(&[u8]) -> R + Send) -> Option<R> {
+    match slot(lua, i) {
+        // SAFETY: a slot of the stack, and `f` can make no C API call.
+        Some(p) => Some(f(&unsafe { memory_in(p) }.data)),
+        // A string is immutable and anchored by the stack.
+        None => lua.to_bytes(i).map(f),
+    }
 }
 
-/// Like [`buffer_of`] for a value checked to be a memory earlier and kept
-/// on the stack since (an await's argument, seen again by its
-/// continuation): no class check.
+/// Runs `f` on the bytes of the memory at `i`, to write them in place
+/// (never resized); `None` if the value is not a memory. As for
+/// [`with_bytes`], nothing else can reach the memory while `f` runs.
+pub fn with_buffer<R>(lua: Lua, i: c_int, f: impl FnOnce(&mut [u8]) -> R + Send) -> Option<R> {
+    with_memory(lua, i, |m| f(&mut m.data))
+}
+
+/// [`with_bytes`], or the argument error `string or memory expected`.
+pub fn with_arg_bytes<R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&[u8]) -> R + Send,
+) -> Result<R, Error> {
+    with_bytes(lua, i, f).ok_or(Error::Type(i, c"string or memory"))
+}
+
+/// [`with_buffer`], or the argument error `memory expected`.
+pub fn with_arg_buffer<R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&mut [u8]) -> R + Send,
+) -> Result<R, Error> {
+    with_buffer(lua, i, f).ok_or(Error::Type(i, c"memory"))
+}
+
+/// Runs `f` on the bytes of the memory at `i` in the range of the optional
+/// positions at `ia` and `ja` (as `range::arg_span`), without a class
+/// check: for the reads of an await's continuation, whose memory and
+/// positions the await checked and kept on the stack. A scoped borrow as
+/// [`with_buffer`]. (A class check here, `class::test_own` from a socket
+/// method, costs about 400 instructions: +9% for `bench/run tcp-serial`.)
 ///
 /// # Safety
-/// The value at `i` must be a memory object (checked by [`arg_buffer`]
-/// in the same C frame).
-pub unsafe fn kept_buffer<'a>(lua: Lua, i: c_int) -> &'a mut [u8] {
-    // SAFETY: the caller promises a memory; a collected slot is refilled
-    // as in `memory_mut`.
-    let slot = unsafe { class::unchecked::<Memory>(lua, i) }.expect("a memory");
-    let m = slot.get_or_insert(Memory {
-        data: Bytes::new(),
-        kind: Kind::Other,
-    });
-    &mut m.data[..]
+/// The value at `i` is a memory (checked with [`with_arg_buffer`] by the
+/// await, and kept since on the stack of the coroutine it suspended).
+/// NOTE: `debug.setlocal` can replace a suspended C frame's values; the
+/// debug library is trusted, as Lua itself does.
+pub unsafe fn with_kept_span<R>(
+    lua: Lua,
+    i: c_int,
+    (ia, ja): (c_int, c_int),
+    f: impl FnOnce(&mut [u8]) -> R + Send,
+) -> Result<R, Error> {
+    let (start, end) = (lua.opt_integer(ia, 1)?, lua.opt_integer(ja, -1)?);
+    // SAFETY: as the caller promises, a block made by `class::push` for a
+    // memory; exclusive while the Send closure runs, as in `with_memory`.
+    let done = unsafe {
+        class::with_unchecked::<Memory, _>(lua, i, |slot| {
+            let b = &mut slot
+                .get_or_insert(Memory {
+                    data: Bytes::new(),
+                    kind: Kind::Other,
+                })
+                .data[..];
+            let r = range::span(range::start(start, b.len()), range::end(end, b.len()));
+            f(&mut b[r])
+        })
+    };
+    done.ok_or(Error::Type(i, c"memory"))
+}
+
+/// The bytes of the string or memory argument `i` (else the argument
+/// error `string or memory expected`) for a caller that runs Lua code
+/// while it uses them (e.g. compiling a chunk, which allocates and so may
+/// run finalizers): a string is borrowed (immutable, alive while on the
+/// stack), a memory is copied, since it could be resized or closed
+/// meanwhile.
+pub fn arg_stable_bytes(lua: &Lua, i: c_int) -> Result<Cow<'_, [u8]>, Error> {
+    match with_memory(*lua, i, |m| copy(&m.data)) {
+        Some(copied) => copied.map(Cow::Owned),
+        None => lua
+            .to_bytes(i)
+            .map(Cow::Borrowed)
+            .ok_or(Error::Type(i, c"string or memory")),
+    }
+}
+
+/// Pushes the bytes `r` (clipped to its length) of the string or memory
+/// at `i` as a string; false if the value is neither.
+pub fn push_range(lua: Lua, i: c_int, r: Range<usize>) -> bool {
+    // SAFETY: the slice is only read by `lua_pushlstring`, which copies
+    // it into the new string before it can run a GC step (thus Lua code).
+    let Some(bytes) = (unsafe { raw_bytes(&lua, i) }) else {
+        return false;
+    };
+    let r = range::clip(r, bytes.len());
+    lua.push_bytes(&bytes[r]);
+    true
 }
 
 /// Writes `data` into the memory at `i` from byte `at`, as far as the
 /// memory goes; false if the value at `i` is not a memory. When `data`
 /// replaces every byte of the memory and has the same capacity (thus the
 /// same alignment), the two allocations are exchanged instead of copied:
-/// `data` then holds the former bytes of the memory. Like a resize, this
-/// moves the memory's bytes: slices of it taken before dangle (see
-/// [`buffer_of`]).
+/// `data` then holds the former bytes of the memory.
 pub fn put(lua: Lua, i: c_int, at: usize, data: &mut Bytes) -> bool {
-    let Some(m) = memory_mut(lua, i) else {
-        return false;
-    };
-    if at == 0 && data.len() == m.data.len() && data.capacity() == m.data.capacity() {
-        std::mem::swap(&mut m.data, data);
-    } else if let Some(dst) = m.data.get_mut(at..) {
-        let n = dst.len().min(data.len());
-        dst[..n].copy_from_slice(&data[..n]);
-    }
-    true
-}
-
-/// [`bytes_of`], or the argument error `string or memory expected`.
-pub fn arg_bytes<'a>(lua: Lua, i: c_int) -> Result<&'a [u8], Error> {
-    bytes_of(lua, i).ok_or(Error::Type(i, c"string or memory"))
-}
-
-/// [`buffer_of`], or the argument error `memory expected`.
-pub fn arg_buffer<'a>(lua: Lua, i: c_int) -> Result<&'a mut [u8], Error> {
-    buffer_of(lua, i).ok_or(Error::Type(i, c"memory"))
+    with_memory(lua, i, |m| {
+        if at == 0 && data.len() == m.data.len() && data.capacity() == m.data.capacity() {
+            std::mem::swap(&mut m.data, data);
+        } else if let Some(dst) = m.data.get_mut(at..) {
+            let n = dst.len().min(data.len());
+            dst[..n].copy_from_slice(&data[..n]);
+        }
+    })
+    .is_some()
 }
 
 /// In the module's own functions (see `contents.rs`), the slot of the
@@ -276,9 +381,11 @@ fn create(lua: Lua) -> Ret {
         let data = Bytes::zeroed(n).map_err(|_| no_memory())?;
         push_new(lua, data, Kind::Fixed);
     } else {
-        let s = arg_bytes(lua, 1)?;
-        let r = range::arg_span(lua, s.len(), 2, 3)?;
-        let data = Bytes::copy_from(&s[r]).map_err(|_| no_memory())?;
+        let len = with_arg_bytes(lua, 1, <[u8]>::len)?;
+        let r = range::arg_span(lua, len, 2, 3)?;
+        let data = with_bytes(lua, 1, |s| Bytes::copy_from(range::part(s, r)))
+            .unwrap_or_else(|| Ok(Bytes::new()))
+            .map_err(|_| no_memory())?;
         push_new(lua, data, Kind::Fixed);
     }
     Ok(1)
@@ -286,7 +393,7 @@ fn create(lua: Lua) -> Ret {
 
 /// kind = memory.type(x)
 fn type_(lua: Lua) -> Ret {
-    match memory_ref(lua, 1).map(|m| m.kind) {
+    match with_memory(lua, 1, |m| m.kind) {
         Some(Kind::Fixed) => lua.push_bytes(b"fixed"),
         Some(Kind::Resizable) => lua.push_bytes(b"resizable"),
         Some(Kind::Other) => lua.push_bytes(b"other"),
@@ -297,68 +404,75 @@ fn type_(lua: Lua) -> Ret {
 
 /// n = memory.len(m)
 fn len(lua: Lua) -> Ret {
-    let n = memory_ref_in(Some(arg_own(lua, 1)?)).map_or(0, |m| m.data.len());
+    let slot = arg_own(lua, 1)?;
+    // SAFETY: a slot from `arg_own`, read at once.
+    let n = unsafe { memory_in(slot) }.data.len();
     lua.push_integer(n as i64);
     Ok(1)
 }
 
 /// memory.resize(m, n [, s])
 fn resize(lua: Lua) -> Ret {
-    match memory_ref(lua, 1) {
-        Some(m) if m.kind == Kind::Resizable => {}
-        _ => return Err(Error::Type(1, c"resizable memory")),
+    if with_memory(lua, 1, |m| m.kind) != Some(Kind::Resizable) {
+        return Err(Error::Type(1, c"resizable memory"));
     }
     let n = arg_size(lua, 2)?;
     // The pattern is copied first: it may be `m` itself.
     let pattern = match lua.is_none_or_nil(3) {
         true => Vec::new(),
         false => {
-            let s = arg_bytes(lua, 3)?;
-            let old = memory_ref(lua, 1).map_or(0, |m| m.data.len());
-            copy(&s[..s.len().min(n.saturating_sub(old))])?
+            // Checked (a number converted) before the length is read: a
+            // conversion may run Lua code, which could resize `m`.
+            with_arg_bytes(lua, 3, |_| ())?;
+            let old = with_memory(lua, 1, |m| m.data.len()).unwrap_or(0);
+            with_arg_bytes(lua, 3, |s| copy(&s[..s.len().min(n.saturating_sub(old))]))??
         }
     };
-    let Some(m) = memory_mut(lua, 1) else {
-        return Ok(0);
-    };
-    let old = m.data.len();
-    if n <= old {
-        m.data.truncate(n);
-        if m.data.capacity() / 2 > n {
-            m.data.shrink_to_fit();
+    let resized = with_memory(lua, 1, |m| {
+        let old = m.data.len();
+        if n <= old {
+            m.data.truncate(n);
+            if m.data.capacity() / 2 > n {
+                m.data.shrink_to_fit();
+            }
+        } else {
+            m.data.resize(n, 0).map_err(|_| no_memory())?;
+            if !pattern.is_empty() {
+                repeat(&mut m.data[old..], &pattern);
+            }
         }
-    } else {
-        m.data.resize(n, 0).map_err(|_| no_memory())?;
-        if !pattern.is_empty() {
-            repeat(&mut m.data[old..], &pattern);
-        }
-    }
-    Ok(0)
+        Ok(())
+    });
+    resized.unwrap_or(Ok(())).map(|()| 0)
 }
 
 /// `__close`: a resizable memory frees its bytes and becomes an empty
 /// "other" memory; fixed memories are left as they are.
 fn close(lua: Lua) -> Ret {
-    if let Some(m) = memory_mut(lua, 1)
-        && m.kind == Kind::Resizable
-    {
-        *m = Memory {
-            data: Bytes::new(),
-            kind: Kind::Other,
-        };
-    }
+    with_memory(lua, 1, |m| {
+        if m.kind == Kind::Resizable {
+            *m = Memory {
+                data: Bytes::new(),
+                kind: Kind::Other,
+            };
+        }
+    });
     Ok(0)
 }
 
 /// s = a .. b (a string or memory and a memory, or the reverse)
 fn concat(lua: Lua) -> Ret {
-    let joinable = |k| memory_ref(lua, k).is_some() || lua.to_bytes(k).is_some();
+    let is_memory = |k| slot(lua, k).is_some();
+    let joinable = |k| is_memory(k) || lua.to_bytes(k).is_some();
     if joinable(1) && joinable(2) {
         for k in 1..=2 {
-            match memory_ref(lua, k) {
-                Some(m) => lua.push_bytes(&m.data),
-                None => lua.push_value(k),
-            }
+            match is_memory(k) {
+                true => push_range(lua, k, 0..usize::MAX),
+                false => {
+                    lua.push_value(k);
+                    true
+                }
+            };
         }
         lua.concat(2); // the two strings just pushed
         return Ok(1);
@@ -390,23 +504,35 @@ mod tests {
             // A part: copied, as far as the memory goes.
             let mut d = Bytes::copy_from(b"XYZ").unwrap();
             assert!(put(lua, 1, 4, &mut d));
-            assert_eq!(bytes_of(lua, 1), Some(&b"abcdXY"[..]));
+            assert_eq!(
+                with_bytes(lua, 1, <[u8]>::to_vec).as_deref(),
+                Some(&b"abcdXY"[..])
+            );
             assert_eq!(&d[..], b"XYZ");
             assert!(put(lua, 1, 9, &mut d));
-            assert_eq!(bytes_of(lua, 1), Some(&b"abcdXY"[..]));
+            assert_eq!(
+                with_bytes(lua, 1, <[u8]>::to_vec).as_deref(),
+                Some(&b"abcdXY"[..])
+            );
             // Every byte with the same capacity: the allocations are swapped.
             let mut d = Bytes::copy_from(b"123456").unwrap();
             let p = d.as_ptr();
             assert!(put(lua, 1, 0, &mut d));
-            assert_eq!(bytes_of(lua, 1).map(<[u8]>::as_ptr), Some(p));
-            assert_eq!(bytes_of(lua, 1), Some(&b"123456"[..]));
+            assert_eq!(with_bytes(lua, 1, <[u8]>::as_ptr), Some(p));
+            assert_eq!(
+                with_bytes(lua, 1, <[u8]>::to_vec).as_deref(),
+                Some(&b"123456"[..])
+            );
             assert_eq!(&d[..], b"abcdXY");
             // Every byte but another capacity: copied.
             let mut d = Bytes::with_capacity(100).unwrap();
             d.resize(6, b'=').unwrap();
             assert!(put(lua, 1, 0, &mut d));
-            assert_ne!(bytes_of(lua, 1).map(<[u8]>::as_ptr), Some(d.as_ptr()));
-            assert_eq!(bytes_of(lua, 1), Some(&b"======"[..]));
+            assert_ne!(with_bytes(lua, 1, <[u8]>::as_ptr), Some(d.as_ptr()));
+            assert_eq!(
+                with_bytes(lua, 1, <[u8]>::to_vec).as_deref(),
+                Some(&b"======"[..])
+            );
             // Not a memory.
             lua.push_bytes(b"string");
             assert!(!put(lua, 2, 0, &mut d));

@@ -4,14 +4,14 @@
 //! Taking the bytes of a memory leaves it resizable and empty, as
 //! `resize(m, 0)` would, which every user of a memory already copes
 //! with (a reader or writer fetches the bytes again after each resume,
-//! see [`super::buffer_of`]). The destination gets a new resizable
+//! see [`super::with_buffer`]). The destination gets a new resizable
 //! memory owning the allocation. Fixed and `"other"` memories do not
 //! move: a fixed memory promises its size for its whole life, and an
 //! `"other"` one has no bytes of its own to give.
 
 use std::ffi::c_int;
 
-use super::{Bytes, Kind, Memory, memory_mut_in, memory_ref_in, slot_anywhere};
+use super::{Bytes, Kind, Memory, with_memory_anywhere};
 use crate::lua::Lua;
 use crate::lua::class;
 
@@ -28,7 +28,7 @@ pub enum Movable {
 
 /// Can the value at `i` move as a memory?
 pub fn movable(lua: Lua, i: c_int) -> Movable {
-    match memory_ref_in(slot_anywhere(lua, i)).map(|m| m.kind) {
+    match with_memory_anywhere(lua, i, |m| m.kind) {
         None => Movable::No,
         Some(Kind::Resizable) => Movable::Yes,
         Some(_) => Movable::Fixed,
@@ -38,10 +38,11 @@ pub fn movable(lua: Lua, i: c_int) -> Movable {
 /// Takes the bytes of the resizable memory at `i` (checked with
 /// [`movable`] in the same C call), leaving it empty and resizable.
 pub fn take(lua: Lua, i: c_int) -> Bytes {
-    match memory_mut_in(slot_anywhere(lua, i)) {
-        Some(m) if m.kind == Kind::Resizable => std::mem::take(&mut m.data),
+    with_memory_anywhere(lua, i, |m| match m.kind {
+        Kind::Resizable => std::mem::take(&mut m.data),
         _ => Bytes::new(),
-    }
+    })
+    .unwrap_or_default()
 }
 
 /// Pushes a new resizable memory owning `data`.
@@ -59,12 +60,12 @@ pub fn push(lua: Lua, data: Bytes) {
 /// happen, back to it; if that memory changed meanwhile (resized, closed)
 /// the bytes are dropped instead: the memory keeps what was put there.
 pub fn restore(lua: Lua, i: c_int, data: Bytes) {
-    if let Some(m) = memory_mut_in(slot_anywhere(lua, i))
-        && m.kind == Kind::Resizable
-        && m.data.capacity() == 0
-    {
-        m.data = data;
-    }
+    let mut data = Some(data);
+    with_memory_anywhere(lua, i, |m| {
+        if m.kind == Kind::Resizable && m.data.capacity() == 0 {
+            m.data = data.take().unwrap_or_default();
+        }
+    });
 }
 
 #[cfg(test)]
@@ -73,7 +74,7 @@ mod tests {
 
     #[test]
     fn bytes_move_without_copy_and_come_back() {
-        // In a C function, as `bytes_of` (a function of the module's C
+        // In a C function, as `with_bytes` (a function of the module's C
         // functions) expects.
         crate::lua::TestState::new().in_cfunction(|lua| {
             super::super::push_new(lua, Bytes::copy_from(b"fixed").unwrap(), Kind::Fixed);
@@ -82,20 +83,26 @@ mod tests {
             assert_eq!(movable(lua, 2), Movable::No);
             push(lua, Bytes::copy_from(b"contents").unwrap());
             assert_eq!(movable(lua, 3), Movable::Yes);
-            let p = super::super::bytes_of(lua, 3).unwrap().as_ptr();
+            let p = super::super::with_bytes(lua, 3, <[u8]>::as_ptr).unwrap();
             let data = take(lua, 3);
             assert_eq!((data.as_ptr(), &data[..]), (p, &b"contents"[..]));
-            assert_eq!(super::super::bytes_of(lua, 3), Some(&b""[..]));
+            assert_eq!(
+                super::super::with_bytes(lua, 3, <[u8]>::to_vec).as_deref(),
+                Some(&b""[..])
+            );
             assert_eq!(movable(lua, 3), Movable::Yes);
             push(lua, data);
-            assert_eq!(super::super::bytes_of(lua, 4).map(<[u8]>::as_ptr), Some(p));
+            assert_eq!(super::super::with_bytes(lua, 4, <[u8]>::as_ptr), Some(p));
             // Back into the emptied source.
             let data = take(lua, 4);
             restore(lua, 3, data);
-            assert_eq!(super::super::bytes_of(lua, 3).map(<[u8]>::as_ptr), Some(p));
+            assert_eq!(super::super::with_bytes(lua, 3, <[u8]>::as_ptr), Some(p));
             // Not into a memory that holds something again.
             restore(lua, 3, Bytes::copy_from(b"other").unwrap());
-            assert_eq!(super::super::bytes_of(lua, 3), Some(&b"contents"[..]));
+            assert_eq!(
+                super::super::with_bytes(lua, 3, <[u8]>::to_vec).as_deref(),
+                Some(&b"contents"[..])
+            );
         });
     }
 }

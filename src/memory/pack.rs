@@ -9,7 +9,7 @@
 
 use std::ffi::{c_int, c_long, c_short};
 
-use super::{arg_buffer, arg_bytes, buffer_of, bytes_of, range};
+use super::{range, raw_bytes, with_arg_buffer, with_arg_bytes, with_buffer};
 use crate::lua::{Error, Lua, Ret};
 
 /// Bytes of a Lua integer.
@@ -246,7 +246,7 @@ enum Value<'a> {
 
 /// ok, i, ... = memory.pack(m, fmt, i, ...)
 pub fn pack(lua: Lua) -> Ret {
-    let len = arg_buffer(lua, 1)?.len();
+    let len = with_arg_buffer(lua, 1, |b| b.len())?;
     let mut f = Format::new(lua.arg_bytes(2)?, 2);
     let i = range::start(lua.arg_integer(3)?, len);
     let mut pos = usize::try_from(i - 1).unwrap_or(usize::MAX);
@@ -315,29 +315,36 @@ pub fn pack(lua: Lua) -> Ret {
             Opt::Padding | Opt::PadAlign | Opt::Nop => Value::None,
         };
         // Fetched after the values: converting a number may run Lua code.
-        let Some(data) = buffer_of(lua, 1) else { break };
-        let Some(out) = data.get_mut(pos..pos + item.pad + item.size + extra) else {
-            break;
-        };
-        let (padding, out) = out.split_at_mut(item.pad);
-        padding.fill(0);
-        match value {
-            Value::None => out.fill(0),
-            Value::Int(n, negative) => put_int(out, n, f.little, negative),
-            Value::Float(x) => put_float(out, &x.to_ne_bytes(), f.little),
-            Value::Double(x) => put_float(out, &x.to_ne_bytes(), f.little),
-            Value::Bytes(s) => {
-                let (head, tail) = match item.opt {
-                    Opt::Str => {
-                        let (head, tail) = out.split_at_mut(item.size);
-                        put_int(head, s.len() as u64, f.little, false);
-                        (tail, &mut [][..])
-                    }
-                    _ => out.split_at_mut(s.len()),
-                };
-                head[..s.len()].copy_from_slice(s);
-                tail.fill(0);
+        let (little, item_ref) = (f.little, &item);
+        let written = with_buffer(lua, 1, move |data| {
+            let item = item_ref;
+            let Some(out) = data.get_mut(pos..pos + item.pad + item.size + extra) else {
+                return false;
+            };
+            let (padding, out) = out.split_at_mut(item.pad);
+            padding.fill(0);
+            match value {
+                Value::None => out.fill(0),
+                Value::Int(n, negative) => put_int(out, n, little, negative),
+                Value::Float(x) => put_float(out, &x.to_ne_bytes(), little),
+                Value::Double(x) => put_float(out, &x.to_ne_bytes(), little),
+                Value::Bytes(s) => {
+                    let (head, tail) = match item.opt {
+                        Opt::Str => {
+                            let (head, tail) = out.split_at_mut(item.size);
+                            put_int(head, s.len() as u64, little, false);
+                            (tail, &mut [][..])
+                        }
+                        _ => out.split_at_mut(s.len()),
+                    };
+                    head[..s.len()].copy_from_slice(s);
+                    tail.fill(0);
+                }
             }
+            true
+        });
+        if written != Some(true) {
+            break;
         }
         pos += item.pad + item.size + extra;
         if !matches!(item.opt, Opt::Padding | Opt::PadAlign | Opt::Nop) {
@@ -356,7 +363,7 @@ pub fn pack(lua: Lua) -> Ret {
 
 /// ..., i = memory.unpack(m, fmt [, i])
 pub fn unpack(lua: Lua) -> Ret {
-    let ld = arg_bytes(lua, 1)?.len();
+    let ld = with_arg_bytes(lua, 1, <[u8]>::len)?;
     let mut f = Format::new(lua.arg_bytes(2)?, 2);
     let i = range::start(lua.opt_integer(3, 1)?, ld);
     let mut pos = match usize::try_from(i - 1) {
@@ -374,7 +381,9 @@ pub fn unpack(lua: Lua) -> Ret {
         lua.check_stack(2)
             .map_err(|_| Error::msg("stack overflow (too many results)"))?;
         // Fetched again for each item: pushing a string may run Lua code.
-        let data = bytes_of(lua, 1).unwrap_or_default();
+        // SAFETY: only read until one push, which copies a string before
+        // it can run Lua code (`get_int` and the checks run none).
+        let data = unsafe { raw_bytes(&lua, 1) }.unwrap_or_default();
         let here = data.get(pos..pos + item.size).ok_or_else(short)?;
         match item.opt {
             Opt::Int | Opt::Uint => {

@@ -46,6 +46,23 @@ pub fn span(i: i64, j: i64) -> Range<usize> {
     }
 }
 
+/// `r` cut to data of length `len` (an empty range if it starts past
+/// the end): for a range computed before the data could change.
+pub fn clip(r: Range<usize>, len: usize) -> Range<usize> {
+    r.start.min(len)..r.end.min(len)
+}
+
+/// The bytes `r` of `b`, [`clip`]ped.
+pub fn part(b: &[u8], r: Range<usize>) -> &[u8] {
+    &b[clip(r, b.len())]
+}
+
+/// The bytes `r` of `b` to write, [`clip`]ped.
+pub fn part_mut(b: &mut [u8], r: Range<usize>) -> &mut [u8] {
+    let r = clip(r, b.len());
+    &mut b[r]
+}
+
 /// The range given by the optional arguments `ia` (default 1) and `ja`
 /// (default -1) for data of length `len`.
 pub fn arg_span(lua: Lua, len: usize, ia: c_int, ja: c_int) -> Result<Range<usize>, Error> {

@@ -179,9 +179,13 @@ impl SourceHandler for Child {
     }
 }
 
-/// The children of a Lua state (a registry object).
-pub struct Children {
-    pub list: Vec<Rc<RefCell<Child>>>,
+/// The children of a Lua state, in a registry object.
+pub type List = Rc<RefCell<Vec<Rc<RefCell<Child>>>>>;
+
+/// The registry object of a state's children (the list is shared, so that
+/// it can be used out of the object's borrow; see `class::with`).
+struct Children {
+    list: List,
 }
 
 impl Object for Children {
@@ -198,7 +202,7 @@ impl Drop for Children {
     /// The state is closing: its loop will not run again, so children
     /// still running are left to the process-wide reaper.
     fn drop(&mut self) {
-        for child in self.list.drain(..) {
+        for child in self.list.take() {
             let mut c = child.borrow_mut();
             c.reap();
             if c.ended.is_none() {
@@ -211,12 +215,14 @@ impl Drop for Children {
     }
 }
 
-static CHILDREN_KEY: u8 = 0;
+static CHILDREN_KEY: class::KeptKey<Children> = class::KeptKey::new();
 
-/// The `Children` of `lua`'s state, created on first use; pushes nothing.
-pub fn children<'a>(lua: Lua) -> &'a mut Children {
-    // SAFETY: CHILDREN_KEY only ever holds the Children.
-    unsafe { class::kept(lua, &CHILDREN_KEY, || Children { list: Vec::new() }) }
+/// The children of `lua`'s state, listed on first use; pushes nothing.
+pub fn children(lua: Lua) -> List {
+    let make = || Children {
+        list: Rc::default(),
+    };
+    class::with_kept(lua, &CHILDREN_KEY, make, |c| c.list.clone())
 }
 
 /// Watches the new child `pid` with `lua`'s loop and lists it; if that is
@@ -233,7 +239,7 @@ pub fn adopt(lua: Lua, pid: libc::pid_t) -> std::io::Result<Rc<RefCell<Child>>> 
         let raw = w.raw();
         child.borrow_mut().watch = Some(w);
         let handler: Rc<RefCell<dyn SourceHandler>> = child.clone();
-        state_loop(lua).register_handler(&mut SourceFd(&raw), handler)
+        state_loop(&lua).register_handler(&mut SourceFd(&raw), handler)
     });
     match registered {
         Ok(token) => child.borrow_mut().token = Some(token),
@@ -249,15 +255,15 @@ pub fn adopt(lua: Lua, pid: libc::pid_t) -> std::io::Result<Rc<RefCell<Child>>> 
         }
     }
     sweep(lua);
-    children(lua).list.push(child.clone());
+    children(lua).borrow_mut().push(child.clone());
     Ok(child)
 }
 
 /// Drops the children that ended and that nobody waits for: their watch
 /// leaves the loop and is closed.
 pub fn sweep(lua: Lua) {
-    let sl = state_loop(lua);
-    children(lua).list.retain(|child| {
+    let sl = state_loop(&lua);
+    children(lua).borrow_mut().retain(|child| {
         let mut c = child.borrow_mut();
         if let Some(op) = c.waiter
             && sl.waiter(op).is_none()

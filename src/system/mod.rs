@@ -36,7 +36,7 @@ const AREAS: &[&[&[Reg]]] = &[
 pub fn open(lua: Lua) -> c_int {
     // Every function gets the loop as upvalue: a light userdata pointing
     // to it (it lives as long as the state, anchored in the registry).
-    let sl = state_loop(lua) as *const SysLoop as *mut c_void;
+    let sl = state_loop(&lua) as *const SysLoop as *mut c_void;
     let areas = || AREAS.iter().flat_map(|group| group.iter());
     let count: usize = areas().map(|a| a.len()).sum();
     lua.new_table(0, count as c_int);

@@ -270,10 +270,10 @@ pub fn pack_table(lua: Lua, t: c_int, arg: c_int) -> Result<PackedEnv, Error> {
     Ok(PackedEnv { vars })
 }
 
-/// The packed environment at `i`, or `coutil:procesenv expected`.
-pub fn check_env<'a>(lua: Lua, i: c_int) -> Result<&'a PackedEnv, Error> {
-    class::check::<PackedEnv>(lua, i)?
-        .as_ref()
+/// Runs `f` on the packed environment at `i`, or returns the error
+/// `coutil:procesenv expected`.
+pub fn with_env<R>(lua: Lua, i: c_int, f: impl FnOnce(&PackedEnv) -> R + Send) -> Result<R, Error> {
+    class::with_checked::<PackedEnv, _>(lua, i, |slot| slot.as_ref().map(f))?
         .ok_or(Error::Type(i, PackedEnv::CLASS.name))
 }
 
@@ -289,13 +289,13 @@ fn packenv(lua: Lua) -> Ret {
 
 /// value | nil = env[name]
 fn env_index(lua: Lua) -> Ret {
-    let env = check_env(lua, 1)?;
+    with_env(lua, 1, |_| ())?;
     let name = cut(lua.arg_bytes(2)?);
     if name.contains(&b'=') {
         return Err(Error::arg(2, "cannot contain '='"));
     }
-    match env.get(name) {
-        Some(value) => lua.push_bytes(value),
+    match with_env(lua, 1, |env| env.get(name).map(<[u8]>::to_vec))? {
+        Some(value) => lua.push_bytes(&value),
         None => lua.push_nil(),
     }
     Ok(1)
@@ -303,7 +303,9 @@ fn env_index(lua: Lua) -> Ret {
 
 /// t = system.unpackenv(env [, t])
 fn unpackenv(lua: Lua) -> Ret {
-    let env = check_env(lua, 1)?;
+    let env = PackedEnv {
+        vars: with_env(lua, 1, |env| env.vars.clone())?,
+    };
     if lua.is_none_or_nil(2) {
         lua.set_top(1);
         lua.new_table(0, env.vars.len() as c_int);

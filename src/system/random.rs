@@ -54,11 +54,11 @@ fn random(lua: Lua) -> Result<Await, Error> {
     if !blocking {
         awaiting::require_coroutine(lua)?;
     }
-    let len = memory::arg_buffer(lua, 1)?.len();
+    let len = memory::with_arg_buffer(lua, 1, |b| b.len())?;
     let span = range::arg_span(lua, len, 2, 3)?;
     if blocking {
-        let buf = &mut memory::arg_buffer(lua, 1)?[span];
-        return Ok(Await::Done(match fill(buf) {
+        let filled = memory::with_arg_buffer(lua, 1, |b| fill(range::part_mut(b, span)))?;
+        return Ok(Await::Done(match filled {
             Ok(()) => {
                 lua.push_value(1);
                 1
@@ -81,7 +81,7 @@ fn random(lua: Lua) -> Result<Await, Error> {
     lua.set_top(3);
     let id = awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Other,
         Wait::Work(job),
         deliver,
@@ -109,12 +109,12 @@ fn random_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
         Resumed::Loop if lua.type_of(5) != LUA_TSTRING => Ok(Await::Done(lua.top() - 4)),
         Resumed::Loop => {
             let data = lua.to_bytes(5).unwrap_or_default();
-            let len = memory::buffer_of(lua, 1).map_or(0, |b| b.len());
+            let len = memory::with_buffer(lua, 1, |b| b.len()).unwrap_or(0);
             let span = range::arg_span(lua, len, 2, 3)?;
             let n = data.len().min(span.len());
-            if let Some(buf) = memory::buffer_of(lua, 1) {
+            memory::with_buffer(lua, 1, |buf| {
                 buf[span.start..span.start + n].copy_from_slice(&data[..n]);
-            }
+            });
             lua.push_value(1);
             Ok(Await::Done(1))
         }

@@ -24,7 +24,7 @@ pub const FUNCTIONS: &[Reg] = &[
 fn run(lua: Lua) -> Result<Await, Error> {
     let mode = [Mode::Loop, Mode::Step, Mode::Ready]
         [lua.arg_option(1, &["loop", "step", "ready"], Some(0))?];
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     if !sl.start() {
         return Err(Error::msg("already running"));
     }
@@ -56,7 +56,7 @@ fn proceed(lua: Lua, sl: &SysLoop, mode: Mode) -> Result<Await, Error> {
 /// `run` continued after its pool task was parked (only mode `"loop"`).
 fn run_k(lua: Lua, _ctx: KContext) -> Result<Await, Error> {
     lua.set_top(0);
-    proceed(lua, sys_loop(lua), Mode::Loop)
+    proceed(lua, sys_loop(&lua), Mode::Loop)
 }
 
 enum Driven {
@@ -107,13 +107,13 @@ impl Host<Waiter> for Runner<'_> {
 
 /// running = system.isrunning()
 fn isrunning(lua: Lua) -> Ret {
-    lua.push_bool(sys_loop(lua).is_running());
+    lua.push_bool(sys_loop(&lua).is_running());
     Ok(1)
 }
 
 /// system.halt()
 fn halt(lua: Lua) -> Ret {
-    if !sys_loop(lua).halt() {
+    if !sys_loop(&lua).halt() {
         return Err(Error::msg("not running"));
     }
     Ok(0)
@@ -121,7 +121,7 @@ fn halt(lua: Lua) -> Ret {
 
 /// system.printall()
 fn printall(lua: Lua) -> Ret {
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     eprintln!(
         "[coutil] loop: {} pending operation(s), running: {}",
         sl.active(),

@@ -364,22 +364,22 @@ impl Object for Watch {
     };
 }
 
-static WATCH_KEY: u8 = 0;
+static WATCH_KEY: class::KeptKey<Watch> = class::KeptKey::new();
 static THREADS_KEY: u8 = 0;
 
-/// The `Watch` of `lua`'s state, if created; pushes nothing.
-fn find_watch<'a>(lua: Lua) -> Option<&'a mut Watch> {
-    // SAFETY: WATCH_KEY only ever holds the Watch.
-    unsafe { class::find_kept(lua, &WATCH_KEY) }
+/// The listeners of the `Watch` of `lua`'s state, if created; pushes
+/// nothing.
+fn find_listeners(lua: Lua) -> Option<Rc<RefCell<Listeners>>> {
+    class::with_found(lua, &WATCH_KEY, |w| w.listeners.clone())
 }
 
-/// The `Watch` of `lua`'s state, created on first use; pushes nothing.
-fn watch<'a>(lua: Lua) -> &'a mut Watch {
+/// The listeners of the `Watch` of `lua`'s state, created on first use;
+/// pushes nothing.
+fn listeners(lua: Lua) -> Rc<RefCell<Listeners>> {
     let make = || Watch {
         listeners: Rc::default(),
     };
-    // SAFETY: as above.
-    unsafe { class::kept(lua, &WATCH_KEY, make) }
+    class::with_kept(lua, &WATCH_KEY, make, |w| w.listeners.clone())
 }
 
 /// Whether the running coroutine called `awaitsig` before, which a weak-
@@ -414,7 +414,7 @@ fn seen_before(lua: Lua) -> bool {
 /// Drops listeners whose operation was released without its continuation
 /// running (the coroutine was closed while it waited).
 fn prune(lua: Lua, listeners: &mut Listeners) {
-    let sl = state_loop(lua);
+    let sl = state_loop(&lua);
     listeners
         .by_thread
         .retain(|_, l| l.op.is_none_or(|id| sl.waiter(id).is_some()));
@@ -430,7 +430,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
     };
     let seen = seen_before(lua);
     let thread = lua.raw() as usize;
-    let listeners = watch(lua).listeners.clone();
+    let listeners = listeners(lua);
     {
         let mut ls = listeners.borrow_mut();
         prune(lua, &mut ls);
@@ -462,7 +462,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
             ls.by_thread.insert(thread, listener);
         }
     }
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let waited = awaiting::wait(lua, sl, awaiting::Kind::Signal, Wait::External, deliver);
     let mut ls = listeners.borrow_mut();
     let id = match waited {
@@ -505,8 +505,7 @@ fn awaitsig(lua: Lua) -> Result<Await, Error> {
 /// `system.run` there is no recheck, and it is dropped at once.
 fn awaitsig_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let resumed = awaiting::resumed(lua, 0, ctx);
-    if let Some(w) = find_watch(lua) {
-        let listeners = w.listeners.clone();
+    if let Some(listeners) = find_listeners(lua) {
         let mut ls = listeners.borrow_mut();
         let thread = lua.raw() as usize;
         let id = OpId::from_bits(ctx as u64);
@@ -521,7 +520,7 @@ fn awaitsig_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
                 .take();
             drop(stale);
         }
-        let sl = state_loop(lua);
+        let sl = state_loop(&lua);
         let running = sl.is_running();
         if !running {
             ls.by_thread.retain(|_, l| l.op.is_some());

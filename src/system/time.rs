@@ -22,7 +22,7 @@ fn nanosecs(lua: Lua) -> Ret {
 
 /// secs = system.time([mode])
 fn time(lua: Lua) -> Ret {
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     match lua.arg_option(1, &["cached", "updated", "epoch"], Some(0))? {
         k @ (0 | 1) => {
             if k == 1 {
@@ -49,7 +49,7 @@ fn suspend(lua: Lua) -> Result<Await, Error> {
         awaiting::require_coroutine(lua)?;
         return Ok(Await::Yield(awaiting::wait(
             lua,
-            sys_loop(lua),
+            sys_loop(&lua),
             Kind::Idle,
             Wait::Idle,
             deliver_true,
@@ -81,7 +81,7 @@ fn suspend(lua: Lua) -> Result<Await, Error> {
     } else {
         (Kind::Timer, Wait::Timer(ms))
     };
-    let id = awaiting::wait(lua, sys_loop(lua), kind, wait, deliver_true)?;
+    let id = awaiting::wait(lua, sys_loop(&lua), kind, wait, deliver_true)?;
     Ok(Await::Yield(id))
 }
 

@@ -21,7 +21,7 @@
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
-use super::channel::{Channel, push_matched, validate};
+use super::channel::{Channel, push_matched, validate, with_validated};
 use super::matcher::{self, Exchanged, Pending};
 use super::park;
 use super::transfer::{self, Value};
@@ -62,17 +62,20 @@ impl Object for Guard {
 /// true, ... = system.awaitch(ch, endpoint, ...)
 fn awaitch(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
-    let (ch, ep, values) = validate(lua)?;
-    if ch.waiting.is_some() {
+    let (ep, values) = validate(lua)?;
+    if with_validated(lua, |ch| ch.waiting.is_some()) {
         transfer::restore(lua, 3, values);
         return Err(Error::msg("in use"));
     }
-    let values = match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
+    let exchanged = with_validated(lua, |ch| {
+        matcher::exchange(ch.domain, &ch.name, ep, values, None)
+    });
+    let values = match exchanged {
         Exchanged::Matched(peer) => return push_matched(lua, peer).map(Await::Done),
         Exchanged::Empty(values) => values,
         Exchanged::Queued => unreachable!("nothing was given to queue"),
     };
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let id = match awaiting::wait(lua, sl, awaiting::Kind::Channel, Wait::External, deliver) {
         Ok(id) => id,
         Err(e) => {
@@ -106,11 +109,13 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
         }),
     };
     // A peer that came meanwhile wakes us at once, through the loop.
-    matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
-    ch.waiting = Some(Waiting {
-        key,
-        op: id,
-        sources,
+    with_validated(lua, |ch| {
+        matcher::exchange(ch.domain, &ch.name, ep, values, Some(pending));
+        ch.waiting = Some(Waiting {
+            key,
+            op: id,
+            sources,
+        });
     });
     super::push_guard(lua, || Guard);
     Ok(Await::Keep(id, 2, kfn!(awaitch_k)))
@@ -119,15 +124,21 @@ fn awaitch(lua: Lua) -> Result<Await, Error> {
 /// Ends the wait of the channel's pending `awaitch` for its coroutine:
 /// a task's count of armed waits; if the coroutine did not get a peer,
 /// its waiter leaves the channel.
-fn end_wait(lua: Lua, ch: &mut Channel, matched: bool) -> Option<Waiting> {
-    let waiting = ch.waiting.take()?;
-    if let Some(p) = park::park_ref(lua) {
-        p.awaiting.fetch_sub(1, Ordering::Relaxed);
-    }
-    let removed = match matched {
-        true => None,
-        false => matcher::remove(ch.domain, &ch.name, waiting.key),
-    };
+/// The channel is the object at `at`, if it is one and open.
+fn end_wait(lua: Lua, at: c_int, matched: bool) -> Option<Waiting> {
+    let park = park::park_ref(&lua);
+    let (waiting, removed) = class::with::<Channel, _>(lua, at, |slot| {
+        let ch = slot.as_mut()?;
+        let waiting = ch.waiting.take()?;
+        if let Some(p) = park {
+            p.awaiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        let removed = match matched {
+            true => None,
+            false => matcher::remove(ch.domain, &ch.name, waiting.key),
+        };
+        Some((waiting, removed))
+    })??;
     give_back(lua, waiting.sources, removed.map(|(_, values)| values));
     Some(waiting)
 }
@@ -175,9 +186,7 @@ fn give_back(lua: Lua, sources: c_int, values: Option<Vec<Value>>) {
 fn awaitch_k(lua: Lua, ctx: crate::lua::KContext) -> Result<Await, Error> {
     let resumed = awaiting::resumed(lua, 2, ctx);
     let matched = matches!(resumed, Resumed::Loop);
-    if let Some(ch) = class::test::<Channel>(lua, 1).and_then(|slot| slot.as_mut()) {
-        end_wait(lua, ch, matched);
-    }
+    end_wait(lua, 1, matched);
     match resumed {
         // [ch, guard, token, results...]
         Resumed::Loop => Ok(Await::Done(lua.top() - 3)),
@@ -191,9 +200,7 @@ fn guard_close(lua: Lua) -> Ret {
     let Some(at) = super::guarded::<Guard>(lua) else {
         return Ok(0);
     };
-    if let Some(ch) = class::test::<Channel>(lua, at).and_then(|slot| slot.as_mut())
-        && let Some(waiting) = end_wait(lua, ch, false)
-    {
+    if let Some(waiting) = end_wait(lua, at, false) {
         awaiting::abandon(lua, waiting.op);
     }
     Ok(0)

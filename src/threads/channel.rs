@@ -70,11 +70,17 @@ pub fn open(lua: Lua) -> c_int {
     1
 }
 
-/// The open channel at `i`.
-fn check<'a>(lua: Lua, i: c_int) -> Result<&'a mut Channel, Error> {
-    class::check::<Channel>(lua, i)?
-        .as_mut()
+/// Runs `f` on the open channel at `i`.
+fn with_open<R>(lua: Lua, i: c_int, f: impl FnOnce(&mut Channel) -> R + Send) -> Result<R, Error> {
+    class::with_checked::<Channel, _>(lua, i, |slot| slot.as_mut().map(f))?
         .ok_or_else(|| Error::msg("closed channel"))
+}
+
+/// Runs `f` on the channel at 1, found open by [`validate`] in the same
+/// call (nothing since could run Lua code to close it).
+pub(super) fn with_validated<R>(lua: Lua, f: impl FnOnce(&mut Channel) -> R + Send) -> R {
+    let found = class::with::<Channel, _>(lua, 1, |slot| slot.as_mut().map(f));
+    found.flatten().expect("a channel checked by `validate`")
 }
 
 /// ch = channel.create(name)
@@ -95,15 +101,19 @@ fn create(lua: Lua) -> Ret {
 
 /// closed = channel.close(ch)
 fn close(lua: Lua) -> Ret {
-    let slot = class::check::<Channel>(lua, 1)?;
-    match slot.as_ref().map(|ch| ch.waiting.is_some()) {
-        Some(true) => Err(Error::msg("in use")),
-        Some(false) => {
-            drop(slot.take());
+    // The channel is dropped after the borrow (its `Drop` ends its waits).
+    let taken = class::with_checked::<Channel, _>(lua, 1, |slot| match slot {
+        Some(ch) if ch.waiting.is_some() => Err(()),
+        _ => Ok(slot.take()),
+    })?;
+    match taken {
+        Err(()) => Err(Error::msg("in use")),
+        Ok(Some(ch)) => {
+            drop(ch);
             lua.push_bool(true);
             Ok(1)
         }
-        None => {
+        Ok(None) => {
             lua.push_bool(false);
             Ok(1)
         }
@@ -112,8 +122,8 @@ fn close(lua: Lua) -> Ret {
 
 /// name = channel.getname(ch)
 fn getname(lua: Lua) -> Ret {
-    let ch = check(lua, 1)?;
-    lua.push_bytes(&ch.name);
+    let name = with_open(lua, 1, |ch| ch.name.clone())?;
+    lua.push_bytes(&name);
     Ok(1)
 }
 
@@ -180,13 +190,13 @@ pub fn endpoint(lua: Lua, i: c_int, n: c_int) -> Result<Endpoint, Vec<u8>> {
     }
 }
 
-/// The checks shared by `sync` and `awaitch`: the channel, endpoint and
-/// values (from #3).
-pub(super) fn validate<'a>(lua: Lua) -> Result<(&'a mut Channel, Endpoint, Vec<Value>), Error> {
-    let ch = check(lua, 1)?;
+/// The checks shared by `sync` and `awaitch`: the channel (open, then
+/// reached with [`with_validated`]), endpoint and values (from #3).
+pub(super) fn validate(lua: Lua) -> Result<(Endpoint, Vec<Value>), Error> {
+    with_open(lua, 1, |_| ())?;
     let ep = endpoint(lua, 2, 2).map_err(|text| Error::Msg(text.into()))?;
     let values = transfer::take_or_message(lua, 3, "argument", 3).map_err(Error::msg)?;
-    Ok((ch, ep, values))
+    Ok((ep, values))
 }
 
 /// Pushes `true` and the peer's values; returns how many.
@@ -205,8 +215,11 @@ pub(super) fn push_matched(lua: Lua, values: Vec<Value>) -> Result<c_int, Error>
 /// resumes (the continuation ends the wait as matched), so the object
 /// stays in use for `awaitch` and `close` until then.
 fn sync(lua: Lua) -> Ret {
-    let (ch, ep, values) = validate(lua)?;
-    match matcher::exchange(ch.domain, &ch.name, ep, values, None) {
+    let (ep, values) = validate(lua)?;
+    let exchanged = with_validated(lua, |ch| {
+        matcher::exchange(ch.domain, &ch.name, ep, values, None)
+    });
+    match exchanged {
         Exchanged::Matched(peer) => push_matched(lua, peer),
         Exchanged::Empty(values) => {
             transfer::restore(lua, 3, values);

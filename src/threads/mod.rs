@@ -106,7 +106,9 @@ fn push_guard<G: class::Object>(lua: Lua, make: impl FnOnce() -> G) {
 /// guards and returns its index, or `None` (nothing pushed) if the value
 /// at 1 is no such guard (`__close` can be called by hand with anything).
 fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
-    class::test::<G>(lua, 1)?;
+    if !class::is::<G>(lua, 1) {
+        return None;
+    }
     lua.get_user_value(1, 1);
     Some(lua.top())
 }
@@ -120,7 +122,7 @@ fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
 /// park when it yields (with no values), and a match of one of those
 /// `awaitch` calls queues it again.
 fn park_run(lua: Lua, active: usize) -> bool {
-    let Some(park) = park::park_ref(lua) else {
+    let Some(park) = park::park_ref(&lua) else {
         return false;
     };
     if active == 0
@@ -132,7 +134,7 @@ fn park_run(lua: Lua, active: usize) -> bool {
     }
     // Completions already posted would not wake a parked task: take them
     // first (without blocking); any of them means no parking.
-    if !state_loop(lua).would_block() {
+    if !state_loop(&lua).would_block() {
         return false;
     }
     park.requested.store(true, Ordering::Relaxed);

@@ -105,19 +105,18 @@ impl Object for Cache {
     crate::class_key!();
 }
 
-static CACHE_KEY: u8 = 0;
+static CACHE_KEY: class::KeptKey<Cache> = class::KeptKey::new();
 static ANCHOR_KEY: u8 = 0;
 
-/// The cache of `lua`'s state, made on first use.
-fn cache<'a>(lua: Lua) -> &'a mut Cache {
+/// Runs `f` on the cache of `lua`'s state, made on first use.
+fn with_cache<R>(lua: Lua, f: impl FnOnce(&mut Cache) -> R + Send) -> R {
     let make = || Cache {
         marks: Vec::new(),
         origin: None,
         domain: None,
         chunks: Vec::new(),
     };
-    // SAFETY: CACHE_KEY only ever holds the Cache.
-    unsafe { class::kept(lua, &CACHE_KEY, make) }
+    class::with_kept(lua, &CACHE_KEY, make, f)
 }
 
 /// The dump of the Lua function on top of `lua`'s stack.
@@ -131,12 +130,11 @@ pub fn prepare(lua: Lua, source: Source) -> Result<(Arc<Code>, Origin), Vec<u8>>
     if lua.check_stack(5).is_err() {
         return Err(b"not enough memory".to_vec());
     }
-    let cache = cache(lua);
-    Ok((compile(lua, cache, source)?, origin(lua, cache)))
+    Ok((compile(lua, source)?, origin(lua)))
 }
 
 /// Compiles `source` in `lua`'s state, or returns the load error message.
-fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec<u8>> {
+fn compile(lua: Lua, source: Source) -> Result<Arc<Code>, Vec<u8>> {
     // `pool:dofile(arg[-1], ...)` in the command: the console chunk.
     if let Source::File {
         path: Some(path),
@@ -148,7 +146,6 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
         let mode = mode.as_ref().map(|m| m.as_bytes());
         return compile(
             lua,
-            cache,
             Source::Text {
                 chunk,
                 name: &name,
@@ -157,12 +154,14 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
         );
     }
     if let Source::Text { chunk, name, mode } = &source {
-        let hit = cache.chunks.iter().position(|c| {
-            c.chunk[..] == chunk[..] && c.name[..] == name[..] && c.mode.as_deref() == *mode
-        });
-        if let Some(i) = hit {
-            let code = cache.chunks[i].code.clone();
+        let hit = with_cache(lua, |cache| {
+            let i = cache.chunks.iter().position(|c| {
+                c.chunk[..] == chunk[..] && c.name[..] == name[..] && c.mode.as_deref() == *mode
+            })?;
             cache.chunks[..=i].rotate_right(1);
+            Some(cache.chunks[0].code.clone())
+        });
+        if let Some(code) = hit {
             return Ok(code);
         }
     }
@@ -189,16 +188,16 @@ fn compile(lua: Lua, cache: &mut Cache, source: Source) -> Result<Arc<Code>, Vec
     };
     lua.set_top(lua.top() - 1);
     if let (Ok(code), Source::Text { chunk, name, mode }) = (&result, source) {
-        cache.chunks.truncate(CHUNKS - 1);
-        cache.chunks.insert(
-            0,
-            Compiled {
-                chunk: chunk.into(),
-                name: name.into(),
-                mode: mode.map(Into::into),
-                code: code.clone(),
-            },
-        );
+        let compiled = Compiled {
+            chunk: chunk.into(),
+            name: name.into(),
+            mode: mode.map(Into::into),
+            code: code.clone(),
+        };
+        with_cache(lua, |cache| {
+            cache.chunks.truncate(CHUNKS - 1);
+            cache.chunks.insert(0, compiled);
+        });
     }
     result
 }
@@ -227,25 +226,42 @@ fn address(lua: Lua, i: c_int) -> usize {
 }
 
 /// What a state made now by `lua`'s state inherits from it.
-fn origin(lua: Lua, cache: &mut Cache) -> Origin {
-    let domain = *cache.domain.get_or_insert_with(|| super::domain_of(lua));
+///
+/// NOTE: the marks are compared out of the cache (taken, then put back:
+/// the walk makes C API calls, which no borrow of the cache may span);
+/// `walk` raises no error, so they are always put back.
+fn origin(lua: Lua) -> Origin {
+    let domain = match with_cache(lua, |cache| cache.domain) {
+        Some(domain) => domain,
+        None => {
+            let domain = super::domain_of(lua);
+            with_cache(lua, |cache| cache.domain = Some(domain));
+            domain
+        }
+    };
     // Not raw, but the registry has no metatable.
     lua.get_field(LUA_REGISTRYINDEX, PRELOAD_TABLE);
     let is_table = lua.type_of(-1) == LUA_TTABLE;
-    if let Some(origin) = &cache.origin {
+    let (cached, marks) = with_cache(lua, |cache| {
+        (cache.origin.clone(), std::mem::take(&mut cache.marks))
+    });
+    let mut same = false;
+    if cached.is_some() {
         let mut seen = 0;
-        let mut same = is_table;
+        same = is_table;
         if is_table {
             walk(lua, |k, v| {
-                same = cache.marks.get(seen) == Some(&(address(lua, k), address(lua, v)));
+                same = marks.get(seen) == Some(&(address(lua, k), address(lua, v)));
                 seen += 1;
                 same
             });
         }
-        if same && seen == cache.marks.len() {
-            lua.set_top(lua.top() - 1);
-            return origin.clone();
-        }
+        same = same && seen == marks.len();
+    }
+    with_cache(lua, |cache| cache.marks = marks);
+    if let (true, Some(origin)) = (same, cached) {
+        lua.set_top(lua.top() - 1);
+        return origin;
     }
     // First a new table anchors every name and function of the copy
     // (stack: preload, anchor); a memory error there (the only error a
@@ -262,11 +278,11 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
     // Then the marks in the preload table's order, and the copy, without
     // any allocation in Lua. The preload table again (stack space checked
     // in `prepare`):
-    cache.marks.clear();
+    let mut marks = Vec::new();
     lua.push_value(-2);
     if is_table {
         walk(lua, |k, v| {
-            cache.marks.push((address(lua, k), address(lua, v)));
+            marks.push((address(lua, k), address(lua, v)));
             true
         });
     }
@@ -301,6 +317,10 @@ fn origin(lua: Lua, cache: &mut Cache) -> Origin {
         preload: Arc::new(Preload { loaders }),
         domain,
     };
-    cache.origin = Some(origin.clone());
+    let kept = origin.clone();
+    with_cache(lua, |cache| {
+        cache.marks = marks;
+        cache.origin = Some(kept);
+    });
     origin
 }

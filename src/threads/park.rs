@@ -76,9 +76,11 @@ impl Park {
     }
 }
 
-/// The parking slot of the task running in `lua`'s state, if any.
-pub fn park_ref<'a>(lua: Lua) -> Option<&'a Park> {
-    let p = super::state::task_park(lua) as *const Park;
+/// The parking slot of the task running in `lua`'s state, if any; the
+/// reference borrows the `Lua` handle, so it cannot outlive the caller
+/// (a job or thread that keeps the slot takes [`park_arc`]).
+pub fn park_ref(lua: &Lua) -> Option<&Park> {
+    let p = super::state::task_park(*lua) as *const Park;
     // SAFETY: stored by `Pool::start` (task.rs) for the task running in the state
     // (the one running this call), whose `park` Arc lives as long as it.
     unsafe { p.as_ref() }

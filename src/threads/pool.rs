@@ -89,7 +89,7 @@ impl Drop for Keeper {
     }
 }
 
-static KEEPER_KEY: u8 = 0;
+static KEEPER_KEY: class::KeptKey<Keeper> = class::KeptKey::new();
 
 /// `require "coutil.threads"`: the module table.
 pub fn open(lua: Lua) -> c_int {
@@ -97,24 +97,15 @@ pub fn open(lua: Lua) -> c_int {
     1
 }
 
-/// The keeper of `lua`'s state, made if `make`.
-fn keeper<'a>(lua: Lua, make: bool) -> Option<&'a mut Keeper> {
-    // SAFETY: KEEPER_KEY only ever holds the Keeper.
-    unsafe {
-        if make {
-            Some(class::kept(lua, &KEEPER_KEY, || Keeper {
-                pools: Vec::new(),
-            }))
-        } else {
-            class::find_kept(lua, &KEEPER_KEY)
-        }
-    }
+/// Makes the keeper of `lua`'s state, unless it exists.
+fn make_keeper(lua: Lua) {
+    let make = || Keeper { pools: Vec::new() };
+    class::with_kept::<Keeper, _>(lua, &KEEPER_KEY, make, |_| ());
 }
 
-/// The open pool reference at `i`.
-fn check<'a>(lua: Lua, i: c_int) -> Result<&'a PoolRef, Error> {
-    class::check::<PoolRef>(lua, i)?
-        .as_ref()
+/// The pool of the open pool reference at `i`.
+fn check(lua: Lua, i: c_int) -> Result<Arc<Pool>, Error> {
+    class::with_checked::<PoolRef, _>(lua, i, |slot| Some(slot.as_ref()?.pool.clone()))?
         .ok_or_else(|| Error::msg("closed threads"))
 }
 
@@ -147,7 +138,7 @@ fn create(lua: Lua) -> Ret {
         return Ok(1);
     }
     let size = lua.arg_integer(1)?.max(0) as usize;
-    keeper(lua, true);
+    make_keeper(lua);
     let pool = Pool::new();
     if let Err(e) = pool.resize(size, true) {
         // The threads already started exit at once.
@@ -161,21 +152,21 @@ fn create(lua: Lua) -> Ret {
 
 /// true | false, msg, code = threads.resize(pool, size [, create])
 fn resize(lua: Lua) -> Ret {
-    let r = check(lua, 1)?;
+    let pool = check(lua, 1)?;
     let size = lua.arg_integer(2)?;
     if size < 0 {
         return Err(Error::arg(2, "size cannot be negative"));
     }
     let create = lua.to_boolean(3);
-    push_result(lua, r.pool.resize(size as usize, create))
+    push_result(lua, pool.resize(size as usize, create))
 }
 
 /// ... = threads.count(pool, options)
 fn count(lua: Lua) -> Ret {
-    let r = check(lua, 1)?;
+    let pool = check(lua, 1)?;
     let opts = lua.arg_bytes(2)?;
     lua.check_stack(opts.len() as c_int)?;
-    let q = r.pool.lock();
+    let q = pool.lock();
     let values: Result<Vec<usize>, u8> = opts
         .iter()
         .map(|&c| match c {
@@ -238,16 +229,19 @@ fn fail_msg(lua: Lua, msg: &[u8]) -> Ret {
 
 /// true | false, msg = threads.dostring(pool, chunk [, chunkname [, mode, ...]])
 fn dostring(lua: Lua) -> Ret {
-    let pool = check(lua, 1)?.pool.clone();
-    let chunk = crate::memory::arg_bytes(lua, 2)?;
-    let name = opt_name(lua, 3)?.unwrap_or_else(|| up_to_nul(chunk));
-    let mode = opt_name(lua, 4)?;
+    let pool = check(lua, 1)?;
+    // A memory is copied: compiling runs Lua code (finalizers), which
+    // could resize or close it.
+    let chunk = crate::memory::arg_stable_bytes(&lua, 2)?;
+    let chunk = &chunk[..];
+    let name = opt_name(&lua, 3)?.unwrap_or_else(|| up_to_nul(chunk));
+    let mode = opt_name(&lua, 4)?;
     add(lua, &pool, Source::Text { chunk, name, mode }, 5)
 }
 
 /// true | false, msg = threads.dofile(pool [, path [, mode, ...]])
 fn dofile(lua: Lua) -> Ret {
-    let pool = check(lua, 1)?.pool.clone();
+    let pool = check(lua, 1)?;
     let path = opt_c_string(lua, 2)?;
     let mode = opt_c_string(lua, 3)?;
     add(lua, &pool, Source::File { path, mode }, 4)
@@ -255,9 +249,9 @@ fn dofile(lua: Lua) -> Ret {
 
 /// true = threads.close(pool)
 fn close(lua: Lua) -> Ret {
-    check(lua, 1)?;
-    let taken = class::check::<PoolRef>(lua, 1)?.take();
-    if let Some(r) = taken.filter(|r| !r.own) {
+    let taken = class::with_checked::<PoolRef, _>(lua, 1, Option::take)?;
+    let r = taken.ok_or_else(|| Error::msg("closed threads"))?;
+    if !r.own {
         r.pool.free();
     }
     lua.push_bool(true);
@@ -266,11 +260,12 @@ fn close(lua: Lua) -> Ret {
 
 /// `__gc`: a creator's reference leaves its pool to the keeper.
 fn gc(lua: Lua) -> Ret {
-    let taken = class::test::<PoolRef>(lua, 1).and_then(|slot| slot.take());
+    let taken = class::with::<PoolRef, _>(lua, 1, Option::take).flatten();
     if let Some(r) = taken.filter(|r| !r.own) {
-        match keeper(lua, false) {
-            Some(k) => k.pools.push(r.pool),
-            None => r.pool.free(),
+        let mut pool = Some(r.pool);
+        class::with_found::<Keeper, _>(lua, &KEEPER_KEY, |k| k.pools.extend(pool.take()));
+        if let Some(pool) = pool {
+            pool.free();
         }
     }
     Ok(0)

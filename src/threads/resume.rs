@@ -20,7 +20,7 @@ use std::ffi::c_int;
 use std::sync::{Arc, Mutex};
 
 use super::state::IndState;
-use super::stateco::{Inner, StateCo, Status, lock, shared_of};
+use super::stateco::{Inner, StateCo, Status, lock, with_shared};
 use super::transfer::{self, Value};
 use crate::lua::awaiting::sys_loop;
 use crate::lua::awaiting::{self, Await, Resumed as By};
@@ -81,7 +81,7 @@ fn fail(lua: Lua, msg: &[u8]) -> Result<Await, Error> {
 /// true, ... | false, err = system.resume(co, ...)
 fn resume(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
-    let shared = shared_of(lua, 1)?.clone();
+    let shared = with_shared(lua, 1, Arc::clone)?;
     match lock(&shared).status {
         Status::Running => return fail(lua, b"cannot resume running coroutine"),
         Status::Dead => return fail(lua, b"cannot resume dead coroutine"),
@@ -115,7 +115,7 @@ fn resume(lua: Lua) -> Result<Await, Error> {
     let job = Box::new(move || Box::new(resumption.run()) as Outcome);
     let id = match awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Coroutine,
         Wait::Work(job),
         deliver,
@@ -151,9 +151,10 @@ fn guard_close(lua: Lua) -> Ret {
     let Some(at) = super::guarded::<Guard>(lua) else {
         return Ok(0);
     };
-    if let Some(co) = class::test::<StateCo>(lua, at).and_then(|slot| slot.as_ref()) {
-        let number = lock(&co.shared).resumes;
-        settle(&co.shared, number);
+    let shared = class::with::<StateCo, _>(lua, at, |slot| Some(slot.as_ref()?.shared.clone()));
+    if let Some(Some(shared)) = shared {
+        let number = lock(&shared).resumes;
+        settle(&shared, number);
     }
     Ok(0)
 }

@@ -142,7 +142,7 @@ pub fn up_to_nul(bytes: &[u8]) -> &[u8] {
 
 /// An optional string argument up to its first NUL (`string expected`
 /// else).
-pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
+pub fn opt_name(lua: &Lua, i: c_int) -> Result<Option<&[u8]>, Error> {
     if lua.is_none_or_nil(i) {
         return Ok(None);
     }
@@ -154,7 +154,7 @@ pub fn opt_name<'a>(lua: Lua, i: c_int) -> Result<Option<&'a [u8]>, Error> {
 
 /// [`opt_name`] as a C string.
 pub fn opt_c_string(lua: Lua, i: c_int) -> Result<Option<CString>, Error> {
-    Ok(opt_name(lua, i)?.map(|s| CString::new(s).unwrap_or_default()))
+    Ok(opt_name(&lua, i)?.map(|s| CString::new(s).unwrap_or_default()))
 }
 
 /// Pushes a new state coroutine for `source`, or `false, msg`.
@@ -180,9 +180,12 @@ fn push_new(lua: Lua, source: Source) -> Ret {
 
 /// co | false, msg = coroutine.load(chunk [, chunkname [, mode]])
 fn load(lua: Lua) -> Ret {
-    let chunk = crate::memory::arg_bytes(lua, 1)?;
-    let name = opt_name(lua, 2)?.unwrap_or_else(|| up_to_nul(chunk));
-    let mode = opt_name(lua, 3)?;
+    // A memory is copied: compiling runs Lua code (finalizers), which
+    // could resize or close it.
+    let chunk = crate::memory::arg_stable_bytes(&lua, 1)?;
+    let chunk = &chunk[..];
+    let name = opt_name(&lua, 2)?.unwrap_or_else(|| up_to_nul(chunk));
+    let mode = opt_name(&lua, 3)?;
     push_new(lua, Source::Text { chunk, name, mode })
 }
 
@@ -193,16 +196,19 @@ fn loadfile(lua: Lua) -> Ret {
     push_new(lua, Source::File { path, mode })
 }
 
-pub(super) fn shared_of<'a>(lua: Lua, i: c_int) -> Result<&'a Arc<Mutex<Inner>>, Error> {
-    class::check::<StateCo>(lua, i)?
-        .as_ref()
-        .map(|co| &co.shared)
+/// Runs `f` on the shared part of the state coroutine at `i`.
+pub(super) fn with_shared<R>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&Arc<Mutex<Inner>>) -> R + Send,
+) -> Result<R, Error> {
+    class::with_checked::<StateCo, _>(lua, i, |slot| slot.as_ref().map(|co| f(&co.shared)))?
         .ok_or(Error::Type(i, c"coutil:coroutine"))
 }
 
 /// status = coroutine.status(co)
 fn status(lua: Lua) -> Ret {
-    let text: &[u8] = match lock(shared_of(lua, 1)?).status {
+    let text: &[u8] = match with_shared(lua, 1, |shared| lock(shared).status)? {
         Status::Suspended => b"suspended",
         Status::Running => b"running",
         Status::Dead => b"dead",
@@ -213,16 +219,15 @@ fn status(lua: Lua) -> Ret {
 
 /// true | false, err = coroutine.close(co)
 fn close(lua: Lua) -> Ret {
-    let shared = shared_of(lua, 1)?;
-    let (state, error) = {
+    let (state, error) = with_shared(lua, 1, |shared| {
         let mut inner = lock(shared);
         if inner.status == Status::Running {
             return Err(Error::msg("cannot close a running coroutine"));
         }
         inner.status = Status::Dead;
         inner.moved = false;
-        (inner.state.take(), inner.error.take())
-    };
+        Ok((inner.state.take(), inner.error.take()))
+    })??;
     drop(state);
     match error {
         None => {
@@ -240,8 +245,9 @@ fn close(lua: Lua) -> Ret {
 /// Can the value at `i` move as a state coroutine? `None` if it is no
 /// state coroutine, else whether it is not running.
 pub fn movable(lua: Lua, i: c_int) -> Option<Result<(), Reason>> {
-    let co = class::test::<StateCo>(lua, i)?.as_ref()?;
-    Some(match lock(&co.shared).status {
+    let status =
+        class::with::<StateCo, _>(lua, i, |slot| Some(lock(&slot.as_ref()?.shared).status))??;
+    Some(match status {
         Status::Running => Err(Reason::Running),
         _ => Ok(()),
     })
@@ -251,22 +257,22 @@ pub fn movable(lua: Lua, i: c_int) -> Option<Result<(), Reason>> {
 /// same C call, so not running: only this thread could have resumed it
 /// since): its object is left as a closed one.
 pub fn take(lua: Lua, i: c_int) -> Moved {
-    let Some(co) = class::test::<StateCo>(lua, i).and_then(|slot| slot.as_ref()) else {
-        return Moved {
-            state: None,
-            status: Status::Dead,
-            error: None,
+    let moved = class::with::<StateCo, _>(lua, i, |slot| {
+        let mut inner = lock(&slot.as_ref()?.shared);
+        let moved = Moved {
+            state: inner.state.take(),
+            status: inner.status,
+            error: inner.error.take(),
         };
-    };
-    let mut inner = lock(&co.shared);
-    let moved = Moved {
-        state: inner.state.take(),
-        status: inner.status,
-        error: inner.error.take(),
-    };
-    inner.status = Status::Dead;
-    inner.moved = true;
-    moved
+        inner.status = Status::Dead;
+        inner.moved = true;
+        Some(moved)
+    });
+    moved.flatten().unwrap_or(Moved {
+        state: None,
+        status: Status::Dead,
+        error: None,
+    })
 }
 
 /// Pushes a new state coroutine object owning `moved`.
@@ -289,10 +295,12 @@ pub fn push(lua: Lua, moved: Moved) {
 /// happen, back to it, unless that object was closed meanwhile (then the
 /// state is closed).
 pub fn restore(lua: Lua, i: c_int, moved: Moved) {
-    let Some(co) = class::test::<StateCo>(lua, i).and_then(|slot| slot.as_ref()) else {
+    let Some(Some(shared)) =
+        class::with::<StateCo, _>(lua, i, |slot| Some(slot.as_ref()?.shared.clone()))
+    else {
         return;
     };
-    let mut inner = lock(&co.shared);
+    let mut inner = lock(&shared);
     if inner.moved && inner.state.is_none() {
         inner.moved = false;
         inner.state = moved.state;

@@ -677,4 +677,29 @@ T.case("memories are collected", function()
 	T.same({ n = 1 }, next(weak))
 end)
 
+-- a finalizer that resizes a memory while a function uses it ----------------
+
+-- A memory of 40 MiB is an allocation of its own (mmap), unmapped when
+-- freed: a function still reading the bytes it had before faults.
+local function big()
+	local m = memory.create()
+	memory.resize(m, 40 << 20, "x")
+	return m, function() memory.resize(m, 0) end
+end
+
+T.case("diff and find convert a number before reading a memory (regression: read unmapped bytes)", function()
+	local m, empty = big()
+	T.same({ true, 1, true }, T.finalizing(empty, function() return memory.diff(m, 123) end))
+	T.same({ 0 }, memory.len(m))
+	m, empty = big()
+	T.same({ true, 1, false }, T.finalizing(empty, function() return memory.diff(123, m) end))
+	m, empty = big()
+	-- As for any empty memory: the pattern is cut to its length.
+	T.same({ true, 1, 0 }, T.finalizing(empty, function() return memory.find(m, 123) end))
+	m, empty = big()
+	T.same({ n = 1, true }, T.finalizing(empty, function() return memory.resize(m, 50 << 20, 7) end))
+	T.same({ 50 << 20 }, memory.len(m))
+	T.same({ 55, 55, 55 }, memory.get(m, 1, 3))
+end)
+
 T.done()

@@ -80,6 +80,24 @@ local function count(expected)
 	return n
 end
 
+-- Calls f() with a garbage object whose finalizer is `fin`, under a
+-- collector that runs a whole cycle, finalizers included, at each check
+-- (every allocation of a Lua object): the first check inside f runs
+-- `fin`, e.g. to resize a memory that f is using. Fails unless `fin` ran
+-- during the call; returns pcall's results. Then the default collector.
+function T.finalizing(fin, f)
+	local ran = false
+	local mt = { __gc = function() fin() ran = true end }
+	collectgarbage()
+	collectgarbage("incremental", 1, 1000, 40) -- (a pause of 0 changes nothing)
+	collectgarbage()
+	setmetatable({}, mt)
+	local results = table.pack(pcall(f))
+	collectgarbage("incremental", 200, 100, 13)
+	if not ran then error("the finalizer did not run during the call", 2) end
+	return table.unpack(results, 1, results.n)
+end
+
 -- Checks that the values `...` equal the expected ones, in number and value.
 function T.same(expected, ...)
 	local got = table.pack(...)

@@ -4,6 +4,7 @@ local system = require "coutil.system"
 local channel = require "coutil.channel"
 local stateco = require "coutil.coroutine"
 local threads = require "coutil.threads"
+local memory = require "coutil.memory"
 
 local waitfor = T.waitfor
 
@@ -93,6 +94,18 @@ T.case("dostring and dofile: load and transfer errors", function()
 	T.raises("(string expected, got table)", pool.dostring, pool, "x", {})
 	T.raises("(string expected, got table)", pool.dofile, pool, {})
 	T.same({ 0 }, pool:count("n"))
+	pool:close()
+end)
+
+T.case("dostring copies a memory chunk: compiling may run finalizers (regression: parsed unmapped bytes)", function()
+	local pool = threads.create(0)
+	-- 40 MiB: an allocation of its own (mmap), unmapped when freed.
+	local m = memory.create()
+	memory.resize(m, 40 << 20, " ")
+	memory.fill(m, "local x = 'whole' --", 1, 20)
+	T.same({ true, true }, T.finalizing(function() memory.resize(m, 0) end, function() return pool:dostring(m) end))
+	T.same({ 0 }, memory.len(m))
+	T.same({ 1 }, pool:count("n"))
 	pool:close()
 end)
 

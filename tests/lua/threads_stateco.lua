@@ -97,6 +97,16 @@ T.case("resume passes values in and out; yield suspends", function()
 	T.same({ true }, co:close())
 end)
 
+T.case("load copies a memory chunk: compiling may run finalizers (regression: parsed unmapped bytes)", function()
+	-- 40 MiB: an allocation of its own (mmap), unmapped when freed.
+	local m = memory.create()
+	memory.resize(m, 40 << 20, " ")
+	memory.fill(m, "return 'whole' --", 1, 17)
+	local ok, co = T.finalizing(function() memory.resize(m, 0) end, function() return stateco.load(m) end)
+	T.same({ true, 0 }, ok, memory.len(m))
+	T.same({ true, "whole" }, resume(co))
+end)
+
 T.case("many values in and out", function()
 	local args = {}
 	for i = 1, 230 do args[i] = i % 2 == 0 and i or tostring(i) end

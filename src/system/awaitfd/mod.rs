@@ -146,7 +146,7 @@ enum Early {
 fn awaitfd(lua: Lua) -> Result<Await, Error> {
     let fd = fd_arg(lua, 1)?;
     let wanted = events_arg(lua, 2)?;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let watch = fd.and_then(|fd| sl.watcher(fd));
     if let Some(op) = watch
         .as_ref()
@@ -233,7 +233,7 @@ fn awaitfd_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     let resumed = awaiting::resumed(lua, 1, ctx);
     let fd = lua.to_integer(1).unwrap_or(-1) as RawFd;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     // The watch of this wait: (its token, what it found ready).
     let this = sl.watcher(fd).and_then(|h| {
         with_watch(&h, |w| {

@@ -16,7 +16,7 @@ use crate::lua::{
     Lua,
 };
 use crate::system::net::class as net_class;
-use crate::system::process::{self, check_env, pack_table};
+use crate::system::process::{self, pack_table, with_env};
 
 pub const STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
 
@@ -175,8 +175,8 @@ pub fn parse_table(lua: Lua) -> Result<(Plan, [Spec; 3]), Error> {
     let env = match lua.type_of(at) {
         LUA_TNIL => None,
         LUA_TTABLE => Some(pack_table(lua, at, 1)?.vars),
-        LUA_TUSERDATA if class::test::<process::PackedEnv>(lua, at).is_some() => {
-            Some(check_env(lua, at)?.vars.clone())
+        LUA_TUSERDATA if class::is::<process::PackedEnv>(lua, at) => {
+            Some(with_env(lua, at, |env| env.vars.clone())?)
         }
         _ => {
             return Err(bad_field(

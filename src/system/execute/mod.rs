@@ -92,7 +92,7 @@ fn execute(lua: Lua) -> Result<Await, Error> {
     }
     let id = awaiting::wait(
         lua,
-        state_loop(lua),
+        state_loop(&lua),
         awaiting::Kind::Process,
         Wait::External,
         deliver,
@@ -118,7 +118,7 @@ mod rawset {
 fn execute_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     let id = OpId::from_bits(ctx as u64);
     let resumed = awaiting::resumed(lua, 0, ctx);
-    for child in &children::children(lua).list {
+    for child in children::children(lua).borrow().iter() {
         let mut c = child.borrow_mut();
         if c.waiter == Some(id) {
             c.waiter = None;

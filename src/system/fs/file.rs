@@ -89,7 +89,7 @@ impl Reply for Opened {
 
 /// file | false, msg, code = system.openfile(path [, mode [, perm]])
 pub fn openfile(lua: Lua) -> Result<Await, Error> {
-    let (blocking, mode) = arg_mode(lua, 2, b"rwaftnNx")?;
+    let (blocking, mode) = arg_mode(&lua, 2, b"rwaftnNx")?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
     let mode = if lua.is_none_or_nil(2) { b"r" } else { mode };
@@ -127,9 +127,9 @@ pub fn openfile(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:close([mode])
 fn close(lua: Lua) -> Result<Await, Error> {
     arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 2, b"")?;
+    let (blocking, _) = arg_mode(&lua, 2, b"")?;
     start(lua, blocking)?;
-    let Some(File { fd, .. }) = class::check::<File>(lua, 1)?.take() else {
+    let Some(File { fd, .. }) = class::with_checked::<File, _>(lua, 1, Option::take)? else {
         return Err(Error::msg("closed file"));
     };
     perform(lua, blocking, move || {
@@ -141,9 +141,8 @@ fn close(lua: Lua) -> Result<Await, Error> {
 
 /// `__close`: closes the file if it is still open.
 fn close_now(lua: Lua) -> Ret {
-    if let Some(slot) = class::test::<File>(lua, 1) {
-        drop(slot.take());
-    }
+    let taken = class::with::<File, _>(lua, 1, Option::take);
+    drop(taken);
     Ok(0)
 }
 
@@ -193,17 +192,16 @@ fn deliver_read(co: Lua, o: Option<Outcome>) -> c_int {
 /// count | false, msg, code = file:read(buffer [, i [, j [, offset [, mode]]]])
 fn read(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 6, b"")?;
+    let (blocking, _) = arg_mode(&lua, 6, b"")?;
     start(lua, blocking)?;
-    let len = memory::arg_buffer(lua, 2)?.len();
+    let len = memory::with_arg_buffer(lua, 2, |b| b.len())?;
     let span = range::arg_span(lua, len, 3, 4)?;
     let offset = arg_offset(lua, 5)?;
     if blocking {
-        let buf = &mut memory::arg_buffer(lua, 2)?[span];
-        return Ok(Await::Done(push_count(
-            lua,
-            sys::read(fd.as_fd(), buf, offset),
-        )));
+        let read = memory::with_arg_buffer(lua, 2, |b| {
+            sys::read(fd.as_fd(), range::part_mut(b, span), offset)
+        })?;
+        return Ok(Await::Done(push_count(lua, read)));
     }
     let size = span.len();
     let id = submit(
@@ -227,11 +225,11 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
     match awaiting::resumed(lua, 4, ctx) {
         Resumed::User(n) => Ok(Await::Done(n)),
         Resumed::Loop => {
-            let Some(Received(mut data)) = class::test::<Received>(lua, 6).and_then(Option::take)
-            else {
+            let taken = class::with::<Received, _>(lua, 6, Option::take);
+            let Some(Received(mut data)) = taken.flatten() else {
                 return Ok(Await::Done(lua.top() - 5));
             };
-            let len = memory::buffer_of(lua, 2).map_or(0, |b| b.len());
+            let len = memory::with_buffer(lua, 2, |b| b.len()).unwrap_or(0);
             let span = range::arg_span(lua, len, 3, 4)?;
             let n = data.len().min(span.len());
             data.truncate(n);
@@ -246,9 +244,9 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 /// count | false, msg, code = file:write(data [, i [, j [, offset [, mode]]]])
 fn write(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 6, b"")?;
+    let (blocking, _) = arg_mode(&lua, 6, b"")?;
     start(lua, blocking)?;
-    if class::test::<File>(lua, 2).is_some() {
+    if class::is::<File>(lua, 2) {
         let src = arg_open(lua, 2)?;
         let (i, j) = (lua.arg_integer(3)?, lua.arg_integer(4)?);
         if i < 1 || j < i {
@@ -260,19 +258,19 @@ fn write(lua: Lua) -> Result<Await, Error> {
             Ok(Box::new(Count(n)) as Box<dyn Reply>)
         });
     }
-    let len = memory::arg_bytes(lua, 2)?.len();
+    let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
     let span = range::arg_span(lua, len, 3, 4)?;
     let offset = arg_offset(lua, 5)?;
-    let bytes = &memory::arg_bytes(lua, 2)?[span];
     if blocking {
-        return Ok(Await::Done(push_count(
-            lua,
-            sys::write(fd.as_fd(), bytes, offset),
-        )));
+        let written = memory::with_arg_bytes(lua, 2, |b| {
+            sys::write(fd.as_fd(), range::part(b, span), offset)
+        })?;
+        return Ok(Await::Done(push_count(lua, written)));
     }
     // No zero fill: the buffer (usually a pooled one) is written once, by
     // the copy.
-    let data = Scratch::copy_from(bytes).map_err(|_| Error::msg("not enough memory"))?;
+    let data = memory::with_arg_bytes(lua, 2, |b| Scratch::copy_from(range::part(b, span)))?
+        .map_err(|_| Error::msg("not enough memory"))?;
     perform(lua, false, move || {
         let n = sys::write(fd.as_fd(), &data, offset)?;
         Ok(Box::new(Count(n as u64)) as Box<dyn Reply>)
@@ -282,7 +280,7 @@ fn write(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:resize(size [, mode])
 fn resize(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 3, b"")?;
+    let (blocking, _) = arg_mode(&lua, 3, b"")?;
     start(lua, blocking)?;
     let size = lua.arg_integer(2)?;
     perform(lua, blocking, move || {
@@ -309,7 +307,7 @@ fn flush(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:touch([mode, times...])
 fn touch(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (prefix, body) = arg_prefixed(lua, 2, b"~", b"amb")?;
+    let (prefix, body) = arg_prefixed(&lua, 2, b"~", b"amb")?;
     let blocking = !prefix.is_empty();
     start(lua, blocking)?;
     let times = arg_times(lua, 2, body)?;
@@ -321,7 +319,7 @@ fn touch(lua: Lua) -> Result<Await, Error> {
 /// true | false, msg, code = file:own(uid, gid [, mode])
 fn own(lua: Lua) -> Result<Await, Error> {
     let fd = arg_open(lua, 1)?;
-    let (blocking, _) = arg_mode(lua, 4, b"")?;
+    let (blocking, _) = arg_mode(&lua, 4, b"")?;
     start(lua, blocking)?;
     let (uid, gid) = (arg_id(lua, 2)?, arg_id(lua, 3)?);
     perform(lua, blocking, move || {

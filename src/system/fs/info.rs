@@ -51,7 +51,7 @@ impl Reply for Values {
 /// values... = system.fileinfo(path, mode)
 pub fn fileinfo(lua: Lua) -> Result<Await, Error> {
     lua.arg_bytes(2)?;
-    let (prefix, chars) = arg_prefixed(lua, 2, b"~l", PATH_CHARS)?;
+    let (prefix, chars) = arg_prefixed(&lua, 2, b"~l", PATH_CHARS)?;
     let blocking = prefix.contains(&b'~');
     if !blocking {
         awaiting::require_coroutine(lua)?;
@@ -70,7 +70,7 @@ pub fn fileinfo(lua: Lua) -> Result<Await, Error> {
 pub fn info(lua: Lua) -> Result<Await, Error> {
     let fd = super::arg_open(lua, 1)?;
     lua.arg_bytes(2)?;
-    let (prefix, chars) = arg_prefixed(lua, 2, b"~", STAT_CHARS)?;
+    let (prefix, chars) = arg_prefixed(&lua, 2, b"~", STAT_CHARS)?;
     let blocking = !prefix.is_empty();
     if !blocking {
         awaiting::require_coroutine(lua)?;

@@ -47,7 +47,7 @@ impl Reply for Listed {
 
 /// iterator, nil, nil, closing = system.listdir(path [, mode])
 pub fn listdir(lua: Lua) -> Result<Await, Error> {
-    let (blocking, _) = arg_mode(lua, 2, b"")?;
+    let (blocking, _) = arg_mode(&lua, 2, b"")?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
     perform_raising(lua, blocking, move || {
@@ -59,27 +59,28 @@ pub fn listdir(lua: Lua) -> Result<Await, Error> {
 /// name, type = iterator(): the next entry; nothing after the last one,
 /// which closes the list.
 fn next(lua: Lua) -> Ret {
-    let slot = class::check::<DirList>(lua, 1)?;
-    let Some(list) = slot else {
-        return Err(Error::msg("closed directory list"));
-    };
-    match list.entries.next() {
-        Some((name, kind)) => {
+    let next = class::with_checked::<DirList, _>(lua, 1, |slot| {
+        let list = slot.as_mut()?;
+        let next = list.entries.next();
+        if next.is_none() {
+            *slot = None;
+        }
+        Some(next)
+    })?;
+    match next {
+        None => Err(Error::msg("closed directory list")),
+        Some(Some((name, kind))) => {
             lua.push_bytes(&name);
             lua.push_bytes(kind.as_bytes());
             Ok(2)
         }
-        None => {
-            *slot = None;
-            Ok(0)
-        }
+        Some(None) => Ok(0),
     }
 }
 
 /// `__close`: releases the entries.
 fn close(lua: Lua) -> Ret {
-    if let Some(slot) = class::test::<DirList>(lua, 1) {
-        *slot = None;
-    }
+    let taken = class::with::<DirList, _>(lua, 1, Option::take);
+    drop(taken);
     Ok(0)
 }

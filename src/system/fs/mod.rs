@@ -131,16 +131,16 @@ fn submit<T: Send + 'static>(
 ) -> Result<crate::runtime::OpId, Error> {
     awaiting::require_coroutine(lua)?;
     let work = Wait::Work(Box::new(move || Box::new(job()) as Outcome));
-    awaiting::wait(lua, state_loop(lua), awaiting::Kind::File, work, deliver)
+    awaiting::wait(lua, state_loop(&lua), awaiting::Kind::File, work, deliver)
 }
 
 /// The descriptor of the open file (a `coutil:file`) at `arg`, or the
 /// error `closed file`.
 fn arg_open(lua: Lua, arg: c_int) -> Result<std::sync::Arc<std::os::fd::OwnedFd>, Error> {
-    match crate::lua::class::check::<file::File>(lua, arg)? {
-        Some(file) => Ok(file.fd.clone()),
-        None => Err(Error::msg("closed file")),
-    }
+    let fd = crate::lua::class::with_checked::<file::File, _>(lua, arg, |slot| {
+        Some(slot.as_ref()?.fd.clone())
+    })?;
+    fd.ok_or_else(|| Error::msg("closed file"))
 }
 
 fn push_result(lua: Lua, result: OpResult) -> Result<c_int, Error> {
@@ -196,7 +196,7 @@ fn raising_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 
 /// The mode string at `arg` (default empty): whether it has `~`; every
 /// other character must be in `allowed`.
-fn arg_mode<'a>(lua: Lua, arg: c_int, allowed: &[u8]) -> Result<(bool, &'a [u8]), Error> {
+fn arg_mode<'a>(lua: &'a Lua, arg: c_int, allowed: &[u8]) -> Result<(bool, &'a [u8]), Error> {
     let mode = lua.opt_bytes(arg)?.unwrap_or_default();
     match mode.iter().find(|&c| *c != b'~' && !allowed.contains(c)) {
         Some(&c) => Err(Error::mode_char(arg, c)),
@@ -207,7 +207,7 @@ fn arg_mode<'a>(lua: Lua, arg: c_int, allowed: &[u8]) -> Result<(bool, &'a [u8])
 /// A mode string at `arg` whose `prefix` characters (any order) must come
 /// before the others, which must be in `body`: the prefix and the rest.
 fn arg_prefixed<'a>(
-    lua: Lua,
+    lua: &'a Lua,
     arg: c_int,
     prefix: &[u8],
     body: &[u8],

@@ -27,7 +27,7 @@ pub fn start(lua: Lua, blocking: bool) -> Result<(), Error> {
 /// true | false, msg, code = system.linkfile(path, destiny [, mode])
 pub fn linkfile(lua: Lua) -> Result<Await, Error> {
     // `d` and `j` (directory links and junctions on Windows) imply `s`.
-    let (blocking, mode) = arg_mode(lua, 3, b"sdj")?;
+    let (blocking, mode) = arg_mode(&lua, 3, b"sdj")?;
     start(lua, blocking)?;
     let (path, destiny) = (arg_path(lua, 1)?, arg_path(lua, 2)?);
     let symbolic = mode.iter().any(|c| b"sdj".contains(c));
@@ -49,7 +49,7 @@ enum Clone {
 
 /// true | false, msg, code = system.copyfile(path, destiny [, mode])
 pub fn copyfile(lua: Lua) -> Result<Await, Error> {
-    let (blocking, mode) = arg_mode(lua, 3, b"ncC")?;
+    let (blocking, mode) = arg_mode(&lua, 3, b"ncC")?;
     start(lua, blocking)?;
     let (path, destiny) = (arg_path(lua, 1)?, arg_path(lua, 2)?);
     let exclusive = mode.contains(&b'n');
@@ -104,7 +104,7 @@ fn copy(path: &[u8], destiny: &[u8], exclusive: bool, clone: Clone) -> io::Resul
 
 /// true | false, msg, code = system.movefile(path, destiny [, mode])
 pub fn movefile(lua: Lua) -> Result<Await, Error> {
-    let (blocking, _) = arg_mode(lua, 3, b"")?;
+    let (blocking, _) = arg_mode(&lua, 3, b"")?;
     start(lua, blocking)?;
     let (path, destiny) = (arg_path(lua, 1)?, arg_path(lua, 2)?);
     perform(lua, blocking, move || {
@@ -114,7 +114,7 @@ pub fn movefile(lua: Lua) -> Result<Await, Error> {
 
 /// true | false, msg, code = system.removefile(path [, mode])
 pub fn removefile(lua: Lua) -> Result<Await, Error> {
-    let (blocking, mode) = arg_mode(lua, 2, b"d")?;
+    let (blocking, mode) = arg_mode(&lua, 2, b"d")?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
     let dir = mode.contains(&b'd');
@@ -130,7 +130,7 @@ pub fn removefile(lua: Lua) -> Result<Await, Error> {
 
 /// true | false, msg, code = system.makedir(path, perm [, mode])
 pub fn makedir(lua: Lua) -> Result<Await, Error> {
-    let (blocking, _) = arg_mode(lua, 3, b"")?;
+    let (blocking, _) = arg_mode(&lua, 3, b"")?;
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
     let perm = perm::arg_perm(lua, 2)?;
@@ -169,7 +169,7 @@ pub fn arg_times(lua: Lua, arg: c_int, body: &[u8]) -> Result<[libc::timespec; 2
 
 /// true | false, msg, code = system.touchfile(path [, mode, times...])
 pub fn touchfile(lua: Lua) -> Result<Await, Error> {
-    let (prefix, body) = arg_prefixed(lua, 2, b"~l", b"amb")?;
+    let (prefix, body) = arg_prefixed(&lua, 2, b"~l", b"amb")?;
     let blocking = prefix.contains(&b'~');
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;
@@ -195,7 +195,7 @@ pub fn arg_id(lua: Lua, arg: c_int) -> Result<u32, Error> {
 
 /// true | false, msg, code = system.ownfile(path, uid, gid [, mode])
 pub fn ownfile(lua: Lua) -> Result<Await, Error> {
-    let (prefix, _) = arg_prefixed(lua, 4, b"~l", b"")?;
+    let (prefix, _) = arg_prefixed(&lua, 4, b"~l", b"")?;
     let blocking = prefix.contains(&b'~');
     start(lua, blocking)?;
     let path = arg_path(lua, 1)?;

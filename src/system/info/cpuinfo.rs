@@ -9,6 +9,7 @@ use crate::cfn;
 use crate::lua::class::{Class, Object};
 use crate::lua::{Error, Lua, Ret, fail};
 
+#[derive(Clone)]
 struct Cpu {
     model: Vec<u8>,
     speed: i64,
@@ -132,7 +133,7 @@ fn cpu_entries() -> Result<Vec<Cpu>, Error> {
 /// it, which, 0, it = system.cpuinfo([which])
 pub fn cpuinfo(lua: Lua) -> Ret {
     if !lua.is_none_or_nil(1) {
-        check_which::<Cpu>(lua, 1)?;
+        check_which::<Cpu>(&lua, 1)?;
     }
     let cpus = cpu_entries()?;
     push_iterator(lua, cpus, 1)

@@ -48,7 +48,7 @@ fn c_bytes(chars: &[libc::c_char]) -> &[u8] {
 // Iterators
 
 /// One entry of a snapshot, pushed one value per character.
-trait Entry: Sized + 'static {
+trait Entry: Sized + Clone + 'static {
     /// Is `c` a character of this kind of entry?
     fn known(c: u8) -> bool;
     /// Pushes the value of character `c` (a known one).
@@ -61,7 +61,7 @@ struct Snapshot<E> {
 }
 
 /// Checks the characters of the `which` at `i`.
-fn check_which<'a, E: Entry>(lua: Lua, i: c_int) -> Result<&'a [u8], Error> {
+fn check_which<'a, E: Entry>(lua: &'a Lua, i: c_int) -> Result<&'a [u8], Error> {
     let which: &'a [u8] = lua.arg_bytes(i)?;
     match which.iter().find(|&&c| !E::known(c)) {
         Some(&c) => Err(Error::mode_char(i, c)),
@@ -73,13 +73,15 @@ fn closed() -> Error {
     Error::msg("closed object")
 }
 
-fn snapshot<'a, E: Entry>(lua: Lua) -> Result<&'a Snapshot<E>, Error>
+/// Runs `f` on the open snapshot at 1.
+fn with_snapshot<E: Entry, R>(
+    lua: Lua,
+    f: impl FnOnce(&Snapshot<E>) -> R + Send,
+) -> Result<R, Error>
 where
     Snapshot<E>: Object,
 {
-    class::check::<Snapshot<E>>(lua, 1)?
-        .as_ref()
-        .ok_or_else(closed)
+    class::with_checked::<Snapshot<E>, _>(lua, 1, |slot| slot.as_ref().map(f))?.ok_or_else(closed)
 }
 
 /// k+1, ... | (nothing) = it(which, k)
@@ -87,10 +89,16 @@ fn call<E: Entry>(lua: Lua) -> Ret
 where
     Snapshot<E>: Object,
 {
-    let snap = snapshot::<E>(lua)?;
-    let which = check_which::<E>(lua, 2)?;
+    with_snapshot::<E, _>(lua, |_| ())?;
+    let which = check_which::<E>(&lua, 2)?;
     let k = lua.arg_integer(3)?;
-    let Some(entry) = usize::try_from(k).ok().and_then(|k| snap.entries.get(k)) else {
+    let entry = with_snapshot::<E, _>(lua, |snap| {
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| snap.entries.get(k))
+            .cloned()
+    })?;
+    let Some(entry) = entry else {
         return Ok(0);
     };
     let count = c_int::try_from(which.len())
@@ -110,7 +118,7 @@ fn len<E: Entry>(lua: Lua) -> Ret
 where
     Snapshot<E>: Object,
 {
-    let n = snapshot::<E>(lua)?.entries.len();
+    let n = with_snapshot::<E, _>(lua, |snap| snap.entries.len())?;
     lua.push_integer(n as i64);
     Ok(1)
 }
@@ -120,9 +128,8 @@ fn close<E: Entry>(lua: Lua) -> Ret
 where
     Snapshot<E>: Object,
 {
-    if let Some(slot) = class::test::<Snapshot<E>>(lua, 1) {
-        *slot = None;
-    }
+    let taken = class::with::<Snapshot<E>, _>(lua, 1, Option::take);
+    drop(taken);
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ use crate::lua::class::{Class, Object};
 use crate::lua::{Error, Lua, Ret, fail};
 use crate::system::net::address;
 
+#[derive(Clone)]
 struct Iface {
     name: Vec<u8>,
     internal: bool,
@@ -150,7 +151,7 @@ pub fn netinfo(lua: Lua) -> Ret {
     match lua.arg_option(1, &["all", "name", "id"], None)? {
         0 => {
             if !lua.is_none_or_nil(2) {
-                check_which::<Iface>(lua, 2)?;
+                check_which::<Iface>(&lua, 2)?;
             }
             let entries = iface_entries()?;
             push_iterator(lua, entries, 2)

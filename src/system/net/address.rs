@@ -53,27 +53,33 @@ pub fn push(lua: Lua, addr: SocketAddr) {
 }
 
 /// The address at `i`, if it is an address object.
-pub fn test<'a>(lua: Lua, i: c_int) -> Option<&'a mut SocketAddr> {
-    class::test::<NetAddress>(lua, i)
-        .and_then(|slot| slot.as_mut())
-        .map(|a| &mut a.0)
-}
-
-/// Like [`test`] for a value checked earlier (in the same C frame) to be
-/// nil or an address object and kept on the stack since: no class check.
-///
-/// # Safety
-/// The value at `i` must be nil or an address object.
-pub unsafe fn kept<'a>(lua: Lua, i: c_int) -> Option<&'a mut SocketAddr> {
-    // SAFETY: as the caller promises.
-    unsafe { class::unchecked::<NetAddress>(lua, i) }
-        .and_then(|slot| slot.as_mut())
-        .map(|a| &mut a.0)
+pub fn test(lua: Lua, i: c_int) -> Option<SocketAddr> {
+    class::with::<NetAddress, _>(lua, i, |slot| Some(slot.as_ref()?.0)).flatten()
 }
 
 /// The address at `i`, or the error `coutil:netaddress expected, got <t>`.
-pub fn check<'a>(lua: Lua, i: c_int) -> Result<&'a mut SocketAddr, Error> {
+pub fn check(lua: Lua, i: c_int) -> Result<SocketAddr, Error> {
     test(lua, i).ok_or(Error::Type(i, c"coutil:netaddress"))
+}
+
+/// Sets the address object at `i` to `addr`, or returns the error of
+/// [`check`].
+pub fn set(lua: Lua, i: c_int, addr: SocketAddr) -> Result<(), Error> {
+    let found = class::with::<NetAddress, _>(lua, i, |slot| slot.as_mut().map(|a| a.0 = addr));
+    found.flatten().ok_or(Error::Type(i, c"coutil:netaddress"))
+}
+
+/// Like [`set`] for a value checked earlier (in the same C frame) to be
+/// nil or an address object and kept on the stack since: no class check;
+/// nothing for nil.
+///
+/// # Safety
+/// The value at `i` must be nil or an address object.
+pub unsafe fn set_kept(lua: Lua, i: c_int, addr: SocketAddr) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        class::with_unchecked::<NetAddress, _>(lua, i, |slot| slot.as_mut().map(|a| a.0 = addr))
+    };
 }
 
 const TYPES: &[&str] = &["ipv4", "ipv6"];
@@ -165,21 +171,23 @@ fn address(lua: Lua) -> Ret {
     let addr = if nargs < 2 {
         zero(v6)
     } else {
-        let data = memory::arg_bytes(lua, 2)?;
         if nargs == 2 {
-            parse_uri(data, v6)?
+            memory::with_arg_bytes(lua, 2, |data| parse_uri(data, v6))??
         } else {
+            memory::with_arg_bytes(lua, 2, |_| ())?;
             let port = arg_port(lua, 3)?;
             let binary = match lua.opt_bytes(4)? {
                 None | Some(b"t") => false,
                 Some(b"b") => true,
                 Some(_) => return Err(Error::arg(4, "invalid mode")),
             };
-            let ip = if binary {
-                from_binary(data, v6).ok_or(Error::arg(2, "invalid binary address"))?
-            } else {
-                parse_literal(data, v6).ok_or_else(invalid_argument)?
+            // The data is read after the other arguments: converting a
+            // number to the mode's string may run Lua code.
+            let parse = |data: &[u8]| match binary {
+                true => from_binary(data, v6).ok_or(Error::arg(2, "invalid binary address")),
+                false => parse_literal(data, v6).ok_or_else(invalid_argument),
             };
+            let ip = memory::with_arg_bytes(lua, 2, parse)??;
             SocketAddr::new(ip, port)
         }
     };
@@ -258,7 +266,7 @@ fn binary(ip: IpAddr) -> Vec<u8> {
 
 /// value = a.<field>
 fn index(lua: Lua) -> Ret {
-    let addr = *check(lua, 1)?;
+    let addr = check(lua, 1)?;
     match lua.arg_option(2, FIELDS, None)? {
         0 => lua.push_bytes(type_name(&addr).as_bytes()),
         1 => lua.push_bytes(literal(addr.ip()).as_bytes()),
@@ -270,7 +278,7 @@ fn index(lua: Lua) -> Ret {
 
 /// a.<field> = value
 fn newindex(lua: Lua) -> Ret {
-    let addr = check(lua, 1)?;
+    let mut addr = check(lua, 1)?;
     let v6 = addr.is_ipv6();
     match lua.arg_option(2, FIELDS, None)? {
         1 => {
@@ -279,8 +287,8 @@ fn newindex(lua: Lua) -> Ret {
             addr.set_ip(ip);
         }
         2 => {
-            let bytes = memory::arg_bytes(lua, 3)?;
-            let ip = from_binary(bytes, v6).ok_or(Error::arg(3, "wrong byte size"))?;
+            let ip = memory::with_arg_bytes(lua, 3, |bytes| from_binary(bytes, v6))?
+                .ok_or(Error::arg(3, "wrong byte size"))?;
             addr.set_ip(ip);
         }
         3 => {
@@ -295,6 +303,7 @@ fn newindex(lua: Lua) -> Ret {
             return Err(Error::Arg(2, text.into()));
         }
     }
+    set(lua, 1, addr)?;
     Ok(0)
 }
 
@@ -308,24 +317,26 @@ pub fn to_text(addr: &SocketAddr) -> String {
 
 /// tostring(a)
 fn tostring(lua: Lua) -> Ret {
-    let addr = *check(lua, 1)?;
+    let addr = check(lua, 1)?;
     lua.push_bytes(to_text(&addr).as_bytes());
     Ok(1)
 }
 
 /// a == b: same family, port and address bytes.
 fn eq(lua: Lua) -> Ret {
-    let same = match (test(lua, 1), test(lua, 2)) {
-        (Some(a), Some(b)) => a.ip() == b.ip() && a.port() == b.port(),
+    let same = class::with_pair::<NetAddress, _>(lua, 1, 2, |pair| match pair {
+        Ok((Some(a), Some(b))) => a.0.ip() == b.0.ip() && a.0.port() == b.0.port(),
+        Err(Some(_)) => true,
         _ => false,
-    };
+    });
+    let same = same.unwrap_or(false);
     lua.push_bool(same);
     Ok(1)
 }
 
 /// The address object at `i` for a socket of `domain`, copied.
 pub fn ip_arg(lua: Lua, i: c_int, domain: Domain) -> Result<SocketAddr, Error> {
-    let addr = *check(lua, i)?;
+    let addr = check(lua, i)?;
     match (addr, domain) {
         (SocketAddr::V4(_), Domain::Ipv4) | (SocketAddr::V6(_), Domain::Ipv6) => Ok(addr),
         _ => Err(Error::arg(i, "wrong domain")),

@@ -9,6 +9,7 @@
 
 use std::ffi::c_int;
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsFd, RawFd};
 
 use socket2::SockAddr;
@@ -17,6 +18,7 @@ use super::class;
 use super::netio::{Payload, Reply, Request, Shared, Slot, Waiting};
 use crate::lua::awaiting::{self, Await, Resumed, SysLoop};
 use crate::lua::{Error, KContext, KFunction, Lua, fail};
+use crate::memory::{self, range};
 use crate::runtime::{Handler, OpId, Outcome, Readiness, Wait};
 use crate::system::sys_loop;
 
@@ -177,19 +179,33 @@ pub fn retry(
             };
             match attempt(lua, &core)? {
                 Some(n) => Ok(Await::Done(n)),
-                None => park(lua, sys_loop(lua), &core, keep, (slot, k), Then::Wait),
+                None => park(lua, sys_loop(&lua), &core, keep, (slot, k), Then::Wait),
             }
         }
     }
 }
 
-/// Sends `bytes` after the requests queued before, as `write` does: the
-/// loop delivers `true` once the OS took everything, or a failure.
+/// How far a send of a memory's or string's bytes went, in its borrow.
+enum Sent {
+    /// Everything (also nothing to send).
+    All,
+    /// The OS took what it could: the rest, copied, with the descriptor
+    /// to pass if none was sent yet.
+    Rest(Vec<u8>, Option<RawFd>),
+    Failed(io::Error),
+}
+
+/// Sends the bytes `r` of the string or memory at `arg` after the requests
+/// queued before, as `write` does: the loop delivers `true` once the OS
+/// took everything, or a failure. The bytes are read in a scoped borrow
+/// after `awaiting::wait` (a C API call) and what the OS did not take is
+/// copied into the queue, so no slice of a memory outlives this call;
+/// `r` is clipped to the bytes, in case the memory changed meanwhile.
 pub fn write(
     lua: Lua,
     sl: &SysLoop,
     core: &Shared,
-    bytes: &[u8],
+    (arg, r): (c_int, Range<usize>),
     fd: Option<RawFd>,
     to: Option<SockAddr>,
 ) -> Result<Await, Error> {
@@ -200,35 +216,41 @@ pub fn write(
         Wait::External,
         deliver_request,
     )?;
-    let mut sent = 0;
-    let mut fd = fd;
-    if core.borrow().queue.is_empty() {
-        let c = core.borrow();
-        let failed = loop {
-            match c.send(&bytes[sent..], fd, to.as_ref()) {
+    if !core.borrow().queue.is_empty() {
+        let rest = memory::with_bytes(lua, arg, |b| range::part(b, r).to_vec());
+        return queue_rest(sl, core, id, rest.unwrap_or_default(), fd, to);
+    }
+    let sender = core.borrow().sender();
+    let to_ref = to.as_ref();
+    let sent = memory::with_bytes(lua, arg, move |bytes| {
+        let bytes = range::part(bytes, r);
+        let mut sent = 0;
+        let mut fd = fd;
+        loop {
+            match sender.send(&bytes[sent..], fd, to_ref) {
                 Ok(n) => {
                     if n > 0 {
                         fd = None;
                     }
                     sent += n;
                     if sent >= bytes.len() {
-                        break None;
+                        break Sent::All;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Some(None),
-                Err(e) => break Some(Some(e)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break Sent::Rest(bytes[sent..].to_vec(), fd);
+                }
+                Err(e) => break Sent::Failed(e),
             }
-        };
-        drop(c);
-        let outcome = match failed {
-            None => None,
-            Some(Some(e)) => Some(Box::new(Reply::Fail(fail::code_of(&e))) as Outcome),
-            Some(None) => return queue_rest(sl, core, id, &bytes[sent..], fd, to),
-        };
-        sl.complete_later(id, outcome);
-        return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
-    }
-    queue_rest(sl, core, id, bytes, fd, to)
+        }
+    });
+    let outcome = match sent.unwrap_or(Sent::All) {
+        Sent::All => None,
+        Sent::Failed(e) => Some(Box::new(Reply::Fail(fail::code_of(&e))) as Outcome),
+        Sent::Rest(rest, fd) => return queue_rest(sl, core, id, rest, fd, to),
+    };
+    sl.complete_later(id, outcome);
+    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
 }
 
 /// A request that fails before reaching the OS (e.g. a datagram's path
@@ -251,7 +273,7 @@ fn queue_rest(
     sl: &SysLoop,
     core: &Shared,
     id: OpId,
-    rest: &[u8],
+    rest: Vec<u8>,
     fd: Option<RawFd>,
     to: Option<SockAddr>,
 ) -> Result<Await, Error> {
@@ -273,7 +295,7 @@ fn queue_rest(
         None => None,
     };
     let what = Payload::Data {
-        bytes: rest.to_vec(),
+        bytes: rest,
         sent: 0,
         fd: passed,
         to,

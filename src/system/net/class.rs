@@ -84,7 +84,7 @@ fn push_with(
     core.tally = Some(Tally::new(lua, NAMES[kind as usize]));
     setup(&mut core);
     let core: Shared = Rc::new(RefCell::new(core));
-    let token = state_loop(lua).register_handler(&mut SourceFd(&raw), core.clone())?;
+    let token = state_loop(&lua).register_handler(&mut SourceFd(&raw), core.clone())?;
     core.borrow_mut().token = Some(token);
     // SAFETY: objects with a socket class's metatable all hold an
     // Option<Shared>, made here.
@@ -100,20 +100,26 @@ pub fn push_pair_end(lua: Lua, fd: Socket, end: PipeEnd) -> io::Result<()> {
     })
 }
 
-fn slot<'a>(lua: Lua, i: c_int, kind: u8) -> Option<&'a mut Option<Shared>> {
+/// Runs `f` on the slot of the object at `i` if it has class `kind`.
+fn with_slot<R>(
+    lua: Lua,
+    i: c_int,
+    kind: u8,
+    f: impl FnOnce(&mut Option<Shared>) -> R + Send,
+) -> Option<R> {
     // SAFETY: as in `push`.
-    unsafe { class::test_keyed(lua, i, key(kind)) }
+    unsafe { class::with_keyed(lua, i, key(kind), f) }
 }
 
 /// The socket at `i` of any class: `Some(None)` when it is closed.
 pub fn any(lua: Lua, i: c_int) -> Option<Option<Shared>> {
-    (0..COUNT as u8).find_map(|k| slot(lua, i, k).map(|s| s.clone()))
+    (0..COUNT as u8).find_map(|k| with_slot(lua, i, k, |s| s.clone()))
 }
 
 /// Takes the socket out of the object at `i`, of any class: `None` if it
 /// is closed or no socket.
 pub fn take(lua: Lua, i: c_int) -> Option<Shared> {
-    (0..COUNT as u8).find_map(|k| slot(lua, i, k).map(Option::take))?
+    (0..COUNT as u8).find_map(|k| with_slot(lua, i, k, Option::take))?
 }
 
 /// The open socket kept as first value by an await's continuation.
@@ -121,21 +127,27 @@ pub fn kept(lua: Lua) -> Option<Shared> {
     // SAFETY: socket awaits keep their own `self` at index 1, checked to
     // be a socket object before they yielded; the slot is private to the
     // yielded C frame. So no class lookup is needed on this hot path.
-    unsafe { class::unchecked_at::<Shared>(lua, 1) }?.clone()
+    unsafe { class::with_unchecked::<Shared, _>(lua, 1, |s| s.clone()) }?
 }
 
-/// The slot of the method's self (argument 1) if it is of the method's
-/// class.
-pub fn self_slot<'a>(lua: Lua) -> Option<&'a mut Option<Shared>> {
+/// Runs `f` on the slot of the method's self (argument 1) if it is of the
+/// method's class.
+fn with_self<R>(lua: Lua, f: impl FnOnce(&mut Option<Shared>) -> R + Send) -> Option<R> {
     // SAFETY: socket methods are made by `socket::register` with
     // `class::make_metatable`; their objects hold an Option<Shared>.
-    unsafe { class::method_self(lua) }
+    unsafe { class::with_method_self(lua, f) }
+}
+
+/// Takes the socket out of the method's self (argument 1) if it is of the
+/// method's class and open.
+pub fn take_self(lua: Lua) -> Option<Shared> {
+    with_self(lua, Option::take)?
 }
 
 /// The method's self (argument 1) of class `K`, open.
 pub fn this<const K: u8>(lua: Lua) -> Result<Shared, Error> {
-    match self_slot(lua) {
-        Some(Some(core)) => Ok(core.clone()),
+    match with_self(lua, |s| s.clone()) {
+        Some(Some(core)) => Ok(core),
         Some(None) => Err(Error::arg(1, "closed object")),
         None => Err(Error::Type(1, NAMES[K as usize])),
     }

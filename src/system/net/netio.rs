@@ -175,6 +175,26 @@ pub struct Core {
 
 pub type Shared = Rc<RefCell<Core>>;
 
+/// What a send needs of a socket, as plain `Send` data: a memory's bytes
+/// are sent from inside its scoped borrow (`memory::with_bytes`), which
+/// cannot reach the `Core` (an `Rc`).
+#[derive(Clone, Copy)]
+pub struct Sender {
+    raw: RawFd,
+    socket: bool,
+}
+
+impl Sender {
+    /// One send of `bytes` (with `fd` attached, or to `to`).
+    pub fn send(self, bytes: &[u8], fd: Option<RawFd>, to: Option<&SockAddr>) -> io::Result<usize> {
+        match (fd, to) {
+            (Some(fd), _) => sys::send_with_fd(self.raw, bytes, fd),
+            (None, Some(to)) => sys::send_to(self.raw, bytes, to),
+            (None, None) => sys::send(self.raw, bytes, self.socket),
+        }
+    }
+}
+
 impl Core {
     pub fn new(fd: Socket, kind: u8, domain: Domain, socket: bool, open: bool) -> Core {
         Core {
@@ -228,11 +248,14 @@ impl Core {
         fd: Option<RawFd>,
         to: Option<&SockAddr>,
     ) -> io::Result<usize> {
-        let raw = self.raw();
-        match (fd, to) {
-            (Some(fd), _) => sys::send_with_fd(raw, bytes, fd),
-            (None, Some(to)) => sys::send_to(raw, bytes, to),
-            (None, None) => sys::send(raw, bytes, self.socket),
+        self.sender().send(bytes, fd, to)
+    }
+
+    /// What sending needs, copied out (see [`Sender`]).
+    pub fn sender(&self) -> Sender {
+        Sender {
+            raw: self.raw(),
+            socket: self.socket,
         }
     }
 

@@ -47,7 +47,7 @@ pub fn accept<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if !core.borrow().listening {
         return Err(Error::arg(1, "not listening"));
     }
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     if let Some(n) = take_held(lua, &core)? {
         // Noticed by the loop while nobody waited: at once, even outside
@@ -72,7 +72,7 @@ fn take_held(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
     };
     let Some(fd) = held else { return Ok(None) };
     let then = Then::Recheck(awaits::READABLE);
-    awaits::schedule(sys_loop(lua), core, then);
+    awaits::schedule(sys_loop(&lua), core, then);
     let kind = match domain {
         Domain::Local => PIPEACTIVE,
         Domain::Share => PIPESHARE,

@@ -74,24 +74,24 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
     } else {
         Some(target(lua, 5, Domain::Local)?)
     };
-    let data = memory::arg_bytes(lua, 2)?;
-    let r = range::arg_span(lua, data.len(), 3, 4)?;
-    let sl = sys_loop(lua);
+    let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
+    let r = range::arg_span(lua, len, 3, 4)?;
+    let sl = sys_loop(&lua);
     let to = match to {
         None => None,
         Some(Ok(addr)) => Some(addr),
         Some(Err(e)) => return awaits::fail_later(lua, sl, fail::code_of(&e)),
     };
-    awaits::write(lua, sl, &core, &data[r], None, to)
+    awaits::write(lua, sl, &core, (2, r), None, to)
 }
 
 /// bytes, truncated, path | false, msg, code = dgram:read(buffer [, i [, j]])
 pub fn read(lua: Lua) -> Result<Await, Error> {
     let core = this::<PIPEDGRAM>(lua)?;
-    memory::arg_buffer(lua, 2)?;
+    memory::with_arg_buffer(lua, 2, |_| ())?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     let then = if core.borrow().may_read {
@@ -108,12 +108,13 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 }
 
 fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
-    // SAFETY: `read` checked that its kept argument 2 is a memory.
-    let buf = unsafe { memory::kept_buffer(lua, 2) };
-    let r = range::arg_span(lua, buf.len(), 3, 4)?;
-    let size = r.len();
+    // `read` checked its kept argument 2, a memory.
     let raw = core.borrow().raw();
-    match sys::recv_from_local(raw, &mut buf[r]) {
+    // SAFETY: `read` checked its kept argument 2, a memory.
+    let (size, received) = unsafe {
+        memory::with_kept_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from_local(raw, b)))
+    }?;
+    match received {
         Ok((n, from)) => {
             lua.push_integer(n.min(size) as i64);
             lua.push_bool(n > size);

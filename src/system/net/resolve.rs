@@ -94,6 +94,7 @@ const EAI_NONAME: i32 = fail::EAI_BASE + 8;
 // ---------------------------------------------------------------------------
 // The address list
 
+#[derive(Clone, Copy)]
 struct Entry {
     addr: SocketAddr,
     socktype: c_int,
@@ -123,33 +124,32 @@ fn closed() -> Error {
     Error::msg("closed coutil:netaddrlist")
 }
 
-/// The open list at argument 1.
-fn open_list<'a>(lua: Lua) -> Result<&'a mut AddrList, Error> {
-    class::check::<AddrList>(lua, 1)?
-        .as_mut()
-        .ok_or_else(closed)
+/// Runs `f` on the open list at argument 1.
+fn with_list<R>(lua: Lua, f: impl FnOnce(&mut AddrList) -> R + Send) -> Result<R, Error> {
+    class::with_checked::<AddrList, _>(lua, 1, |slot| slot.as_mut().map(f))?.ok_or_else(closed)
 }
 
 /// The current entry (a list is never empty).
-fn current<'a>(lua: Lua) -> Result<(&'a Entry, bool), Error> {
-    let list = open_list(lua)?;
-    Ok((&list.entries[list.current], list.passive))
+fn current(lua: Lua) -> Result<(Entry, bool), Error> {
+    with_list(lua, |list| (list.entries[list.current], list.passive))
 }
 
 /// moved = list:next()
 fn next(lua: Lua) -> Ret {
-    let list = open_list(lua)?;
-    let moved = list.current + 1 < list.entries.len();
-    if moved {
-        list.current += 1;
-    }
+    let moved = with_list(lua, |list| {
+        let moved = list.current + 1 < list.entries.len();
+        if moved {
+            list.current += 1;
+        }
+        moved
+    })?;
     lua.push_bool(moved);
     Ok(1)
 }
 
 /// list:reset()
 fn reset(lua: Lua) -> Ret {
-    open_list(lua)?.current = 0;
+    with_list(lua, |list| list.current = 0)?;
     Ok(0)
 }
 
@@ -163,7 +163,7 @@ fn getaddress(lua: Lua) -> Ret {
         if into.is_ipv6() != addr.is_ipv6() {
             return Err(Error::arg(2, "wrong domain"));
         }
-        *into = addr;
+        address::set(lua, 2, addr)?;
         lua.push_value(2);
     }
     Ok(1)
@@ -191,8 +191,7 @@ fn getsocktype(lua: Lua) -> Ret {
 
 /// true = list:close()
 fn close(lua: Lua) -> Ret {
-    let slot = class::check::<AddrList>(lua, 1)?;
-    if slot.take().is_none() {
+    if class::with_checked::<AddrList, _>(lua, 1, Option::take)?.is_none() {
         return Err(closed());
     }
     lua.push_bool(true);
@@ -201,9 +200,8 @@ fn close(lua: Lua) -> Ret {
 
 /// `__close`: closes the list unless it is closed already.
 fn close_meta(lua: Lua) -> Ret {
-    if let Some(slot) = class::test::<AddrList>(lua, 1) {
-        drop(slot.take());
-    }
+    let taken = class::with::<AddrList, _>(lua, 1, Option::take);
+    drop(taken);
     Ok(0)
 }
 
@@ -372,7 +370,7 @@ fn findaddr(lua: Lua) -> Result<Await, Error> {
     let job = Box::new(move || Box::new(lookup(query).map(|e| (e, passive))) as Outcome);
     let id = awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Dns,
         Wait::Work(job),
         deliver_list,
@@ -483,7 +481,7 @@ fn canonical_name(host: &CStr, flags: c_int) -> Names {
 fn nameaddr(lua: Lua) -> Result<Await, Error> {
     awaiting::require_coroutine(lua)?;
     let query = if let Some(addr) = address::test(lua, 1) {
-        NameQuery::Address(*addr)
+        NameQuery::Address(addr)
     } else if lua.type_of(1) == LUA_TNUMBER {
         let port = lua.arg_integer(1)?;
         let port = u16::try_from(port).map_err(|_| Error::arg(1, "invalid port"))?;
@@ -518,7 +516,7 @@ fn nameaddr(lua: Lua) -> Result<Await, Error> {
     });
     let id = awaiting::wait(
         lua,
-        sys_loop(lua),
+        sys_loop(&lua),
         awaiting::Kind::Dns,
         Wait::Work(job),
         deliver_names,

@@ -17,6 +17,7 @@ use super::class::{self, PIPEACTIVE, PIPEPASSIVE, PIPESHARE, TCPACTIVE, TCPPASSI
 use super::netio::{Domain, Shared};
 use super::sys;
 use crate::lua::{Error, Lua};
+use crate::memory;
 
 /// The descriptor of the socket object passed as argument `i` of a share
 /// stream's `write`, if any.
@@ -74,19 +75,32 @@ pub fn push_fd_as(lua: Lua, fd: OwnedFd, share: bool) -> io::Result<()> {
     class::push(lua, sock, kind, domain, is_socket, true)
 }
 
-/// Reads into `buf`: bytes read and, on share streams, the descriptors
-/// that came with them (queued in `received`).
-pub fn recv(core: &Shared, buf: &mut [u8]) -> io::Result<usize> {
-    let mut c = core.borrow_mut();
-    let raw = c.raw();
-    if c.domain == Domain::Share && c.socket {
-        let mut fds = Vec::new();
-        let n = sys::recv_with_fds(raw, buf, &mut fds);
-        c.received.extend(fds);
-        n
-    } else {
-        sys::recv(raw, buf, c.socket)
+/// Reads into `buffer[i..j]` (arguments 2 to 4, which the caller's await
+/// checked; see `memory::with_kept_span`): the size of that range and,
+/// unless it is empty, the bytes read; on share streams, the descriptors
+/// that came with them are queued in `received`.
+pub fn recv(lua: Lua, core: &Shared) -> Result<(usize, Option<io::Result<usize>>), Error> {
+    let (raw, socket, share) = {
+        let c = core.borrow();
+        (c.raw(), c.socket, c.domain == Domain::Share && c.socket)
+    };
+    let mut fds = Vec::new();
+    let fds_ref = &mut fds;
+    // SAFETY: the socket `read`s checked their kept argument 2, a memory.
+    let n = unsafe {
+        memory::with_kept_span(lua, 2, (3, 4), move |buf| {
+            let n = match (buf.is_empty(), share) {
+                (true, _) => None,
+                (false, true) => Some(sys::recv_with_fds(raw, buf, fds_ref)),
+                (false, false) => Some(sys::recv(raw, buf, socket)),
+            };
+            (buf.len(), n)
+        })
+    }?;
+    if !fds.is_empty() {
+        core.borrow_mut().received.extend(fds);
     }
+    Ok(n)
 }
 
 /// Pushes the next received descriptor as a socket object, if any; returns

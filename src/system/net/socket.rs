@@ -163,7 +163,7 @@ fn pair(lua: Lua) -> Ret {
 /// Makes the metatables of the socket classes in `lua`'s state (when
 /// `coutil.system` opens, before any socket exists).
 pub fn register(lua: Lua) {
-    let sl = state_loop(lua) as *const SysLoop as *mut c_void;
+    let sl = state_loop(&lua) as *const SysLoop as *mut c_void;
     for (kind, methods) in CLASSES.iter().enumerate() {
         let (key, name) = (class::key(kind as u8), class::NAMES[kind]);
         crate::lua::class::make_metatable(lua, key, name, methods, META, sl);
@@ -182,7 +182,7 @@ pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
     };
     // NOTE: this also runs from `__gc`, which may run while the loop is
     // in use: the driver then skips both (see `Driver::deregister`).
-    let sl = state_loop(lua);
+    let sl = state_loop(&lua);
     if let (Some(fd), Some(token)) = (&fd, token) {
         sl.deregister(&mut SourceFd(&fd.as_raw_fd()), token);
     }
@@ -200,7 +200,7 @@ pub fn shut(lua: Lua, core: &Shared) -> Vec<OpId> {
 /// close (R2): what it cancelled is delivered by that run.
 fn close<const K: u8>(lua: Lua) -> Ret {
     this::<K>(lua)?;
-    if let Some(core) = class::self_slot(lua).and_then(Option::take) {
+    if let Some(core) = class::take_self(lua) {
         shut(lua, &core);
         awaiting::keep_until_closed(lua, 1);
     }
@@ -301,7 +301,7 @@ fn getaddress<const K: u8>(lua: Lua) -> Ret {
     };
     match addr.as_socket() {
         Some(sa) if into => {
-            *address::check(lua, 3)? = sa;
+            address::set(lua, 3, sa)?;
             lua.push_value(3);
         }
         Some(sa) => address::push(lua, sa),

@@ -31,7 +31,7 @@ pub fn connect<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     awaiting::require_coroutine(lua)?;
     let domain = core.borrow().domain;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     let wait = (Slot::Connector, kfn!(connect_k));
     if domain == Domain::Pair {
         // Connected from the start, to its other end only: the loop
@@ -117,10 +117,10 @@ fn connected(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
 /// bytes [, sock] | false, msg, code = sock:read(buffer [, i [, j]])
 pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
-    memory::arg_buffer(lua, 2)?;
+    memory::with_arg_buffer(lua, 2, |_| ())?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     if share::push_received(lua, &core) {
@@ -159,15 +159,12 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
         lua.push_value(-2);
         return Ok(Some(2));
     }
-    // SAFETY: `read` checked that its kept argument 2 is a memory.
-    let buf = unsafe { memory::kept_buffer(lua, 2) };
-    let r = range::arg_span(lua, buf.len(), 3, 4)?;
-    if r.is_empty() {
+    // `read` checked its kept arguments 2 to 4.
+    let (size, result) = share::recv(lua, core)?;
+    let Some(result) = result else {
         // As libuv, which cannot read into an empty buffer.
         return Ok(Some(fail::push(lua, libc::ENOBUFS)));
-    }
-    let size = r.len();
-    let result = share::recv(core, &mut buf[r]);
+    };
     Ok(match result {
         Ok(0) => Some(fail::push(lua, fail::EOF)),
         Ok(n) => {
@@ -199,8 +196,8 @@ fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
 pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
     awaiting::require_coroutine(lua)?;
-    let data = memory::arg_bytes(lua, 2)?;
-    let r = range::arg_span(lua, data.len(), 3, 4)?;
+    let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
+    let r = range::arg_span(lua, len, 3, 4)?;
     let passed = if K == PIPESHARE && core.borrow().domain == Domain::Share {
         share::passed(lua, 5)?
     } else {
@@ -213,7 +210,7 @@ pub fn write<const K: u8>(lua: Lua) -> Result<Await, Error> {
         // A socket travels with data: nothing would carry it.
         return Ok(Await::Done(fail::push(lua, libc::EINVAL)));
     }
-    awaits::write(lua, sys_loop(lua), &core, &data[r], passed, None)
+    awaits::write(lua, sys_loop(&lua), &core, (2, r), passed, None)
 }
 
 /// Why a stream cannot be written, as libuv checks before writing: a
@@ -250,5 +247,5 @@ pub fn shutdown<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if let Some(code) = refused {
         return Ok(Await::Done(fail::push(lua, code)));
     }
-    awaits::shutdown(lua, sys_loop(lua), &core)
+    awaits::shutdown(lua, sys_loop(&lua), &core)
 }

@@ -67,21 +67,21 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
     } else {
         Some(SockAddr::from(ip_arg(lua, 5, domain)?))
     };
-    let data = memory::arg_bytes(lua, 2)?;
-    let r = range::arg_span(lua, data.len(), 3, 4)?;
-    awaits::write(lua, sys_loop(lua), &core, &data[r], None, to)
+    let len = memory::with_arg_bytes(lua, 2, <[u8]>::len)?;
+    let r = range::arg_span(lua, len, 3, 4)?;
+    awaits::write(lua, sys_loop(&lua), &core, (2, r), None, to)
 }
 
 /// bytes, truncated | false, msg, code = udp:read(buffer [, i [, j [, address]]])
 pub fn read(lua: Lua) -> Result<Await, Error> {
     let core = this::<UDP>(lua)?;
-    memory::arg_buffer(lua, 2)?;
+    memory::with_arg_buffer(lua, 2, |_| ())?;
     lua.opt_integer(3, 1)?;
     lua.opt_integer(4, -1)?;
     if !lua.is_none_or_nil(5) {
         ip_arg(lua, 5, core.borrow().domain)?;
     }
-    let sl = sys_loop(lua);
+    let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
     let then = if core.borrow().may_read {
@@ -98,17 +98,17 @@ fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
 }
 
 fn read_now(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
-    // SAFETY: `read` checked its kept arguments: a memory at 2, nil or an
+    // `read` checked its kept arguments: a memory at 2, nil or an
     // address at 5.
-    let buf = unsafe { memory::kept_buffer(lua, 2) };
-    let r = range::arg_span(lua, buf.len(), 3, 4)?;
-    let size = r.len();
     let raw = core.borrow().raw();
-    match sys::recv_from(raw, &mut buf[r]) {
+    // SAFETY: `read` checked its kept argument 2, a memory.
+    let (size, received) =
+        unsafe { memory::with_kept_span(lua, 2, (3, 4), |b| (b.len(), sys::recv_from(raw, b))) }?;
+    match received {
         Ok((n, from)) => {
-            // SAFETY: as above.
-            if let (Some(from), Some(addr)) = (from, unsafe { address::kept(lua, 5) }) {
-                *addr = from;
+            if let Some(from) = from {
+                // SAFETY: `read` checked its argument 5, kept since.
+                unsafe { address::set_kept(lua, 5, from) };
             }
             lua.push_integer(n.min(size) as i64);
             lua.push_bool(n > size);
