@@ -89,11 +89,24 @@ function T.finalizing(fin, f)
 	local ran = false
 	local mt = { __gc = function() fin() ran = true end }
 	collectgarbage()
-	collectgarbage("incremental", 1, 1000, 40) -- (a pause of 0 changes nothing)
+	local restore
+	if _VERSION == "Lua 5.4" then
+		collectgarbage("incremental", 1, 1000, 40) -- (a pause of 0 changes nothing)
+		restore = function() collectgarbage("incremental", 200, 100, 13) end
+	else -- 5.5 sets the parameters apart; a step multiplier of 0 makes
+		-- every step a full collection
+		collectgarbage("incremental")
+		local pause = collectgarbage("param", "pause", 0)
+		local stepmul = collectgarbage("param", "stepmul", 0)
+		restore = function()
+			collectgarbage("param", "pause", pause)
+			collectgarbage("param", "stepmul", stepmul)
+		end
+	end
 	collectgarbage()
 	setmetatable({}, mt)
 	local results = table.pack(pcall(f))
-	collectgarbage("incremental", 200, 100, 13)
+	restore()
 	if not ran then error("the finalizer did not run during the call", 2) end
 	return table.unpack(results, 1, results.n)
 end
