@@ -14,7 +14,7 @@ use memchr::memmem;
 use crate::cfn;
 use crate::lua::class;
 use crate::lua::{Error, LUA_OK, LUA_TBOOLEAN, Lua, Reg, Ret};
-use crate::memory::{self, Memory, range};
+use crate::memory::{self, Memory};
 
 /// The Lua half of the reader.
 const CHUNK: &str = include_str!("../lua/coutil/reader.lua");
@@ -37,21 +37,31 @@ pub fn reader(lua: Lua) -> Ret {
     Ok(2)
 }
 
-/// The 0-based range `i-1..j` of the positions at 2 and 3 (`1 <= i`,
-/// `i - 1 <= j <= #buf`) in the memory at 1, and the 0-based offset of the
-/// position at `at` (absent: `i`) where a search starts, within `i-1..=j`.
-fn args(lua: Lua, at: i32) -> Result<(usize, usize, usize), Error> {
-    let len = memory::with_bytes(lua, 1, <[u8]>::len).ok_or(Error::Type(1, c"memory"))?;
+/// The positions at 2 and 3 (`i`, `j`) and at `at` (absent: `i`), as
+/// given; [`span`] checks them against the memory.
+fn positions(lua: Lua, at: i32) -> Result<(usize, usize, usize), Error> {
     let pos = |n: i32| -> Result<usize, Error> {
         lua.to_integer(n)
             .and_then(|v| usize::try_from(v).ok())
             .ok_or(Error::Type(n, c"number"))
     };
     let (i, j) = (pos(2)?, pos(3)?);
+    let from = if lua.is_none_or_nil(at) { i } else { pos(at)? };
+    Ok((i, j, from))
+}
+
+/// The 0-based range `i-1..j` of [`positions`] (`1 <= i`, `i - 1 <= j <=
+/// len`, the memory's length) and the 0-based offset of `from`, where a
+/// search starts, within `i-1..=j`. Checked inside the borrow that uses
+/// them: one class check per call.
+fn span(
+    len: usize,
+    (i, j, from): (usize, usize, usize),
+    at: i32,
+) -> Result<(usize, usize, usize), Error> {
     if i == 0 || j > len || i - 1 > j {
         return Err(Error::arg(2, "out of range"));
     }
-    let from = if lua.is_none_or_nil(at) { i } else { pos(at)? };
     if from < i || from - 1 > j {
         return Err(Error::arg(at, "out of range"));
     }
@@ -69,13 +79,12 @@ fn keeps(lua: Lua, k: i32) -> bool {
 /// whose `\n` is at or after `from`, without its end (`\n` or `\r\n`)
 /// unless `keep`, and the position after its `\n`; nothing if no `\n`.
 fn line(lua: Lua) -> Ret {
-    let (i, j, from) = args(lua, 5)?;
+    let pos = positions(lua, 5)?;
     let keep = keeps(lua, 4);
-    // The scan in a borrow, then the push of the line (copied from the
-    // memory by the push itself).
-    let found = memory::with_bytes(lua, 1, |buf| {
-        let buf = buf.get(..j)?;
-        let p = from + memchr::memchr(b'\n', &buf[from..])?;
+    // The scan, then the push of the line, with one class check.
+    let found = memory::push_part(lua, 1, |buf| {
+        let (i, j, from) = span(buf.len(), pos, 5).map_err(Some)?;
+        let p = memchr::memchr(b'\n', &buf[from..j]).ok_or(None)? + from;
         let end = if keep {
             p + 1
         } else if p > i && buf[p - 1] == b'\r' {
@@ -83,45 +92,54 @@ fn line(lua: Lua) -> Ret {
         } else {
             p
         };
-        Some((p, end))
+        Ok((i..end, p))
     });
-    let Some((p, end)) = found.flatten() else {
-        return Ok(0);
-    };
-    memory::push_range(lua, 1, i..end);
-    lua.push_integer(p as i64 + 2);
-    Ok(2)
+    pushed_next(lua, found, 2)
+}
+
+/// The results of [`line`] and [`upto`] once the item was pushed (or
+/// not): the 1-based position after the item's end, `offset` after the
+/// 0-based position found.
+fn pushed_next(lua: Lua, found: Option<Result<usize, Option<Error>>>, offset: i64) -> Ret {
+    match found {
+        None => Err(Error::Type(1, c"memory")),
+        Some(Ok(p)) => {
+            lua.push_integer(p as i64 + offset);
+            Ok(2)
+        }
+        Some(Err(None)) => Ok(0),
+        Some(Err(Some(e))) => Err(e),
+    }
 }
 
 /// [s, next] = upto(buf, i, j, delimiter, keep [, from]): like [`line`]
 /// for a delimiter (a non-empty string) starting at or after `from`; the
 /// delimiter is kept only with `keep`.
 fn upto(lua: Lua) -> Ret {
-    let (i, j, from) = args(lua, 6)?;
+    let pos = positions(lua, 6)?;
     let delim = lua.arg_bytes(4)?;
     if delim.is_empty() {
         return Err(Error::arg(4, "empty delimiter"));
     }
-    let found = memory::with_bytes(lua, 1, |buf| {
-        Some(from + memmem::find(buf.get(from..j)?, delim)?)
+    let keep = keeps(lua, 5);
+    let found = memory::push_part(lua, 1, |buf| {
+        let (i, j, from) = span(buf.len(), pos, 6).map_err(Some)?;
+        let p = memmem::find(&buf[from..j], delim).ok_or(None)? + from;
+        let next = p + delim.len();
+        Ok((i..if keep { next } else { p }, next))
     });
-    let Some(p) = found.flatten() else {
-        return Ok(0);
-    };
-    let next = p + delim.len();
-    memory::push_range(lua, 1, i..if keeps(lua, 5) { next } else { p });
-    lua.push_integer(next as i64 + 1);
-    Ok(2)
+    pushed_next(lua, found, 1)
 }
 
 /// n = shift(buf, i, j): moves `buf[i..j]` to the start of `buf`; returns
 /// its length, the new `j`.
 fn shift(lua: Lua) -> Ret {
-    let (i, j, _) = args(lua, 4)?;
-    memory::with_buffer(lua, 1, |buf| {
-        buf.copy_within(range::clip(i..j, buf.len()), 0)
-    })
-    .ok_or(Error::Type(1, c"memory"))?;
-    lua.push_integer((j - i) as i64);
+    let pos = positions(lua, 4)?;
+    let n = memory::with_buffer(lua, 1, |buf| {
+        let (i, j, _) = span(buf.len(), pos, 4)?;
+        buf.copy_within(i..j, 0);
+        Ok(j - i)
+    });
+    lua.push_integer(n.ok_or(Error::Type(1, c"memory"))?? as i64);
     Ok(1)
 }

@@ -281,6 +281,26 @@ pub fn arg_stable_bytes(lua: &Lua, i: c_int) -> Result<Cow<'_, [u8]>, Error> {
     }
 }
 
+/// Runs `f` on the bytes of the string or memory at `i` and pushes, as a
+/// string, the part of them it returns (clipped to their length), with
+/// one class check for both; `None` if the value is neither. `f` returns
+/// the part and a value for the caller, or `Err` to push nothing. As for
+/// [`with_bytes`], `f` cannot reach the state; the push copies the part
+/// before any Lua code can run.
+pub fn push_part<R, E>(
+    lua: Lua,
+    i: c_int,
+    f: impl FnOnce(&[u8]) -> Result<(Range<usize>, R), E> + Send,
+) -> Option<Result<R, E>> {
+    // SAFETY: the slice is read by `f`, which can make no C API call, and
+    // by `lua_pushlstring`, which copies it before it can run a GC step.
+    let bytes = unsafe { raw_bytes(&lua, i) }?;
+    Some(f(bytes).map(|(r, value)| {
+        lua.push_bytes(&bytes[range::clip(r, bytes.len())]);
+        value
+    }))
+}
+
 /// Pushes the bytes `r` (clipped to its length) of the string or memory
 /// at `i` as a string; false if the value is neither.
 pub fn push_range(lua: Lua, i: c_int, r: Range<usize>) -> bool {
