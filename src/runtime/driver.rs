@@ -261,9 +261,17 @@ impl<W: Copy> Driver<W> {
         }
     }
 
-    /// The waiter of `id` if it is being delivered right now.
-    pub fn delivering_waiter(&self, id: OpId) -> Option<W> {
-        self.lp.borrow_mut().delivering_waiter(id).copied()
+    /// See [`Loop::rearm_delivering`].
+    pub fn rearm_delivering(
+        &self,
+        id: OpId,
+        same: impl FnOnce(&W) -> bool,
+        update: impl FnOnce(&mut W),
+        wait: Wait,
+    ) -> Result<std::io::Result<()>, Wait> {
+        self.lp
+            .borrow_mut()
+            .rearm_delivering(id, same, update, wait)
     }
 
     pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
@@ -275,6 +283,7 @@ impl<W: Copy> Driver<W> {
     }
 
     /// The waiter and outcome of `id`, being delivered (the outcome once).
+    #[inline]
     pub fn take_delivery(&self, id: OpId) -> Option<(W, Option<Outcome>)> {
         self.lp.borrow_mut().take_delivery(id, |w| *w)
     }

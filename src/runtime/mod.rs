@@ -281,15 +281,9 @@ impl<W> Loop<W> {
         self.op_mut(id).and_then(|op| op.waiter.as_mut())
     }
 
-    /// The waiter of `id` if it is being delivered right now.
-    pub fn delivering_waiter(&mut self, id: OpId) -> Option<&mut W> {
-        self.op_mut(id)
-            .filter(|op| op.state == State::Delivering)
-            .and_then(|op| op.waiter.as_mut())
-    }
-
     /// The outcome of `id`, being delivered, for its continuation (once),
     /// with what the waiter says of it (`part`).
+    #[inline]
     pub fn take_delivery<T>(
         &mut self,
         id: OpId,
@@ -380,6 +374,32 @@ impl<W> Loop<W> {
             Wait::Work(_) | Wait::External => {}
         }
         Ok(())
+    }
+
+    /// Arms `id` again during its own delivery if its waiter passes
+    /// `same` (`wait` is given back otherwise): `update` changes the
+    /// waiter first, and the operation stops being weak; then as
+    /// [`arm`](Self::arm). One look-up for what an await of the coroutine
+    /// being resumed does.
+    pub fn rearm_delivering(
+        &mut self,
+        id: OpId,
+        same: impl FnOnce(&W) -> bool,
+        update: impl FnOnce(&mut W),
+        wait: Wait,
+    ) -> Result<std::io::Result<()>, Wait> {
+        let Some(op) = self.op_mut(id).filter(|op| op.state == State::Delivering) else {
+            return Err(wait);
+        };
+        let Some(waiter) = op.waiter.as_mut().filter(|w| same(w)) else {
+            return Err(wait);
+        };
+        update(waiter);
+        if std::mem::take(&mut op.weak) {
+            self.weak -= 1;
+            self.active += 1;
+        }
+        Ok(self.arm(id, wait))
     }
 
     /// Releases a new operation that could not be armed; returns its waiter.
