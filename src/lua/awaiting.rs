@@ -671,6 +671,7 @@ impl Delivery {
 /// In the continuation of a delivered operation: pushes its results and
 /// returns how many. Those of an outcome are made in a protected call, so
 /// a failure (out of memory) gives `false, <error>` instead.
+#[inline]
 fn push_delivery(lua: Lua, delivery: &mut Delivery) -> c_int {
     if delivery.outcome.is_none() {
         // Constant results: `true`, nothing, a failure text.

@@ -262,6 +262,7 @@ impl<W: Copy> Driver<W> {
     }
 
     /// See [`Loop::rearm_delivering`].
+    #[inline]
     pub fn rearm_delivering(
         &self,
         id: OpId,

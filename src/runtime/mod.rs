@@ -381,6 +381,7 @@ impl<W> Loop<W> {
     /// waiter first, and the operation stops being weak; then as
     /// [`arm`](Self::arm). One look-up for what an await of the coroutine
     /// being resumed does.
+    #[inline]
     pub fn rearm_delivering(
         &mut self,
         id: OpId,
@@ -395,9 +396,20 @@ impl<W> Loop<W> {
             return Err(wait);
         };
         update(waiter);
-        if std::mem::take(&mut op.weak) {
+        let was_weak = std::mem::take(&mut op.weak);
+        // `arm`'s case of an idle op re-armed as idle (a coroutine calling
+        // `suspend()` in a loop), without its look-up.
+        let keep_place = matches!(wait, Wait::Idle) && op.in_idle;
+        if keep_place {
+            op.state = State::Armed;
+            self.idle_armed += 1;
+        }
+        if was_weak {
             self.weak -= 1;
             self.active += 1;
+        }
+        if keep_place {
+            return Ok(Ok(()));
         }
         Ok(self.arm(id, wait))
     }
