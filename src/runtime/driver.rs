@@ -70,6 +70,7 @@ impl<W: Copy> Default for Driver<W> {
 impl<W: Copy> Driver<W> {
     /// One iteration; true if it stopped before the poll because the host
     /// parked.
+    #[inline(always)]
     pub fn iterate(&self, mode: Mode, host: &mut impl Host<W>) -> std::io::Result<bool> {
         self.iterations.set(self.iterations.get() + 1);
         // Each phase begins in the borrow that takes its first operation;
@@ -127,7 +128,7 @@ impl<W: Copy> Driver<W> {
 
     /// Begins a phase with `begin` and delivers the operations `pop`
     /// takes, one at a time; returns how many.
-    #[inline]
+    #[inline(always)]
     fn deliver_all(
         &self,
         host: &mut impl Host<W>,
@@ -144,7 +145,7 @@ impl<W: Copy> Driver<W> {
 
     /// Delivers `first`, then the operations `pop` takes, one at a time;
     /// returns how many.
-    #[inline]
+    #[inline(always)]
     fn deliver_from(
         &self,
         host: &mut impl Host<W>,
