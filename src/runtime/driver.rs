@@ -70,6 +70,10 @@ impl<W: Copy> Default for Driver<W> {
 impl<W: Copy> Driver<W> {
     /// One iteration; true if it stopped before the poll because the host
     /// parked.
+    // NOTE: inlined into the host's loop, as the delivery loops are into
+    // this: each frame between the loop and `lua_resume` costs a
+    // mispredicted return per delivery, since a yield longjmps (see "The
+    // loop" in doc/devnotes.md).
     #[inline(always)]
     pub fn iterate(&self, mode: Mode, host: &mut impl Host<W>) -> std::io::Result<bool> {
         self.iterations.set(self.iterations.get() + 1);
