@@ -378,19 +378,26 @@ pub fn wait(
     lua: Lua,
     sl: &SysLoop,
     kind: Kind,
-    wait: Wait,
+    mut wait: Wait,
     deliver: Deliver,
 ) -> Result<OpId, Error> {
     let thread = lua.raw();
-    if let Some(id) = sl.delivering.get()
-        && let Some(w) = sl.delivering_waiter(id).filter(|w| w.thread == thread)
-    {
-        sl.set_waiter(id, Waiter { deliver, kind, ..w });
-        sl.set_weak(id, false);
-        // A failed arming leaves the op being delivered: released after.
-        sl.arm(id, wait).map_err(|e| Error::io(&e))?;
-        sl.count(kind, true);
-        return Ok(id);
+    if let Some(id) = sl.delivering.get() {
+        let same = |w: &Waiter| w.thread == thread;
+        let update = |w: &mut Waiter| {
+            w.deliver = deliver;
+            w.kind = kind;
+        };
+        match sl.rearm_delivering(id, same, update, wait) {
+            Ok(armed) => {
+                // A failed arming leaves the op being delivered: released
+                // after.
+                armed.map_err(|e| Error::io(&e))?;
+                sl.count(kind, true);
+                return Ok(id);
+            }
+            Err(not_rearmed) => wait = not_rearmed,
+        }
     }
     let closing = sl.find_closing(|w| w.thread == thread);
     let key = reference_thread(lua);
@@ -664,6 +671,7 @@ impl Delivery {
 /// In the continuation of a delivered operation: pushes its results and
 /// returns how many. Those of an outcome are made in a protected call, so
 /// a failure (out of memory) gives `false, <error>` instead.
+#[inline]
 fn push_delivery(lua: Lua, delivery: &mut Delivery) -> c_int {
     if delivery.outcome.is_none() {
         // Constant results: `true`, nothing, a failure text.
@@ -754,6 +762,9 @@ pub fn drop_closed(lua: Lua, sl: &SysLoop, timeout: &mut Option<Duration>) {
 /// The closing phase: drops the references of released operations
 /// (`released`) and of the objects closed since the last one.
 pub fn close_pending(main: Lua, sl: &SysLoop, released: Vec<Waiter>) {
+    if released.is_empty() && sl.closed.borrow().is_empty() {
+        return; // most iterations
+    }
     for w in released {
         unreference(main, w.key);
     }

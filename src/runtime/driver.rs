@@ -40,8 +40,8 @@ pub trait Host<W> {
     /// The poll is about to block without limit with `active` operations
     /// pending: true stops the iteration here (a pool task parks).
     fn park(&mut self, active: usize) -> bool;
-    /// Before the poll blocks for up to `timeout`: may cancel operations
-    /// and shorten the timeout.
+    /// Before the poll blocks for up to `timeout` (not called when it
+    /// does not block): may cancel operations and shorten the timeout.
     fn sweep(&mut self, timeout: &mut Option<Duration>);
     /// The closing phase, which released the operations of these waiters.
     fn closing(&mut self, released: Vec<W>);
@@ -70,14 +70,18 @@ impl<W: Copy> Default for Driver<W> {
 impl<W: Copy> Driver<W> {
     /// One iteration; true if it stopped before the poll because the host
     /// parked.
+    // NOTE: inlined into the host's loop, as the delivery loops are into
+    // this: each frame between the loop and `lua_resume` costs a
+    // mispredicted return per delivery, since a yield longjmps (see "The
+    // loop" in doc/devnotes.md).
+    #[inline(always)]
     pub fn iterate(&self, mode: Mode, host: &mut impl Host<W>) -> std::io::Result<bool> {
         self.iterations.set(self.iterations.get() + 1);
-        self.lp.borrow_mut().update_time();
-        let mut resumed = self.deliver_all(host, Loop::pop_timer);
-        self.lp.borrow_mut().begin_pending();
-        resumed += self.deliver_all(host, Loop::pop_pending);
-        self.lp.borrow_mut().begin_idle();
-        resumed += self.deliver_all(host, Loop::pop_idle);
+        // Each phase begins in the borrow that takes its first operation;
+        // a phase with nothing to do costs a few inline checks.
+        let mut resumed = self.deliver_all(host, Loop::update_time, Loop::pop_timer);
+        resumed += self.deliver_all(host, Loop::begin_pending, Loop::pop_pending);
+        resumed += self.deliver_all(host, Loop::begin_idle, Loop::pop_idle);
         let mut timeout = match mode {
             Mode::Ready => Some(Duration::ZERO),
             Mode::Step if resumed > 0 => Some(Duration::ZERO),
@@ -93,40 +97,73 @@ impl<W: Copy> Driver<W> {
             }
             timeout = self.lp.borrow_mut().poll_timeout();
         }
-        host.sweep(&mut timeout);
-        self.lp.borrow_mut().poll(timeout)?;
+        if timeout != Some(Duration::ZERO) {
+            host.sweep(&mut timeout);
+        }
         // The kernel's events, then the rechecks, in rounds: a coroutine
         // resumed here may ask for another (e.g. `accept` in a loop takes
         // the connections queued by the kernel one per round, as libuv's
         // accept loop does); rounds are bounded so that a stream always
         // readable cannot keep the loop in this phase.
-        let mut rounds = 0;
-        loop {
-            resumed += self.deliver_all(host, Loop::pop_ready);
-            if rounds == RECHECK_ROUNDS || !self.lp.borrow_mut().run_rechecks() {
-                break;
-            }
-            rounds += 1;
+        let first = {
+            let mut lp = self.lp.borrow_mut();
+            lp.poll(timeout)?;
+            lp.pop_ready()
+        };
+        resumed += self.deliver_from(host, first, Loop::pop_ready);
+        for _ in 0..RECHECK_ROUNDS {
+            let first = {
+                let mut lp = self.lp.borrow_mut();
+                if !lp.run_rechecks() {
+                    break;
+                }
+                lp.pop_ready()
+            };
+            resumed += self.deliver_from(host, first, Loop::pop_ready);
         }
         if mode == Mode::Step && resumed == 0 {
             // The poll blocked until the next timer: it belongs to this step.
-            self.lp.borrow_mut().update_time();
-            self.deliver_all(host, Loop::pop_timer);
+            self.deliver_all(host, Loop::update_time, Loop::pop_timer);
         }
         let released = self.lp.borrow_mut().close_pending();
         host.closing(released);
         Ok(false)
     }
 
-    /// Delivers the operations `pop` takes, one at a time.
-    fn deliver_all(&self, host: &mut impl Host<W>, pop: fn(&mut Loop<W>) -> Option<OpId>) -> usize {
+    /// Begins a phase with `begin` and delivers the operations `pop`
+    /// takes, one at a time; returns how many.
+    #[inline(always)]
+    fn deliver_all(
+        &self,
+        host: &mut impl Host<W>,
+        begin: impl FnOnce(&mut Loop<W>),
+        pop: impl Fn(&mut Loop<W>) -> Option<OpId>,
+    ) -> usize {
+        let first = {
+            let mut lp = self.lp.borrow_mut();
+            begin(&mut lp);
+            pop(&mut lp)
+        };
+        self.deliver_from(host, first, pop)
+    }
+
+    /// Delivers `first`, then the operations `pop` takes, one at a time;
+    /// returns how many.
+    #[inline(always)]
+    fn deliver_from(
+        &self,
+        host: &mut impl Host<W>,
+        first: Option<OpId>,
+        pop: impl Fn(&mut Loop<W>) -> Option<OpId>,
+    ) -> usize {
+        let mut next = first;
         let mut n = 0;
-        loop {
-            let next = pop(&mut self.lp.borrow_mut());
-            let Some(id) = next else { return n };
+        while let Some(id) = next {
             host.deliver(id);
             n += 1;
+            next = pop(&mut self.lp.borrow_mut());
         }
+        n
     }
 
     /// Starts `system.run`: false if it runs already.
@@ -229,9 +266,18 @@ impl<W: Copy> Driver<W> {
         }
     }
 
-    /// The waiter of `id` if it is being delivered right now.
-    pub fn delivering_waiter(&self, id: OpId) -> Option<W> {
-        self.lp.borrow_mut().delivering_waiter(id).copied()
+    /// See [`Loop::rearm_delivering`].
+    #[inline]
+    pub fn rearm_delivering(
+        &self,
+        id: OpId,
+        same: impl FnOnce(&W) -> bool,
+        update: impl FnOnce(&mut W),
+        wait: Wait,
+    ) -> Result<std::io::Result<()>, Wait> {
+        self.lp
+            .borrow_mut()
+            .rearm_delivering(id, same, update, wait)
     }
 
     pub fn find_closing(&self, pred: impl Fn(&W) -> bool) -> Option<OpId> {
@@ -243,6 +289,7 @@ impl<W: Copy> Driver<W> {
     }
 
     /// The waiter and outcome of `id`, being delivered (the outcome once).
+    #[inline]
     pub fn take_delivery(&self, id: OpId) -> Option<(W, Option<Outcome>)> {
         self.lp.borrow_mut().take_delivery(id, |w| *w)
     }

@@ -223,6 +223,7 @@ impl Reactor {
     }
 
     /// Number of registered sources.
+    #[inline]
     pub fn sources(&self) -> usize {
         self.count
     }

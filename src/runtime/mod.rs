@@ -281,15 +281,9 @@ impl<W> Loop<W> {
         self.op_mut(id).and_then(|op| op.waiter.as_mut())
     }
 
-    /// The waiter of `id` if it is being delivered right now.
-    pub fn delivering_waiter(&mut self, id: OpId) -> Option<&mut W> {
-        self.op_mut(id)
-            .filter(|op| op.state == State::Delivering)
-            .and_then(|op| op.waiter.as_mut())
-    }
-
     /// The outcome of `id`, being delivered, for its continuation (once),
     /// with what the waiter says of it (`part`).
+    #[inline]
     pub fn take_delivery<T>(
         &mut self,
         id: OpId,
@@ -382,6 +376,44 @@ impl<W> Loop<W> {
         Ok(())
     }
 
+    /// Arms `id` again during its own delivery if its waiter passes
+    /// `same` (`wait` is given back otherwise): `update` changes the
+    /// waiter first, and the operation stops being weak; then as
+    /// [`arm`](Self::arm). One look-up for what an await of the coroutine
+    /// being resumed does.
+    #[inline]
+    pub fn rearm_delivering(
+        &mut self,
+        id: OpId,
+        same: impl FnOnce(&W) -> bool,
+        update: impl FnOnce(&mut W),
+        wait: Wait,
+    ) -> Result<std::io::Result<()>, Wait> {
+        let Some(op) = self.op_mut(id).filter(|op| op.state == State::Delivering) else {
+            return Err(wait);
+        };
+        let Some(waiter) = op.waiter.as_mut().filter(|w| same(w)) else {
+            return Err(wait);
+        };
+        update(waiter);
+        let was_weak = std::mem::take(&mut op.weak);
+        // `arm`'s case of an idle op re-armed as idle (a coroutine calling
+        // `suspend()` in a loop), without its look-up.
+        let keep_place = matches!(wait, Wait::Idle) && op.in_idle;
+        if keep_place {
+            op.state = State::Armed;
+            self.idle_armed += 1;
+        }
+        if was_weak {
+            self.weak -= 1;
+            self.active += 1;
+        }
+        if keep_place {
+            return Ok(Ok(()));
+        }
+        Ok(self.arm(id, wait))
+    }
+
     /// Releases a new operation that could not be armed; returns its waiter.
     pub fn discard(&mut self, id: OpId) -> Option<W> {
         if self.op(id).is_some_and(|op| op.state == State::New) {
@@ -440,7 +472,18 @@ impl<W> Loop<W> {
     }
 
     /// The next timer due at the cached time, taken for delivery.
+    #[inline]
     pub fn pop_timer(&mut self) -> Option<OpId> {
+        // NOTE: the checks before the loops of the phases cost a few
+        // instructions each when the phase has nothing to do, which is
+        // most iterations (see "The loop" in doc/devnotes.md).
+        if !self.timers.due(self.now_ns) {
+            return None;
+        }
+        self.pop_due_timer()
+    }
+
+    fn pop_due_timer(&mut self) -> Option<OpId> {
         while let Some((index, stamp)) = self.timers.pop_due(self.now_ns) {
             if let Some(id) = self.take_for_delivery(index, stamp) {
                 return Some(id);
@@ -450,6 +493,7 @@ impl<W> Loop<W> {
     }
 
     /// Starts a pass over the idle list.
+    #[inline]
     pub fn begin_idle(&mut self) {
         debug_assert!(self.idle_pass.is_empty());
         std::mem::swap(&mut self.idle, &mut self.idle_pass);
@@ -457,6 +501,7 @@ impl<W> Loop<W> {
 
     /// The next operation of the idle pass, taken for delivery; it stays in
     /// the idle list (at its end) so that re-arming keeps its place.
+    #[inline]
     pub fn pop_idle(&mut self) -> Option<OpId> {
         while let Some((index, stamp)) = self.idle_pass.pop_front() {
             if let Some(id) = self.take_for_delivery(index, stamp) {
@@ -471,7 +516,21 @@ impl<W> Loop<W> {
     /// Waits for readiness and completions, at most `timeout` (`None`:
     /// without limit), and queues the ready operations. With no source and
     /// no job in flight there is nothing to poll: it only sleeps.
+    #[inline]
     pub fn poll(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        if timeout == Some(Duration::ZERO) && !self.has_pollables() {
+            return Ok(());
+        }
+        self.poll_or_sleep(timeout)
+    }
+
+    /// Whether the poll has anything to watch: a source or a job.
+    #[inline]
+    fn has_pollables(&self) -> bool {
+        self.jobs_in_flight > 0 || self.reactor.as_ref().is_some_and(|r| r.sources() > 0)
+    }
+
+    fn poll_or_sleep(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         match self.reactor.as_mut() {
             Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
                 let mut done = std::mem::take(&mut self.jobs_done);
@@ -569,13 +628,24 @@ impl<W> Loop<W> {
 
     /// Starts the pending phase: what is queued from now on waits for the
     /// next one.
+    #[inline]
     pub fn begin_pending(&mut self) {
         debug_assert!(self.pending_pass.is_empty());
-        std::mem::swap(&mut self.pending, &mut self.pending_pass);
+        if !self.pending.is_empty() {
+            std::mem::swap(&mut self.pending, &mut self.pending_pass);
+        }
     }
 
     /// The next operation of the pending phase, taken for delivery.
+    #[inline]
     pub fn pop_pending(&mut self) -> Option<OpId> {
+        if self.pending_pass.is_empty() {
+            return None;
+        }
+        self.pop_pending_pass()
+    }
+
+    fn pop_pending_pass(&mut self) -> Option<OpId> {
         while let Some(entry) = self.pending_pass.pop_front() {
             match entry {
                 Pending::Op(index, stamp) => {
@@ -603,10 +673,16 @@ impl<W> Loop<W> {
 
     /// Runs the rechecks queued so far; what they complete is ready for
     /// delivery. False if there were none.
+    #[inline]
     pub fn run_rechecks(&mut self) -> bool {
         if self.rechecks.is_empty() {
             return false;
         }
+        self.run_queued_rechecks();
+        true
+    }
+
+    fn run_queued_rechecks(&mut self) {
         let mut done = std::mem::take(&mut self.handled);
         let mut rechecks = std::mem::take(&mut self.rechecks);
         for (handler, readiness) in rechecks.drain(..) {
@@ -619,10 +695,10 @@ impl<W> Loop<W> {
         if self.rechecks.is_empty() {
             self.rechecks = rechecks; // keeps its capacity
         }
-        true
     }
 
     /// The next operation made ready by the poll, taken for delivery.
+    #[inline]
     pub fn pop_ready(&mut self) -> Option<OpId> {
         while let Some(id) = self.ready.pop_front() {
             if let Some(op) = self.op_mut(id).filter(|op| op.state == State::Armed) {
@@ -679,10 +755,15 @@ impl<W> Loop<W> {
 
     /// The closing phase: releases cancelled operations (returning their
     /// waiters) and arms those re-armed while closing.
+    #[inline]
     pub fn close_pending(&mut self) -> Vec<W> {
         if self.closing.is_empty() {
             return Vec::new();
         }
+        self.close_cancelled()
+    }
+
+    fn close_cancelled(&mut self) -> Vec<W> {
         let mut released = Vec::new();
         for id in std::mem::take(&mut self.closing) {
             if let Some(op) = self.op_mut(id).filter(|op| op.job && op.rearm.is_some()) {
@@ -724,13 +805,8 @@ impl<W> Loop<W> {
     /// How long the poll of this iteration may block: not at all when
     /// something is ready already or the loop was halted; until the next
     /// timer; without limit when only I/O or jobs are pending.
+    #[inline]
     pub fn poll_timeout(&mut self) -> Option<Duration> {
-        // Stale entries at the top would wake the poll for nothing.
-        let ops = &self.ops;
-        self.timers.drop_stale_top(|index, stamp| {
-            let op = &ops[index as usize];
-            op.state == State::Armed && op.stamp == stamp
-        });
         if self.halted
             || self.idle_armed > 0
             || !self.closing.is_empty()
@@ -740,6 +816,16 @@ impl<W> Loop<W> {
         {
             return Some(Duration::ZERO);
         }
+        self.timer_timeout()
+    }
+
+    fn timer_timeout(&mut self) -> Option<Duration> {
+        // Stale entries at the top would wake the poll for nothing.
+        let ops = &self.ops;
+        self.timers.drop_stale_top(|index, stamp| {
+            let op = &ops[index as usize];
+            op.state == State::Armed && op.stamp == stamp
+        });
         match self.timers.next_due() {
             // Only weak operations: the loop ends after this iteration.
             _ if self.active == 0 => Some(Duration::ZERO),

@@ -397,3 +397,39 @@ fn completion_before_a_deferred_arming_is_kept() {
     assert!(lp.close_pending().is_empty());
     assert_eq!(lp.pop_ready(), Some(id));
 }
+
+#[test]
+fn rearm_during_delivery_keeps_the_idle_place_and_makes_the_op_strong() {
+    let mut lp = Loop::new();
+    let a = lp.alloc("a");
+    lp.arm(a, Wait::Idle).unwrap();
+    let b = lp.alloc("b");
+    lp.arm(b, Wait::Idle).unwrap();
+    lp.set_weak(b, true);
+    assert_eq!((lp.active(), lp.weak()), (1, 1));
+    lp.begin_idle();
+    assert_eq!(lp.pop_idle(), Some(b), "newest first");
+    // another coroutine's await does not take it: the wait comes back
+    assert!(matches!(
+        lp.rearm_delivering(b, |w| *w == "a", |_| {}, Wait::Idle),
+        Err(Wait::Idle)
+    ));
+    assert!(
+        matches!(
+            lp.rearm_delivering(a, |_| true, |_| {}, Wait::Idle),
+            Err(Wait::Idle)
+        ),
+        "not being delivered"
+    );
+    assert!(matches!(
+        lp.rearm_delivering(b, |w| *w == "b", |w| *w = "b2", Wait::Idle),
+        Ok(Ok(()))
+    ));
+    assert_eq!((lp.active(), lp.weak()), (2, 0));
+    assert_eq!(lp.finish(b), None, "armed again");
+    assert_eq!(lp.pop_idle(), Some(a));
+    lp.finish(a);
+    lp.begin_idle();
+    assert_eq!(lp.pop_idle(), Some(b), "kept its place");
+    assert_eq!(lp.waiter(b), Some(&"b2"));
+}

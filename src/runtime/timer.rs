@@ -29,6 +29,14 @@ impl Timers {
         }
     }
 
+    /// Whether an entry (possibly stale) is due at `now`.
+    #[inline]
+    pub fn due(&self, now: u64) -> bool {
+        self.heap
+            .peek()
+            .is_some_and(|Reverse((due, ..))| *due <= now)
+    }
+
     pub fn next_due(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((due, ..))| *due)
     }
