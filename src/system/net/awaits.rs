@@ -114,6 +114,25 @@ pub fn schedule(sl: &SysLoop, core: &Shared, then: Then) {
     }
 }
 
+/// [`park`]s the running coroutine as the reader of `core`, continuing in
+/// `k`: the read is tried again in the next iteration's rechecks when the
+/// socket may have data left (`may_read`: the edge-triggered poll would
+/// not report it again), else when the poll reports it readable.
+pub fn park_reader(
+    lua: Lua,
+    sl: &SysLoop,
+    core: &Shared,
+    keep: c_int,
+    k: KFunction,
+) -> Result<Await, Error> {
+    let then = if core.borrow().may_read {
+        Then::Recheck(READABLE)
+    } else {
+        Then::Wait
+    };
+    park(lua, sl, core, keep, (Slot::Reader, k), then)
+}
+
 /// Makes the running coroutine wait for readiness in `slot` and continue
 /// in `k`, keeping the first `keep` arguments; then has the loop do `then`.
 pub fn park(
@@ -209,13 +228,7 @@ pub fn write(
     fd: Option<RawFd>,
     to: Option<SockAddr>,
 ) -> Result<Await, Error> {
-    let id = awaiting::wait(
-        lua,
-        sl,
-        awaiting::Kind::Write,
-        Wait::External,
-        deliver_request,
-    )?;
+    let id = wait_request(lua, sl)?;
     if !core.borrow().queue.is_empty() {
         let rest = memory::with_bytes(lua, arg, |b| range::part(b, r).to_vec());
         return queue_rest(sl, core, id, rest.unwrap_or_default(), fd, to);
@@ -246,26 +259,47 @@ pub fn write(
     });
     let outcome = match sent.unwrap_or(Sent::All) {
         Sent::All => None,
-        Sent::Failed(e) => Some(Box::new(Reply::Fail(fail::code_of(&e))) as Outcome),
+        Sent::Failed(e) => failure(fail::code_of(&e)),
         Sent::Rest(rest, fd) => return queue_rest(sl, core, id, rest, fd, to),
     };
-    sl.complete_later(id, outcome);
-    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+    complete_request(sl, id, outcome)
 }
 
 /// A request that fails before reaching the OS (e.g. a datagram's path
 /// that cannot be an address): it still suspends, and the loop delivers
 /// the failure in its pending phase, as one the OS reported (R1).
 pub fn fail_later(lua: Lua, sl: &SysLoop, code: i32) -> Result<Await, Error> {
-    let id = awaiting::wait(
+    let id = wait_request(lua, sl)?;
+    complete_request(sl, id, failure(code))
+}
+
+/// Arms a request of the calling coroutine (write, shutdown), delivered
+/// by [`deliver_request`] and continued by [`request_k`].
+fn wait_request(lua: Lua, sl: &SysLoop) -> Result<OpId, Error> {
+    awaiting::wait(
         lua,
         sl,
         awaiting::Kind::Write,
         Wait::External,
         deliver_request,
-    )?;
-    sl.complete_later(id, Some(Box::new(Reply::Fail(code)) as Outcome));
-    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+    )
+}
+
+/// The await of request `id`, suspended until its delivery.
+fn requested(id: OpId) -> Await {
+    Await::Keep(id, 1, crate::kfn!(request_k))
+}
+
+/// The await of request `id`, delivered with `outcome` (`None`: success)
+/// in the loop's next pending phase.
+fn complete_request(sl: &SysLoop, id: OpId, outcome: Option<Outcome>) -> Result<Await, Error> {
+    sl.complete_later(id, outcome);
+    Ok(requested(id))
+}
+
+/// The outcome of a request that failed with `code`.
+fn failure(code: i32) -> Option<Outcome> {
+    Some(Box::new(Reply::Fail(code)))
 }
 
 /// Queues what `write` could not send now for the handler.
@@ -284,12 +318,7 @@ fn queue_rest(
             let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
             match borrowed.as_fd().try_clone_to_owned() {
                 Ok(owned) => Some(owned),
-                Err(e) => {
-                    let reply = Reply::Fail(fail::code_of(&e));
-                    let outcome = Some(Box::new(reply) as Outcome);
-                    sl.complete_later(id, outcome);
-                    return Ok(Await::Keep(id, 1, crate::kfn!(request_k)));
-                }
+                Err(e) => return complete_request(sl, id, failure(fail::code_of(&e))),
             }
         }
         None => None,
@@ -303,20 +332,14 @@ fn queue_rest(
     core.borrow_mut()
         .queue
         .push_back(Request { op: Some(id), what });
-    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+    Ok(requested(id))
 }
 
 /// Ends the writing direction after the queued writes: the handler does
 /// it in the loop (in the next pending phase when nothing is queued), so
 /// that a `close` before cancels it.
 pub fn shutdown(lua: Lua, sl: &SysLoop, core: &Shared) -> Result<Await, Error> {
-    let id = awaiting::wait(
-        lua,
-        sl,
-        awaiting::Kind::Write,
-        Wait::External,
-        deliver_request,
-    )?;
+    let id = wait_request(lua, sl)?;
     let idle = {
         let mut c = core.borrow_mut();
         c.shut = true;
@@ -330,7 +353,7 @@ pub fn shutdown(lua: Lua, sl: &SysLoop, core: &Shared) -> Result<Await, Error> {
     if idle {
         schedule(sl, core, Then::Pend(WRITABLE));
     }
-    Ok(Await::Keep(id, 1, crate::kfn!(request_k)))
+    Ok(requested(id))
 }
 
 /// Continuation of a request: its reply, or the values of an explicit

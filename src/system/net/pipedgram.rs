@@ -24,7 +24,7 @@ use std::io;
 use socket2::SockAddr;
 
 use super::address::{path_of, target};
-use super::awaits::{self, Then};
+use super::awaits;
 use super::class::{PIPEDGRAM, this};
 use super::netio::{Domain, Shared, Slot};
 use super::sys;
@@ -94,13 +94,7 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
-    let then = if core.borrow().may_read {
-        Then::Recheck(awaits::READABLE)
-    } else {
-        Then::Wait
-    };
-    let wait = (Slot::Reader, kfn!(read_k));
-    awaits::park(lua, sl, &core, READ_KEEP, wait, then)
+    awaits::park_reader(lua, sl, &core, READ_KEEP, kfn!(read_k))
 }
 
 fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {

@@ -129,9 +129,9 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
         lua.push_value(-2);
         return Ok(Await::Done(2));
     }
-    let (open, may_read, end) = {
+    let (open, end) = {
         let c = core.borrow();
-        (c.open, c.may_read, c.pipe_end)
+        (c.open, c.pipe_end)
     };
     if end == Some(PipeEnd::Write) {
         return Ok(Await::Done(fail::push(lua, libc::EBADF)));
@@ -139,13 +139,7 @@ pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     if !open {
         return Ok(Await::Done(fail::push(lua, libc::ENOTCONN)));
     }
-    let then = if may_read {
-        Then::Recheck(awaits::READABLE)
-    } else {
-        Then::Wait
-    };
-    let wait = (Slot::Reader, kfn!(read_k));
-    awaits::park(lua, sl, &core, READ_KEEP, wait, then)
+    awaits::park_reader(lua, sl, &core, READ_KEEP, kfn!(read_k))
 }
 
 fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {

@@ -12,7 +12,7 @@ use std::io;
 use socket2::SockAddr;
 
 use super::address::ip_arg;
-use super::awaits::{self, Then};
+use super::awaits;
 use super::class::{UDP, this};
 use super::netio::{Shared, Slot};
 use super::{address, sys};
@@ -84,13 +84,7 @@ pub fn read(lua: Lua) -> Result<Await, Error> {
     let sl = sys_loop(&lua);
     awaits::check_reader(sl, &core)?;
     awaiting::require_coroutine(lua)?;
-    let then = if core.borrow().may_read {
-        Then::Recheck(awaits::READABLE)
-    } else {
-        Then::Wait
-    };
-    let wait = (Slot::Reader, kfn!(read_k));
-    awaits::park(lua, sl, &core, READ_KEEP, wait, then)
+    awaits::park_reader(lua, sl, &core, READ_KEEP, kfn!(read_k))
 }
 
 fn read_k(lua: Lua, ctx: KContext) -> Result<Await, Error> {
