@@ -8,18 +8,7 @@ local await = require "coutil.await"
 
 local any, all, within = await.any, await.all, await.within
 
-local function pair()
-	local l = assert(system.socket("passive", "ipv4"))
-	assert(l:bind(T.loopback.ipv4()))
-	assert(l:listen(8))
-	local c = assert(system.socket("stream", "ipv4"))
-	local s
-	T.spawn(function() s = assert(l:accept()) end)
-	T.spawn(function() assert(c:connect(l:getaddress())) end)
-	system.run()
-	l:close()
-	return c, assert(s)
-end
+local pair = T.tcppair
 
 -- A to-be-closed value that records its closing in `log`.
 local function closer(log, name)

@@ -13,19 +13,7 @@ local reader = await.reader
 local interp = arg[-1]
 assert(type(interp) == "string", "no interpreter in arg[-1]")
 
--- A connected TCP pair (client, server), made outside any coroutine.
-local function pair()
-	local l = assert(system.socket("passive", "ipv4"))
-	assert(l:bind(T.loopback.ipv4()))
-	assert(l:listen(8))
-	local c = assert(system.socket("stream", "ipv4"))
-	local s
-	T.spawn(function() s = assert(l:accept()) end)
-	T.spawn(function() assert(c:connect(l:getaddress())) end)
-	system.run()
-	l:close()
-	return c, assert(s)
-end
+local pair = T.tcppair
 
 -- Writes each piece of `pieces` to `s` in its own coroutine, with a pause
 -- between pieces (so that each arrives in a read of its own), then closes

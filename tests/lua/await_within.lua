@@ -38,16 +38,7 @@ local function listener()
 	return s, s:getaddress()
 end
 
-local function pair()
-	local l, a = listener()
-	local c = assert(system.socket("stream", "ipv4"))
-	local s
-	T.spawn(function() s = assert(l:accept()) end)
-	T.spawn(function() assert(c:connect(a)) end)
-	system.run()
-	l:close()
-	return c, assert(s)
-end
+local pair = T.tcppair
 
 T.case("a deadline that does not pass returns f's results", function()
 	local res = timed(1, function(a, b)

@@ -230,6 +230,21 @@ T.loopback = system and {
 	ipv6 = function(port) return system.address("ipv6", "[::1]:" .. (port or 0)) end,
 }
 
+-- A connected TCP pair (client, server) on 127.0.0.1, made by the loop
+-- (call it outside any coroutine).
+function T.tcppair()
+	local l = assert(system.socket("passive", "ipv4"))
+	assert(l:bind(T.loopback.ipv4()))
+	assert(l:listen(8))
+	local c = assert(system.socket("stream", "ipv4"))
+	local s
+	T.spawn(function() s = assert(l:accept()) end)
+	T.spawn(function() assert(c:connect(l:getaddress())) end)
+	system.run()
+	l:close()
+	return c, assert(s)
+end
+
 local SOCKET_METHODS = { "close", "getdomain", "getaddress", "bind", "setoption", "connect",
 	"write", "read", "shutdown", "listen", "accept" }
 
