@@ -314,14 +314,20 @@ local function outcome(set)
 	return set.winner, unpack(r, 2, r.n)
 end
 
-function await.any(...)
-	local n = started("any", ...)
-	local set = { cos = {}, report = endany, over = false }
+-- Starts the functions `...` (n of them) in `set` until it is over, then
+-- returns what `settle` returns.
+local function runall(set, n, ...)
 	for i = 1, n do
 		run(set, i, (select(i, ...)))
 		if set.over then break end
 	end
-	local emitted = pack(settle(set))
+	return settle(set)
+end
+
+function await.any(...)
+	local n = started("any", ...)
+	local set = { cos = {}, report = endany, over = false }
+	local emitted = pack(runall(set, n, ...))
 	if not emitted[1] then return unpack(emitted, 2, emitted.n) end
 	closeall(set, set.winner)
 	return outcome(set)
@@ -342,11 +348,7 @@ end
 function await.all(...)
 	local n = started("all", ...)
 	local set = { cos = {}, report = endall, over = n == 0, all = {}, left = n }
-	for i = 1, n do
-		run(set, i, (select(i, ...)))
-		if set.over then break end
-	end
-	local emitted = pack(settle(set))
+	local emitted = pack(runall(set, n, ...))
 	if not emitted[1] then return unpack(emitted, 2, emitted.n) end
 	if set.results ~= nil then
 		closeall(set, set.winner)
