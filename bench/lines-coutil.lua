@@ -34,17 +34,11 @@ coroutine.wrap(function()
 	local ok, err = xpcall(function()
 		local s = assert(l:accept())
 		l:close()
-		local line
+		-- The lines come from `line(state)`, in a generic `for`.
+		local line, state
 		if variant == "reader" then
-			local r = await.reader(s)
-			line = r.line
-			local first = line(r)
-			t0 = system.nanosecs()
-			lines, bytes = 1, #first + 1
-			for s in line, r do
-				lines = lines + 1
-				bytes = bytes + #s + 1
-			end
+			state = await.reader(s)
+			line = state.line
 		elseif variant == "split" then
 			local buf = memory.create(8192)
 			local find, sub, tostr = string.find, string.sub, memory.tostring
@@ -68,13 +62,6 @@ coroutine.wrap(function()
 					chunk, pos = sub(chunk, pos) .. tostr(buf, 1, n), 1
 				end
 			end
-			local first = line()
-			t0 = system.nanosecs()
-			lines, bytes = 1, #first + 1
-			for s in line do
-				lines = lines + 1
-				bytes = bytes + #s + 1
-			end
 		elseif variant == "naive" then
 			local buffer, pending = memory.create(4096), ""
 			line = function()
@@ -94,15 +81,15 @@ coroutine.wrap(function()
 					pending = pending .. buffer:tostring(1, n)
 				end
 			end
-			local first = line()
-			t0 = system.nanosecs()
-			lines, bytes = 1, #first + 1
-			for s in line do
-				lines = lines + 1
-				bytes = bytes + #s + 1
-			end
 		else
 			error("unknown variant " .. variant)
+		end
+		local first = line(state)
+		t0 = system.nanosecs()
+		lines, bytes = 1, #first + 1
+		for s in line, state do
+			lines = lines + 1
+			bytes = bytes + #s + 1
 		end
 		t1 = system.nanosecs()
 		s:close()
