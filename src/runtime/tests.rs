@@ -1,8 +1,11 @@
 //! Unit tests of the loop: readiness and watched descriptors, worker outcomes, timer order, the pending phase, rechecks, deferred arming.
 
 use std::cell::RefCell;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
 
 use super::*;
 
