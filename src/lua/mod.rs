@@ -22,6 +22,7 @@ pub mod modules;
 mod state;
 pub mod states;
 mod stop;
+pub mod sysloop;
 mod table;
 pub mod tally;
 #[cfg(debug_assertions)]
