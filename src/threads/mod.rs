@@ -122,14 +122,14 @@ fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
 /// park when it yields (with no values), and a match of one of those
 /// `awaitch` calls queues it again.
 fn park_run(lua: Lua, active: usize) -> bool {
+    // The cheap checks first: a main chunk's `run` is not yieldable.
+    if active == 0 || !lua.is_yieldable() {
+        return false;
+    }
     let Some(park) = park::park_ref(&lua) else {
         return false;
     };
-    if active == 0
-        || !lua.is_yieldable()
-        || !state::is_body(lua)
-        || park.awaiting.load(Ordering::Relaxed) != active
-    {
+    if !state::is_body(lua) || park.awaiting.load(Ordering::Relaxed) != active {
         return false;
     }
     // Completions already posted would not wake a parked task: take them
