@@ -545,8 +545,9 @@ end)
 local function procstat(pid)
 	local f = io.open("/proc/" .. pid .. "/stat")
 	if not f then return nil end
-	local stat = f:read("a")
+	local stat = f:read("a") -- nil if the process was reaped since the open
 	f:close()
+	if not stat then return nil end
 	local comm, state, ppid, pgrp, sid = stat:match("%((.*)%) (%S+) (%d+) (%d+) (%d+)")
 	return { comm = comm, state = state, ppid = tonumber(ppid), pgrp = tonumber(pgrp), sid = tonumber(sid) }
 end
