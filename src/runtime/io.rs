@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,6 +124,11 @@ pub struct Inbox {
     done: Mutex<Vec<(u64, u32, Outcome)>>,
     /// Completions posted by [`super::Remote`]s: op bits, remote key.
     remote: Mutex<Vec<(u64, u32, Outcome)>>,
+    /// Set after every post, cleared by the poll before it takes the
+    /// lists: a poll that finds it clear has nothing to take and locks
+    /// nothing (a post racing with the taking is taken now or by the next
+    /// poll, which its wake-up starts).
+    posted: AtomicBool,
     waker: Waker,
 }
 
@@ -132,6 +138,7 @@ impl Inbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((op, stamp, outcome));
+        self.posted.store(true, Ordering::Release);
         // A failed wake leaves the job for the next poll that wakes anyway.
         let _ = self.waker.wake();
     }
@@ -142,7 +149,14 @@ impl Inbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((op, key, outcome));
+        self.posted.store(true, Ordering::Release);
         let _ = self.waker.wake();
+    }
+
+    /// Whether anything was posted since the last call.
+    fn take_posted(&self) -> bool {
+        // Read first: a store costs more than a load when nothing came.
+        self.posted.load(Ordering::Relaxed) && self.posted.swap(false, Ordering::Acquire)
     }
 }
 
@@ -204,6 +218,7 @@ impl Reactor {
             inbox: Arc::new(Inbox {
                 done: Mutex::new(Vec::new()),
                 remote: Mutex::new(Vec::new()),
+                posted: AtomicBool::new(false),
                 waker,
             }),
             sources: Vec::new(),
@@ -215,11 +230,6 @@ impl Reactor {
 
     pub fn inbox(&self) -> Arc<Inbox> {
         self.inbox.clone()
-    }
-
-    /// The completions posted by remotes since the last call.
-    pub fn take_remote(&self) -> Vec<(u64, u32, Outcome)> {
-        std::mem::take(&mut *self.inbox.remote.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Number of registered sources.
@@ -354,12 +364,14 @@ impl Reactor {
     }
 
     /// Polls once; operations completed by handlers go to `completed`,
-    /// job outcomes to `done`.
+    /// job outcomes to `done`, the completions posted by remotes to
+    /// `remote`.
     pub fn poll(
         &mut self,
         timeout: Option<Duration>,
         completed: &mut Completions,
         done: &mut Vec<(u64, u32, Outcome)>,
+        remote: &mut Vec<(u64, u32, Outcome)>,
     ) -> std::io::Result<()> {
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
@@ -386,8 +398,11 @@ impl Reactor {
                 h.borrow_mut().ready(readiness, completed);
             }
         }
-        // Always drained: wake-ups may coalesce.
-        done.append(&mut self.inbox.done.lock().unwrap_or_else(|e| e.into_inner()));
+        // Taken whenever something was posted: wake-ups may coalesce.
+        if self.inbox.take_posted() {
+            done.append(&mut self.inbox.done.lock().unwrap_or_else(|e| e.into_inner()));
+            remote.append(&mut self.inbox.remote.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         Ok(())
     }
 }

@@ -35,8 +35,8 @@ impl<W> Loop<W> {
             Some(r) if r.sources() > 0 || self.jobs_in_flight > 0 => {
                 let mut done = std::mem::take(&mut self.jobs_done);
                 let mut completed = std::mem::take(&mut self.handled);
-                let polled = r.poll(timeout, &mut completed, &mut done);
-                let remote = r.take_remote();
+                let mut remote = Vec::new();
+                let polled = r.poll(timeout, &mut completed, &mut done, &mut remote);
                 for (id, outcome) in completed.drain() {
                     self.complete(id, outcome);
                 }
