@@ -106,6 +106,8 @@ pub struct SysLoop {
     pub(super) waiting: [Cell<u32>; Kind::Hidden as usize + 1],
     /// Open objects by class (see `lua::tally`).
     pub(super) tallies: std::rc::Rc<super::tally::Tallies>,
+    /// The address of the state's `io` file metatable (see `iofile`).
+    pub io_metatable: Cell<*const c_void>,
 }
 
 impl SysLoop {
@@ -170,6 +172,7 @@ pub fn state_loop(lua: &Lua) -> &SysLoop {
             swept: Cell::new(0),
             waiting: Default::default(),
             tallies: Default::default(),
+            io_metatable: Cell::new(std::ptr::null()),
         });
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushcfunction(l, loop_gc);

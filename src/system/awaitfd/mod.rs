@@ -273,7 +273,7 @@ fn fd_arg(lua: Lua, i: c_int) -> Result<Option<RawFd>, Error> {
         LUA_TNUMBER => Ok(RawFd::try_from(lua.arg_integer(i)?)
             .ok()
             .filter(|&fd| fd >= 0)),
-        LUA_TUSERDATA => match iofile::descriptor(lua, i) {
+        LUA_TUSERDATA => match iofile::descriptor(lua, i, &sys_loop(&lua).io_metatable) {
             Some(Some(fd)) => Ok(Some(fd)),
             Some(None) => Err(Error::arg(i, "attempt to use a closed file")),
             None => Err(Error::Type(i, EXPECTED)),

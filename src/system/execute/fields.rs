@@ -65,7 +65,8 @@ fn arg_stream(lua: Lua, i: c_int, field: &str) -> Result<Spec, Error> {
             Ok(Spec::Pipe { share })
         }
         LUA_TUSERDATA => {
-            if let Some(fd) = crate::lua::iofile::descriptor(lua, i) {
+            let known = &crate::lua::awaiting::state_loop(&lua).io_metatable;
+            if let Some(fd) = crate::lua::iofile::descriptor(lua, i, known) {
                 return fd
                     .map(Spec::Fd)
                     .ok_or_else(|| bad_field(field, "invalid stream"));
