@@ -122,8 +122,9 @@ fn guarded<G: class::Object>(lua: Lua) -> Option<c_int> {
 /// park when it yields (with no values), and a match of one of those
 /// `awaitch` calls queues it again.
 fn park_run(lua: Lua, active: usize) -> bool {
-    // The cheap checks first: a main chunk's `run` is not yieldable.
-    if active == 0 || !lua.is_yieldable() {
+    // The cheap checks first: tasks run in pools' threads only, and a
+    // main chunk's `run` is not yieldable.
+    if active == 0 || !park::in_pool_thread() || !lua.is_yieldable() {
         return false;
     }
     let Some(park) = park::park_ref(&lua) else {

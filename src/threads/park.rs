@@ -9,6 +9,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::matcher::Discard;
 use crate::lua::Lua;
 
+std::thread_local! {
+    /// Set in the threads of pools, the only ones that run pool tasks.
+    static POOL_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as a pool's (at its start).
+pub(super) fn mark_pool_thread() {
+    POOL_THREAD.with(|p| p.set(true));
+}
+
+/// Can the running code be a pool task? Only in a pool's thread: tasks
+/// are run by `Pool::run`, called by those threads alone.
+pub(super) fn in_pool_thread() -> bool {
+    POOL_THREAD.with(|p| p.get())
+}
+
 /// Queues a parked task again; gives it back to be dropped (without the
 /// matcher's lock) if its pool was freed.
 pub(super) type Requeue = Box<dyn FnOnce() -> Option<Discard> + Send>;

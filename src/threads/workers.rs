@@ -105,6 +105,7 @@ impl Pool {
             .name("coutil-threads".into())
             .spawn(move || {
                 crate::runtime::pool::block_sigpipe();
+                super::park::mark_pool_thread();
                 pool.work_loop()
             });
         if let Err(e) = spawned {
