@@ -71,6 +71,25 @@ pub fn check_reader(sl: &SysLoop, core: &Shared) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks the arguments `buffer [, i [, j]]` (2 to 4) of a socket's
+/// `read`: a memory and two integers (the range is checked against the
+/// buffer when the bytes come).
+pub fn read_args(lua: Lua) -> Result<(), Error> {
+    memory::with_arg_buffer(lua, 2, |_| ())?;
+    lua.opt_integer(3, 1)?;
+    lua.opt_integer(4, -1)?;
+    Ok(())
+}
+
+/// The checks of a `read` before it waits, after its arguments': nobody
+/// reads the socket already and the caller can yield. Returns the loop.
+pub fn start_read<'a>(lua: &'a Lua, core: &Shared) -> Result<&'a SysLoop, Error> {
+    let sl = sys_loop(lua);
+    check_reader(sl, core)?;
+    awaiting::require_coroutine(*lua)?;
+    Ok(sl)
+}
+
 /// Tries an operation now: `Some(n)` results pushed, `None` would block.
 pub type Attempt = fn(Lua, &Shared) -> Result<Option<c_int>, Error>;
 

@@ -88,12 +88,8 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
 /// bytes, truncated, path | false, msg, code = dgram:read(buffer [, i [, j]])
 pub fn read(lua: Lua) -> Result<Await, Error> {
     let core = this::<PIPEDGRAM>(lua)?;
-    memory::with_arg_buffer(lua, 2, |_| ())?;
-    lua.opt_integer(3, 1)?;
-    lua.opt_integer(4, -1)?;
-    let sl = sys_loop(&lua);
-    awaits::check_reader(sl, &core)?;
-    awaiting::require_coroutine(lua)?;
+    awaits::read_args(lua)?;
+    let sl = awaits::start_read(&lua, &core)?;
     awaits::park_reader(lua, sl, &core, READ_KEEP, kfn!(read_k))
 }
 

@@ -117,12 +117,8 @@ fn connected(lua: Lua, core: &Shared) -> Result<Option<c_int>, Error> {
 /// bytes [, sock] | false, msg, code = sock:read(buffer [, i [, j]])
 pub fn read<const K: u8>(lua: Lua) -> Result<Await, Error> {
     let core = this::<K>(lua)?;
-    memory::with_arg_buffer(lua, 2, |_| ())?;
-    lua.opt_integer(3, 1)?;
-    lua.opt_integer(4, -1)?;
-    let sl = sys_loop(&lua);
-    awaits::check_reader(sl, &core)?;
-    awaiting::require_coroutine(lua)?;
+    awaits::read_args(lua)?;
+    let sl = awaits::start_read(&lua, &core)?;
     if share::push_received(lua, &core) {
         // Sockets that came with earlier bytes: at once (R1's exception).
         lua.push_integer(0);

@@ -75,15 +75,11 @@ pub fn write(lua: Lua) -> Result<Await, Error> {
 /// bytes, truncated | false, msg, code = udp:read(buffer [, i [, j [, address]]])
 pub fn read(lua: Lua) -> Result<Await, Error> {
     let core = this::<UDP>(lua)?;
-    memory::with_arg_buffer(lua, 2, |_| ())?;
-    lua.opt_integer(3, 1)?;
-    lua.opt_integer(4, -1)?;
+    awaits::read_args(lua)?;
     if !lua.is_none_or_nil(5) {
         ip_arg(lua, 5, core.borrow().domain)?;
     }
-    let sl = sys_loop(&lua);
-    awaits::check_reader(sl, &core)?;
-    awaiting::require_coroutine(lua)?;
+    let sl = awaits::start_read(&lua, &core)?;
     awaits::park_reader(lua, sl, &core, READ_KEEP, kfn!(read_k))
 }
 
