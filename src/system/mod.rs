@@ -14,6 +14,7 @@ mod process;
 mod random;
 mod run;
 mod signal;
+mod sigpipe;
 mod stdio;
 mod time;
 

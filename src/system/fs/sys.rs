@@ -11,6 +11,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
+use crate::system::sigpipe::{is_epipe, no_sigpipe};
+
 /// A path for the OS: the bytes of a Lua string, which must not contain a
 /// zero byte (`invalid argument` otherwise, as the OS cannot see it).
 pub fn cpath(path: &[u8]) -> io::Result<CString> {
@@ -97,47 +99,12 @@ unsafe fn read_raw(
     Ok(n as usize)
 }
 
-/// Runs `f` (writes) with `SIGPIPE` blocked in this thread and consumes a
-/// `SIGPIPE` it raised, so that a write to a pipe without reader fails with
-/// `EPIPE` instead of killing the process, whatever the host's disposition
-/// (which is left alone). The thread's mask is restored, and a `SIGPIPE`
-/// pending before (the host's own, blocked by it) is left pending. Worker
-/// threads block `SIGPIPE` for good (`runtime::pool`), so there this only
-/// consumes the signal.
-fn no_sigpipe<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: the signal sets are initialised by sigemptyset/sigpending
-    // before use; the mask changes only concern this thread and are undone
-    // before returning.
-    unsafe {
-        let mut pipe: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut pipe);
-        libc::sigaddset(&mut pipe, libc::SIGPIPE);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
-        let result = f();
-        if !was_pending {
-            libc::sigpending(&mut pending);
-            if libc::sigismember(&pending, libc::SIGPIPE) == 1 {
-                let none = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                };
-                libc::sigtimedwait(&pipe, std::ptr::null_mut(), &none);
-            }
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        result
-    }
-}
-
 /// Writes all of `data` at `offset` (or the file position); the count
 /// written, or the error if nothing could be written. Never raises
 /// `SIGPIPE` (see [`no_sigpipe`]).
 pub fn write(fd: BorrowedFd, data: &[u8], offset: Option<u64>) -> io::Result<usize> {
-    no_sigpipe(|| write_all(fd, data, offset))
+    // A partial count may follow an EPIPE: always look for the signal.
+    no_sigpipe(|| write_all(fd, data, offset), |_| true)
 }
 
 fn write_all(fd: BorrowedFd, data: &[u8], mut offset: Option<u64>) -> io::Result<usize> {
@@ -187,21 +154,24 @@ pub fn copy(
             Some(_) => &mut off as *mut i64,
             None => std::ptr::null_mut(),
         };
-        let r = no_sigpipe(|| {
-            retry(|| {
-                // SAFETY: `off_in` is null or points to `off`, alive here.
-                unsafe {
-                    libc::copy_file_range(
-                        src.as_raw_fd(),
-                        off_in,
-                        dst.as_raw_fd(),
-                        std::ptr::null_mut(),
-                        chunk,
-                        0,
-                    )
-                }
-            })
-        });
+        let r = no_sigpipe(
+            || {
+                retry(|| {
+                    // SAFETY: `off_in` is null or points to `off`, alive here.
+                    unsafe {
+                        libc::copy_file_range(
+                            src.as_raw_fd(),
+                            off_in,
+                            dst.as_raw_fd(),
+                            std::ptr::null_mut(),
+                            chunk,
+                            0,
+                        )
+                    }
+                })
+            },
+            is_epipe,
+        );
         match r {
             // Some special files (procfs...) report 0 to this call: check
             // with a plain read before taking it as the end of the file.

@@ -21,6 +21,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use socket2::SockAddr;
 
+use crate::system::sigpipe::{is_epipe, no_sigpipe};
+
 /// Most descriptors taken from one message.
 const MAX_FDS: usize = 8;
 
@@ -59,35 +61,9 @@ pub fn send(fd: RawFd, buf: &[u8], socket: bool) -> io::Result<usize> {
             libc::send(fd, p, len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
         });
     }
-    // Other descriptors (pipes) have no MSG_NOSIGNAL: the signal is
-    // blocked in this thread during the write and a SIGPIPE the write
-    // raised is consumed before unblocking it.
-    // SAFETY: signal sets are initialised by sigemptyset/sigpending before
-    // use; `p` points to `len` readable bytes.
-    unsafe {
-        let mut pipe: libc::sigset_t = zeroed();
-        libc::sigemptyset(&mut pipe);
-        libc::sigaddset(&mut pipe, libc::SIGPIPE);
-        let mut pending: libc::sigset_t = zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
-        let mut old: libc::sigset_t = zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
-        let result = retry(|| libc::write(fd, p, len));
-        if !was_pending
-            && result
-                .as_ref()
-                .is_err_and(|e| e.raw_os_error() == Some(libc::EPIPE))
-        {
-            let none = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            libc::sigtimedwait(&pipe, std::ptr::null_mut(), &none);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        result
-    }
+    // Other descriptors (pipes) have no MSG_NOSIGNAL.
+    // SAFETY: `p` points to `len` readable bytes.
+    no_sigpipe(|| retry(|| unsafe { libc::write(fd, p, len) }), is_epipe)
 }
 
 /// Sends one datagram to `to`.
