@@ -45,24 +45,7 @@ pub fn connect(lua: Lua) -> Ret {
     } else {
         Some(target(lua, 2, Domain::Local)?)
     };
-    let mut c = core.borrow_mut();
-    let result = match (peer, c.connected) {
-        (Some(_), true) => Err(io::Error::from_raw_os_error(libc::EISCONN)),
-        (None, false) => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
-        (Some(addr), false) => addr.and_then(|addr| c.sock().connect(&addr)).map(|()| true),
-        (None, true) => sys::disconnect(c.raw()).map(|()| false),
-    };
-    if let Ok(connected) = result {
-        c.connected = connected;
-    }
-    drop(c);
-    match result {
-        Ok(_) => {
-            lua.push_bool(true);
-            Ok(1)
-        }
-        Err(e) => Ok(fail::push_io(lua, &e)),
-    }
+    super::udp::connect_to(lua, &core, peer)
 }
 
 /// true | false, msg, code = dgram:write(data [, i [, j [, path]]])

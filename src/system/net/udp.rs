@@ -34,19 +34,26 @@ pub fn connect(lua: Lua) -> Ret {
     } else {
         Some(ip_arg(lua, 2, domain)?)
     };
+    connect_to(lua, &core, peer.map(|addr| Ok(SockAddr::from(addr))))
+}
+
+/// `connect` of the datagram sockets (udp, local): connects `core` to
+/// `peer` (an address, or the failure of making it) or, with `None`,
+/// disconnects it; pushes the results.
+pub(super) fn connect_to(lua: Lua, core: &Shared, peer: Option<io::Result<SockAddr>>) -> Ret {
     let mut c = core.borrow_mut();
     let result = match (peer, c.connected) {
         (Some(_), true) => Err(io::Error::from_raw_os_error(libc::EISCONN)),
         (None, false) => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
-        (Some(addr), false) => c.sock().connect(&SockAddr::from(addr)),
-        (None, true) => sys::disconnect(c.raw()),
+        (Some(addr), false) => addr.and_then(|addr| c.sock().connect(&addr)).map(|()| true),
+        (None, true) => sys::disconnect(c.raw()).map(|()| false),
     };
-    if result.is_ok() {
-        c.connected = peer.is_some();
+    if let Ok(connected) = result {
+        c.connected = connected;
     }
     drop(c);
     match result {
-        Ok(()) => {
+        Ok(_) => {
             lua.push_bool(true);
             Ok(1)
         }
