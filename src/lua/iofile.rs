@@ -43,9 +43,10 @@ pub fn descriptor(lua: Lua, i: c_int, known: &Cell<*const c_void>) -> Option<Opt
         if p.is_null() {
             p = ffi::luaL_testudata(l, i, c"FILE*".as_ptr()) as *const LuaStream;
             if !p.is_null() && known.get().is_null() && ffi::lua_getmetatable(l, i) != 0 {
-                known.set(ffi::lua_topointer(l, -1));
+                let metatable = ffi::lua_topointer(l, -1);
                 let key = &FILE_METATABLE as *const u8 as *const c_void;
                 ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key);
+                known.set(metatable); // once kept (the store may raise)
             }
         }
         let stream = p.as_ref()?;
