@@ -13,29 +13,23 @@
 //! `lua/fail.rs`), translated from the C library's `EAI_*` values;
 //! `EAI_SYSTEM` reports `errno`.
 
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::ffi::{CString, c_char, c_int};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use super::address;
+use crate::afn;
 use crate::lua::awaiting::{self, Await};
-use crate::lua::class::{self, Class, Object};
-use crate::lua::{Error, LUA_TNUMBER, Lua, Reg, Ret, fail};
+use crate::lua::class;
+use crate::lua::{Error, LUA_TNUMBER, Lua, Reg, fail};
 use crate::runtime::{Outcome, Wait};
 use crate::system::sys_loop;
-use crate::{afn, cfn};
+
+mod addrlist;
+mod nameaddr;
+
+use addrlist::{AddrList, Entry};
+use nameaddr::nameaddr;
 
 pub const FUNCTIONS: &[Reg] = &[(c"findaddr", afn!(findaddr)), (c"nameaddr", afn!(nameaddr))];
-
-const METHODS: &[Reg] = &[
-    (c"next", cfn!(next)),
-    (c"reset", cfn!(reset)),
-    (c"getaddress", cfn!(getaddress)),
-    (c"getdomain", cfn!(getdomain)),
-    (c"getsocktype", cfn!(getsocktype)),
-    (c"close", cfn!(close)),
-];
-
-const META: &[Reg] = &[(c"__close", cfn!(close_meta))];
 
 /// Flags and error values of glibc that the `libc` crate does not define.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -90,123 +84,6 @@ fn eai_code(rc: c_int) -> i32 {
 }
 
 const EAI_NONAME: i32 = fail::EAI_BASE + 8;
-
-// ---------------------------------------------------------------------------
-// The address list
-
-#[derive(Clone, Copy)]
-struct Entry {
-    addr: SocketAddr,
-    socktype: c_int,
-}
-
-/// The result of `findaddr`: the usable entries (never empty: a lookup
-/// without any fails with `address family not supported`) and the current
-/// one.
-pub struct AddrList {
-    entries: Vec<Entry>,
-    /// From a `"*"` search: stream entries are for listening sockets.
-    passive: bool,
-    current: usize,
-}
-
-impl Object for AddrList {
-    const CLASS: &'static Class = &Class {
-        name: c"coutil:netaddrlist",
-        methods: METHODS,
-        meta: META,
-    };
-
-    crate::class_key!();
-}
-
-fn closed() -> Error {
-    Error::msg("closed coutil:netaddrlist")
-}
-
-/// Runs `f` on the open list at argument 1.
-fn with_list<R>(lua: Lua, f: impl FnOnce(&mut AddrList) -> R + Send) -> Result<R, Error> {
-    class::with_checked::<AddrList, _>(lua, 1, |slot| slot.as_mut().map(f))?.ok_or_else(closed)
-}
-
-/// The current entry (a list is never empty).
-fn current(lua: Lua) -> Result<(Entry, bool), Error> {
-    with_list(lua, |list| (list.entries[list.current], list.passive))
-}
-
-/// moved = list:next()
-fn next(lua: Lua) -> Ret {
-    let moved = with_list(lua, |list| {
-        let moved = list.current + 1 < list.entries.len();
-        if moved {
-            list.current += 1;
-        }
-        moved
-    })?;
-    lua.push_bool(moved);
-    Ok(1)
-}
-
-/// list:reset()
-fn reset(lua: Lua) -> Ret {
-    with_list(lua, |list| list.current = 0)?;
-    Ok(0)
-}
-
-/// a = list:getaddress([a])
-fn getaddress(lua: Lua) -> Ret {
-    let addr = current(lua)?.0.addr;
-    if lua.is_none_or_nil(2) {
-        address::push(lua, addr);
-    } else {
-        let into = address::check(lua, 2)?;
-        if into.is_ipv6() != addr.is_ipv6() {
-            return Err(Error::arg(2, "wrong domain"));
-        }
-        address::set(lua, 2, addr)?;
-        lua.push_value(2);
-    }
-    Ok(1)
-}
-
-/// domain = list:getdomain()
-fn getdomain(lua: Lua) -> Ret {
-    let v6 = current(lua)?.0.addr.is_ipv6();
-    lua.push_bytes(if v6 { b"ipv6" } else { b"ipv4" });
-    Ok(1)
-}
-
-/// socktype = list:getsocktype()
-fn getsocktype(lua: Lua) -> Ret {
-    let (entry, passive) = current(lua)?;
-    match entry.socktype {
-        libc::SOCK_DGRAM => lua.push_bytes(b"datagram"),
-        libc::SOCK_STREAM if passive => lua.push_bytes(b"passive"),
-        libc::SOCK_STREAM => lua.push_bytes(b"stream"),
-        // Not listed (see `entry_of`).
-        _ => lua.push_nil(),
-    }
-    Ok(1)
-}
-
-/// true = list:close()
-fn close(lua: Lua) -> Ret {
-    if class::with_checked::<AddrList, _>(lua, 1, Option::take)?.is_none() {
-        return Err(closed());
-    }
-    lua.push_bool(true);
-    Ok(1)
-}
-
-/// `__close`: closes the list unless it is closed already.
-fn close_meta(lua: Lua) -> Ret {
-    let taken = class::with::<AddrList, _>(lua, 1, Option::take);
-    drop(taken);
-    Ok(0)
-}
-
-// ---------------------------------------------------------------------------
-// findaddr
 
 /// What a `getaddrinfo` job needs, all owned.
 struct Query {
@@ -391,146 +268,6 @@ fn deliver_list(co: Lua, outcome: Option<Outcome>) -> c_int {
                 },
             );
             1
-        }
-        Some(Err(code)) => fail::push(co, code),
-        None => fail::push(co, libc::ECANCELED),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// nameaddr
-
-enum NameQuery {
-    /// Host and service names of an address.
-    Address(SocketAddr),
-    /// Service name of a port.
-    Port(u16),
-    /// Canonical name of a host.
-    Host(CString),
-}
-
-/// Names found: one or two strings.
-type Names = Result<Vec<Vec<u8>>, i32>;
-
-/// The bytes of a NUL-terminated result buffer.
-fn buffer_text(buf: &[u8]) -> Vec<u8> {
-    CStr::from_bytes_until_nul(buf)
-        .map(|s| s.to_bytes().to_vec())
-        .unwrap_or_default()
-}
-
-/// Runs `getnameinfo` for `addr`; the host name only if `host` is set.
-fn name_info(addr: SocketAddr, host: bool, flags: c_int) -> Names {
-    let sa = socket2::SockAddr::from(addr);
-    let mut hbuf = vec![0u8; if host { libc::NI_MAXHOST as usize } else { 0 }];
-    let mut sbuf = [0u8; 32];
-    // SAFETY: `sa` is a valid socket address of `sa.len()` bytes; each
-    // buffer is given with its length (a null host with length 0 asks for
-    // the service only).
-    let rc = unsafe {
-        libc::getnameinfo(
-            sa.as_ptr().cast::<libc::sockaddr>(),
-            sa.len(),
-            if host {
-                hbuf.as_mut_ptr().cast()
-            } else {
-                std::ptr::null_mut()
-            },
-            hbuf.len() as libc::socklen_t,
-            sbuf.as_mut_ptr().cast(),
-            sbuf.len() as libc::socklen_t,
-            flags,
-        )
-    };
-    if rc != 0 {
-        return Err(eai_code(rc));
-    }
-    let service = buffer_text(&sbuf);
-    Ok(if host {
-        vec![buffer_text(&hbuf), service]
-    } else {
-        vec![service]
-    })
-}
-
-/// Runs `getaddrinfo` for the canonical name of `host`.
-fn canonical_name(host: &CStr, flags: c_int) -> Names {
-    // SAFETY: see `lookup`.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME | flags;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: as in `lookup`.
-    let rc = unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    if rc != 0 {
-        return Err(eai_code(rc));
-    }
-    // SAFETY: `res` is a non-empty list from getaddrinfo, freed once after
-    // the name is copied; `ai_canonname` is null or NUL-terminated.
-    unsafe {
-        let name = res
-            .as_ref()
-            .and_then(|ai| ai.ai_canonname.as_ref())
-            .map(|p| CStr::from_ptr(p).to_bytes().to_vec());
-        libc::freeaddrinfo(res);
-        name.map(|n| vec![n]).ok_or(EAI_NONAME)
-    }
-}
-
-/// host, service | service | name | false, msg, code =
-/// system.nameaddr(address | port | hostname [, mode])
-fn nameaddr(lua: Lua) -> Result<Await, Error> {
-    awaiting::require_coroutine(lua)?;
-    let query = if let Some(addr) = address::test(lua, 1) {
-        NameQuery::Address(addr)
-    } else if lua.type_of(1) == LUA_TNUMBER {
-        let port = lua.arg_integer(1)?;
-        let port = u16::try_from(port).map_err(|_| Error::arg(1, "invalid port"))?;
-        NameQuery::Port(port)
-    } else {
-        match CString::new(lua.arg_bytes(1)?) {
-            Ok(name) => NameQuery::Host(name),
-            Err(_) => return Ok(Await::Done(fail::push(lua, EAI_NONAME))),
-        }
-    };
-    let (mut ni, mut ai) = (0, 0);
-    for &c in lua.opt_bytes(2)?.unwrap_or_default() {
-        match c {
-            b'l' => ni |= libc::NI_NOFQDN,
-            b'd' => ni |= libc::NI_DGRAM,
-            b'i' => ni |= gnu::NI_IDN,
-            b'u' => ni |= gnu::NI_IDN | gnu::NI_IDN_ALLOW_UNASSIGNED,
-            b'a' => ni |= gnu::NI_IDN | gnu::NI_IDN_USE_STD3_ASCII_RULES,
-            _ => return Err(Error::mode_char(2, c)),
-        }
-        if matches!(c, b'i' | b'u' | b'a') {
-            ai |= gnu::AI_IDN | gnu::AI_CANONIDN;
-        }
-    }
-    let job = Box::new(move || {
-        let names = match query {
-            NameQuery::Address(addr) => name_info(addr, true, ni | libc::NI_NAMEREQD),
-            NameQuery::Port(port) => name_info(SocketAddr::from(([0, 0, 0, 0], port)), false, ni),
-            NameQuery::Host(name) => canonical_name(&name, ai),
-        };
-        Box::new(names) as Outcome
-    });
-    let id = awaiting::wait(
-        lua,
-        sys_loop(&lua),
-        awaiting::Kind::Dns,
-        Wait::Work(job),
-        deliver_names,
-    )?;
-    Ok(Await::Yield(id))
-}
-
-fn deliver_names(co: Lua, outcome: Option<Outcome>) -> c_int {
-    match outcome.and_then(|o| o.downcast::<Names>().ok()).map(|r| *r) {
-        Some(Ok(names)) => {
-            for name in &names {
-                co.push_bytes(name);
-            }
-            names.len() as c_int
         }
         Some(Err(code)) => fail::push(co, code),
         None => fail::push(co, libc::ECANCELED),
