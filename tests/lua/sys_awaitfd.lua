@@ -223,6 +223,11 @@ T.case("awaitfd: argument errors and their order", function()
 		T.raises("number or file expected, got no value", system.awaitfd)
 		T.raises("number or file expected, got string", system.awaitfd, "3", "r")
 		T.raises("number has no integer representation", system.awaitfd, 1.5, "r")
+		-- after an io file was recognised (its metatable is remembered)
+		local buf = require("coutil.memory").create(4)
+		T.raises("bad argument #1 to 'awaitfd' (number or file expected, got memory)",
+			function() return system.awaitfd(buf, "r") end)
+		T.raises("number or file expected, got FILE*", system.awaitfd, setmetatable({}, getmetatable(rd)), "r")
 		local closed = io.open(dir .. "/closed", "w")
 		closed:close()
 		T.raises("bad argument #1 to 'awaitfd' (attempt to use a closed file)",
