@@ -570,7 +570,9 @@ T.case("too many open files on accept: a failure, then the server keeps serving"
 		-- the one that tried, with no accept waiting): do not wait forever.
 		local accepting = coroutine.running()
 		local watchdog = T.spawn(function()
-			while system.suspend(30) == true do coroutine.resume(accepting, false, "connection lost") end
+			while system.suspend(30) == true and coroutine.status(accepting) == "suspended" do
+				coroutine.resume(accepting, false, "connection lost")
+			end
 		end)
 		-- no descriptor left when the loop sees the connection (else it
 		-- would accept it and hold it for the next accept)
