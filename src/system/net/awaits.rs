@@ -257,23 +257,10 @@ pub fn write(
     let sent = memory::with_bytes(lua, arg, move |bytes| {
         let bytes = range::part(bytes, r);
         let mut sent = 0;
-        let mut fd = fd;
-        loop {
-            match sender.send(&bytes[sent..], fd, to_ref) {
-                Ok(n) => {
-                    if n > 0 {
-                        fd = None;
-                    }
-                    sent += n;
-                    if sent >= bytes.len() {
-                        break Sent::All;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break Sent::Rest(bytes[sent..].to_vec(), fd);
-                }
-                Err(e) => break Sent::Failed(e),
-            }
+        match sender.send_all(bytes, &mut sent, fd, to_ref) {
+            Ok(true) => Sent::All,
+            Ok(false) => Sent::Rest(bytes[sent..].to_vec(), fd.filter(|_| sent == 0)),
+            Err(e) => Sent::Failed(e),
         }
     });
     let outcome = match sent.unwrap_or(Sent::All) {

@@ -193,6 +193,34 @@ impl Sender {
             (None, None) => sys::send(self.raw, bytes, self.socket),
         }
     }
+
+    /// Sends `bytes[*sent..]`, advancing `*sent`, until the OS took the
+    /// rest (`Ok(true)`; an empty rest is still sent once: an empty
+    /// datagram) or would block (`Ok(false)`). `fd` goes with the first
+    /// bytes the OS takes: it was passed if `*sent` moved.
+    pub fn send_all(
+        self,
+        bytes: &[u8],
+        sent: &mut usize,
+        mut fd: Option<RawFd>,
+        to: Option<&SockAddr>,
+    ) -> io::Result<bool> {
+        loop {
+            match self.send(&bytes[*sent..], fd, to) {
+                Ok(n) => {
+                    if n > 0 {
+                        fd = None;
+                    }
+                    *sent += n;
+                    if *sent >= bytes.len() {
+                        return Ok(true);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl Core {
@@ -241,16 +269,6 @@ impl Core {
         }
     }
 
-    /// One send of `bytes` (with `fd` attached, or to `to`).
-    pub fn send(
-        &self,
-        bytes: &[u8],
-        fd: Option<RawFd>,
-        to: Option<&SockAddr>,
-    ) -> io::Result<usize> {
-        self.sender().send(bytes, fd, to)
-    }
-
     /// What sending needs, copied out (see [`Sender`]).
     pub fn sender(&self) -> Sender {
         Sender {
@@ -286,22 +304,19 @@ impl Core {
                 sent,
                 fd,
                 to,
-            } => loop {
+            } => {
+                let before = *sent;
                 let passed = fd.as_ref().map(|f| f.as_raw_fd());
-                match self.send(&bytes[*sent..], passed, to.as_ref()) {
-                    Ok(n) => {
-                        if n > 0 {
-                            *fd = None;
-                        }
-                        *sent += n;
-                        if *sent >= bytes.len() {
-                            return Some(Reply::True);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                    Err(e) => return Some(Reply::Fail(fail::code_of(&e))),
+                let result = self.sender().send_all(bytes, sent, passed, to.as_ref());
+                if *sent > before {
+                    *fd = None;
                 }
-            },
+                match result {
+                    Ok(true) => Some(Reply::True),
+                    Ok(false) => None,
+                    Err(e) => Some(Reply::Fail(fail::code_of(&e))),
+                }
+            }
         }
     }
 
