@@ -46,6 +46,15 @@ struct Watcher {
     forgotten: usize,
 }
 
+impl Watcher {
+    fn new() -> Rc<RefCell<Watcher>> {
+        Rc::new(RefCell::new(Watcher {
+            op: None,
+            forgotten: 0,
+        }))
+    }
+}
+
 impl SourceHandler for Watcher {
     fn ready(&mut self, _: Readiness, done: &mut Completions) {
         if let Some(op) = self.op.take() {
@@ -68,6 +77,19 @@ fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
             std::os::fd::OwnedFd::from_raw_fd(fds[0]),
             std::os::fd::OwnedFd::from_raw_fd(fds[1]),
         )
+    }
+}
+
+/// `file` under the number `fd`, which was just freed: itself if the OS
+/// gave it that number, else a copy made there (and `file` closed).
+fn onto<F: AsRawFd + std::os::fd::FromRawFd>(file: F, fd: RawFd) -> F {
+    if file.as_raw_fd() == fd {
+        return file;
+    }
+    // SAFETY: dup3 onto the number just freed, which nothing else uses.
+    unsafe {
+        assert_eq!(libc::dup3(file.as_raw_fd(), fd, libc::O_CLOEXEC), fd);
+        F::from_raw_fd(fd)
     }
 }
 
@@ -103,10 +125,7 @@ fn watches_report_readiness_present_at_each_wait() {
     let mut lp = Loop::new();
     let (r, w) = pipe();
     let fd = r.as_raw_fd();
-    let watcher = Rc::new(RefCell::new(Watcher {
-        op: None,
-        forgotten: 0,
-    }));
+    let watcher = Watcher::new();
     assert!(!wait_readable(&mut lp, fd, &watcher));
     std::io::Write::write_all(&mut std::fs::File::from(w.try_clone().unwrap()), b"x").unwrap();
     assert!(wait_readable(&mut lp, fd, &watcher));
@@ -122,10 +141,7 @@ fn watches_report_readiness_present_at_each_wait() {
 #[test]
 fn a_watched_number_taken_by_a_source_is_forgotten_not_removed() {
     let mut lp = Loop::new();
-    let watcher = Rc::new(RefCell::new(Watcher {
-        op: None,
-        forgotten: 0,
-    }));
+    let watcher = Watcher::new();
     let (r, w) = pipe();
     let fd = r.as_raw_fd();
     let (ready, token) = wait_readable_token(&mut lp, fd, &watcher);
@@ -133,16 +149,7 @@ fn a_watched_number_taken_by_a_source_is_forgotten_not_removed() {
     // Its owner closes it; one of our sockets gets the number.
     drop(r);
     let (a, mut b) = mio::net::UnixStream::pair().unwrap();
-    let moved = if a.as_raw_fd() == fd {
-        a
-    } else {
-        // SAFETY: dup3 onto the number just freed, which nothing else uses.
-        unsafe {
-            use std::os::fd::FromRawFd;
-            assert_eq!(libc::dup3(a.as_raw_fd(), fd, libc::O_CLOEXEC), fd);
-            mio::net::UnixStream::from_raw_fd(fd)
-        }
-    };
+    let moved = onto(a, fd);
     let id = lp.alloc("socket");
     lp.arm(id, Wait::External).unwrap();
     let handler: Handler = Rc::new(RefCell::new(Completer {
@@ -171,26 +178,14 @@ fn a_watched_number_taken_by_a_source_is_forgotten_not_removed() {
 #[test]
 fn watching_a_reopened_number_registers_the_new_file() {
     let mut lp = Loop::new();
-    let watcher = Rc::new(RefCell::new(Watcher {
-        op: None,
-        forgotten: 0,
-    }));
+    let watcher = Watcher::new();
     let (r, w) = pipe();
     let fd = r.as_raw_fd();
     assert!(!wait_readable(&mut lp, fd, &watcher));
     drop((r, w));
     // Another pipe at the same number, with data.
     let (r2, w2) = pipe();
-    let r2 = if r2.as_raw_fd() == fd {
-        r2
-    } else {
-        // SAFETY: dup3 onto the number just freed, which nothing else uses.
-        unsafe {
-            use std::os::fd::FromRawFd;
-            assert_eq!(libc::dup3(r2.as_raw_fd(), fd, libc::O_CLOEXEC), fd);
-            std::os::fd::OwnedFd::from_raw_fd(fd)
-        }
-    };
+    let r2 = onto(r2, fd);
     std::io::Write::write_all(&mut std::fs::File::from(w2), b"x").unwrap();
     assert!(wait_readable(&mut lp, fd, &watcher));
     // Not a number any more: the watch fails and is dropped.
